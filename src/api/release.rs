@@ -1,0 +1,207 @@
+//! `PackitRelease`: one build of the train and what happened to it.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::schema::{DNS_SUBDOMAIN, IMAGE_BY_DIGEST};
+use crate::plan::ReleasePhase;
+
+/// One release of a PackitDeployment. Written by the operator; the spec does
+/// not change once set (the images are recorded once, when the build is done).
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "packit.dev",
+    version = "v1alpha1",
+    kind = "PackitRelease",
+    namespaced,
+    status = "PackitReleaseStatus",
+    shortname = "pkr",
+    category = "packit",
+    doc = "One release of a PackitDeployment: the commits and image digests it ships and its way through the environments.",
+    derive = "PartialEq",
+    cel,
+    printcolumn(name = "Deployment", type_ = "string", json_path = ".spec.deployment"),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Trigger", type_ = "string", json_path = ".spec.trigger"),
+    printcolumn(name = "Commits", type_ = "string", json_path = ".status.commitSummary"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[x_kube(
+    validation = Rule::new("!has(oldSelf.images) || has(self.images)")
+        .message("spec.images cannot be removed once recorded"),
+    validation = Rule::new("has(self.previous) == has(oldSelf.previous)")
+        .message("spec.previous is immutable")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct PackitReleaseSpec {
+    /// The PackitDeployment this release belongs to.
+    #[schemars(regex(pattern = DNS_SUBDOMAIN), length(max = 253))]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("spec.deployment is immutable"))]
+    pub deployment: String,
+
+    /// What started the release.
+    #[x_kube(validation = Rule::new("self == oldSelf").message("spec.trigger is immutable"))]
+    pub trigger: Trigger,
+
+    /// The commit of every component and included repository.
+    #[schemars(length(min = 1, max = 16))]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("spec.components is immutable"))]
+    pub components: Vec<ReleaseComponent>,
+
+    /// The production release this one is compared against for the
+    /// changelog; absent for the first release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("spec.previous is immutable"))]
+    pub previous: Option<String>,
+
+    /// Component name to image by digest (`repo@sha256:...`), recorded once
+    /// when the build is done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("spec.images is immutable once recorded"))]
+    pub images: Option<BTreeMap<String, ImageRef>>,
+}
+
+/// An image reference by digest.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(transparent)]
+pub struct ImageRef(#[schemars(regex(pattern = IMAGE_BY_DIGEST))] pub String);
+
+/// What started a release.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trigger {
+    /// The build schedule.
+    Schedule,
+    /// A person's release request.
+    Manual,
+}
+
+/// The source revisions of one component.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ReleaseComponent {
+    /// Component name.
+    pub name: String,
+    /// The component's repository and the commit built.
+    pub source: Revision,
+    /// Included repositories and their commits.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub includes: Vec<Revision>,
+}
+
+/// A commit of a repository, and the one the changelog starts from.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Revision {
+    /// Repository URL.
+    pub url: String,
+    /// Commit SHA.
+    #[schemars(regex(pattern = "^[0-9a-f]{40}([0-9a-f]{24})?$"))]
+    pub commit: String,
+    /// Commit of the previous production release, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_commit: Option<String>,
+}
+
+/// What happened to a release.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PackitReleaseStatus {
+    /// Lifecycle phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<ReleasePhase>,
+
+    /// Human-readable detail of the phase (for failures: why).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+
+    /// Short commit per component, for `kubectl get`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit_summary: Option<String>,
+
+    /// Set when every commit equals the previous release's: the weekly build
+    /// was rebuilt for base-image updates.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rebuild: bool,
+
+    /// Progress in each environment.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub environments: Vec<EnvironmentProgress>,
+
+    /// Set when a person deployed this release to production without it
+    /// passing the environments before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forced: Option<ManualAction>,
+
+    /// The changelog since the previous production release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changelog: Option<ChangelogStatus>,
+}
+
+/// Progress of a release in one environment.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvironmentProgress {
+    /// Environment name.
+    pub name: String,
+    /// When the images were applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployed_at: Option<DateTime<Utc>>,
+    /// When verification passed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified_at: Option<DateTime<Utc>>,
+    /// When verification failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_at: Option<DateTime<Utc>>,
+    /// Detail, e.g. why verification failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The image each target had before this release was applied.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub previous_images: Vec<TargetImage>,
+}
+
+/// The image of one workload container.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetImage {
+    /// `Deployment` or `StatefulSet`.
+    pub kind: String,
+    /// Workload name.
+    pub name: String,
+    /// Container name.
+    pub container: String,
+    /// Image reference.
+    pub image: String,
+}
+
+/// Who did something by hand, and why.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ManualAction {
+    /// The request's timestamp.
+    pub requested_at: DateTime<Utc>,
+    /// Who asked, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    /// What was done.
+    pub action: String,
+}
+
+/// The changelog stored on a release.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangelogStatus {
+    /// Markdown rendering.
+    #[serde(default)]
+    pub markdown: String,
+    /// Set when the stored changelog was cut to stay within object size.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
+    /// What could not be computed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
+}

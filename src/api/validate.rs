@@ -1,0 +1,129 @@
+//! Checks the CRD schema cannot express: cron syntax, time zones, windows
+//! that never open, freezes that end before they start. The controller turns
+//! the errors into an `InvalidSpec` condition and an Event.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use super::deployment::{BuildStrategy, PackitDeploymentSpec};
+use super::duration;
+use crate::plan::schedule::Calendar;
+
+/// One problem in a spec, with the field path and the offending value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpecError {
+    pub field: String,
+    pub value: String,
+    pub message: String,
+}
+
+impl SpecError {
+    pub fn new(
+        field: impl Into<String>,
+        value: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            field: field.into(),
+            value: value.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for SpecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {:?} {}", self.field, self.value, self.message)
+    }
+}
+
+/// All problems of a spec, joined for a condition message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct InvalidSpec(pub Vec<SpecError>);
+
+impl fmt::Display for InvalidSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = self.0.iter().map(ToString::to_string).collect();
+        f.write_str(&parts.join("; "))
+    }
+}
+
+/// Validates a spec beyond its schema. Also repeats the schema's structural
+/// rules (unique names, known components) so objects stored under an older
+/// schema are caught too.
+pub fn validate(spec: &PackitDeploymentSpec) -> Result<Calendar, InvalidSpec> {
+    let mut errors = Vec::new();
+    let calendar = Calendar::new(&spec.schedule).map_err(|e| errors.extend(e)).ok();
+
+    if spec.components.is_empty() {
+        errors.push(SpecError::new("spec.components", "[]", "must list at least one component"));
+    }
+    let mut seen = BTreeSet::new();
+    for (i, c) in spec.components.iter().enumerate() {
+        if !seen.insert(c.name.as_str()) {
+            errors.push(SpecError::new(
+                format!("spec.components[{i}].name"),
+                &c.name,
+                "is used by another component; names must be unique",
+            ));
+        }
+        check_duration(&mut errors, format!("spec.components[{i}].build.timeout"), &c.build.timeout);
+        if (c.build.strategy == BuildStrategy::Job) != c.build.job.is_some() {
+            errors.push(SpecError::new(
+                format!("spec.components[{i}].build.strategy"),
+                format!("{:?}", c.build.strategy),
+                "needs build.job exactly when the strategy is Job",
+            ));
+        }
+    }
+
+    if spec.environments.is_empty() {
+        errors.push(SpecError::new("spec.environments", "[]", "must list at least one environment"));
+    }
+    let mut envs = BTreeSet::new();
+    for (i, e) in spec.environments.iter().enumerate() {
+        let path = format!("spec.environments[{i}]");
+        if !envs.insert(e.name.as_str()) {
+            errors.push(SpecError::new(
+                format!("{path}.name"),
+                &e.name,
+                "is used by another environment; names must be unique",
+            ));
+        }
+        if e.targets.is_empty() {
+            errors.push(SpecError::new(format!("{path}.targets"), "[]", "must list at least one target"));
+        }
+        for (j, t) in e.targets.iter().enumerate() {
+            if !seen.contains(t.component.as_str()) {
+                errors.push(SpecError::new(
+                    format!("{path}.targets[{j}].component"),
+                    &t.component,
+                    "does not name a component in spec.components",
+                ));
+            }
+        }
+        check_duration(&mut errors, format!("{path}.health.rolloutTimeout"), &e.health.rollout_timeout);
+        check_duration(&mut errors, format!("{path}.health.soak"), &e.health.soak);
+        for (j, h) in e.health.http_checks.iter().enumerate() {
+            let field = format!("{path}.health.httpChecks[{j}].interval");
+            if let Ok(d) = duration::parse(&h.interval)
+                && d.num_seconds() == 0
+            {
+                errors.push(SpecError::new(field, &h.interval, "must be longer than zero"));
+            } else {
+                check_duration(&mut errors, field, &h.interval);
+            }
+        }
+    }
+
+    match calendar {
+        Some(calendar) if errors.is_empty() => Ok(calendar),
+        _ => Err(InvalidSpec(errors)),
+    }
+}
+
+fn check_duration(errors: &mut Vec<SpecError>, field: String, value: &str) {
+    if let Err(e) = duration::parse(value) {
+        errors.push(SpecError::new(field, value, e.to_string()));
+    }
+}

@@ -1,0 +1,17 @@
+//! packit-operator: scheduled, staged deployment for Kubernetes.
+//!
+//! `api` holds the custom resources, `plan` the pure decision core.
+
+pub mod api;
+pub mod plan;
+
+/// Errors of the library.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid spec: {0}")]
+    InvalidSpec(#[from] api::validate::InvalidSpec),
+    #[error("serializing YAML: {0}")]
+    Yaml(#[from] serde_saphyr::SerializeError),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
