@@ -289,3 +289,7 @@ fn previous_match(cron: &Cron, tz: Tz, t: DateTime<Utc>) -> Option<DateTime<Utc>
         .ok()
         .map(|t| t.with_timezone(&Utc))
 }
+
+#[cfg(test)]
+#[path = "schedule_tests.rs"]
+mod tests;
