@@ -22,3 +22,6 @@ pub fn crd_documents() -> Result<Vec<(String, String)>, serde_saphyr::SerializeE
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests;
