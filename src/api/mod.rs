@@ -24,4 +24,4 @@ pub fn crd_documents() -> Result<Vec<(String, String)>, serde_saphyr::SerializeE
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -9,3 +9,8 @@ mod state;
 
 pub use lifecycle::plan;
 pub use state::*;
+
+#[cfg(test)]
+mod sim;
+#[cfg(test)]
+mod lifecycle_tests;

@@ -1,0 +1,500 @@
+//! The lifecycle, scripted with pinned dates in Europe/Prague. The example
+//! train builds on Fridays at 18:00, soaks staging for 1h, and deploys
+//! production in the window Sunday 23:00 + 4h (soak 2h).
+
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use chrono_tz::Europe::Prague;
+
+use super::sim::{Sim, events, moves, phases};
+use super::*;
+use crate::api::PackitDeploymentSpec;
+use crate::api::deployment::Freeze;
+
+fn prague(mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
+    Prague
+        .with_ymd_and_hms(2026, mo, d, h, mi, 0)
+        .single()
+        .expect("unambiguous")
+        .with_timezone(&Utc)
+}
+
+/// The example without freezes and HTTP checks, so requeue instants are
+/// the lifecycle's own (HTTP checks wake the planner every interval).
+fn spec() -> PackitDeploymentSpec {
+    let mut spec = crate::api::tests::example().spec;
+    spec.schedule.freezes.clear();
+    for env in &mut spec.environments {
+        env.health.http_checks.clear();
+    }
+    spec
+}
+
+fn release_name(at: DateTime<Utc>) -> String {
+    format!("pkd-{}", at.format("%Y%m%d-%H%M%S"))
+}
+
+/// Runs one week of the train from its Friday build to the production
+/// deploy at Sunday 23:00.
+fn to_production(sim: &mut Sim, friday: u32, sunday: u32) -> String {
+    let month = 11;
+    let d = sim.at(prague(month, friday, 18, 0));
+    let release = release_name(prague(month, friday, 18, 0));
+    assert_eq!(moves(&d.actions), [("build", String::new(), release.clone())]);
+    sim.finish_build(BuildResult::Succeeded);
+    let d = sim.at(prague(month, friday, 18, 20));
+    assert_eq!(moves(&d.actions), [("deploy", "staging".into(), release.clone())]);
+    sim.healthy();
+    sim.at(prague(month, friday, 18, 30));
+    let d = sim.at(prague(month, friday, 19, 30));
+    assert!(phases(&d.actions).contains(&(release.clone(), ReleasePhase::AwaitingWindow)));
+    assert_eq!(d.requeue_at, Some(prague(month, sunday, 23, 0)));
+    let d = sim.at(prague(month, sunday, 23, 0));
+    assert_eq!(moves(&d.actions), [("deploy", "production".into(), release.clone())]);
+    release
+}
+
+/// Runs a week up to production rolled out at 23:10, soaking.
+fn run_week(sim: &mut Sim, friday: u32, sunday: u32) -> String {
+    let release = to_production(sim, friday, sunday);
+    sim.healthy();
+    sim.at(prague(11, sunday, 23, 10));
+    release
+}
+
+#[test]
+fn a_whole_train_from_friday_build_to_monday_release() {
+    let mut sim = Sim::new(spec(), prague(11, 18, 12, 0));
+    let d = sim.decide();
+    assert_eq!(d.next_build, Some(prague(11, 20, 18, 0)));
+    assert_eq!(d.next_window, Some(prague(11, 22, 23, 0)));
+    assert_eq!(d.requeue_at, Some(prague(11, 20, 18, 0)));
+    assert!(d.actions.is_empty());
+
+    // Nothing happens before the build slot.
+    assert!(sim.at(prague(11, 20, 17, 59)).actions.is_empty());
+
+    let release = run_week(&mut sim, 20, 22);
+    // Not released until the production soak (2h) has passed.
+    let d = sim.at(prague(11, 23, 1, 0));
+    assert!(moves(&d.actions).is_empty());
+    assert_eq!(d.requeue_at, Some(prague(11, 23, 1, 10)));
+    let d = sim.at(prague(11, 23, 1, 10));
+    assert!(phases(&d.actions).contains(&(release.clone(), ReleasePhase::Released)));
+    assert_eq!(sim.in_flight(), None);
+    assert_eq!(sim.env("production").release.as_deref(), Some(release.as_str()));
+    assert_eq!(sim.env("production").verified, [release.clone()]);
+    assert_eq!(sim.env("staging").verified, [release]);
+    assert_eq!(d.phase, "Idle");
+    assert_eq!(d.next_build, Some(prague(11, 27, 18, 0)));
+}
+
+fn released_twice() -> (Sim, String, String) {
+    let mut sim = Sim::new(spec(), prague(11, 18, 12, 0));
+    let first = run_week(&mut sim, 20, 22);
+    sim.at(prague(11, 23, 1, 10));
+    let second = run_week(&mut sim, 27, 29);
+    (sim, first, second)
+}
+
+#[test]
+fn production_failing_during_soak_rolls_every_target_back() {
+    let (mut sim, first, second) = released_twice();
+    // Rolled out fine, then a worker crash-loops during the soak.
+    sim.report(Rollout::Complete, 5);
+    let d = sim.at(prague(11, 30, 0, 30));
+    let rollback = d.actions.iter().find_map(|a| match a {
+        Action::Rollback { environment, from, to, targets, cause } => Some((environment, from, to, targets, cause)),
+        _ => None,
+    });
+    let (env, from, to, targets, cause) = rollback.expect("a rollback");
+    assert_eq!((env.as_str(), to), ("production", &first));
+    assert_eq!(from.as_deref(), Some(second.as_str()));
+    assert_eq!(targets, &sim.spec.environments[1].targets, "every target of the environment");
+    assert!(matches!(cause, RollbackCause::Automatic(r) if r.contains("5 container restarts (limit 2)")));
+    assert!(phases(&d.actions).contains(&(second.clone(), ReleasePhase::RolledBack)));
+    assert!(events(&d.actions).iter().any(|(r, m)| *r == reasons::ROLLED_BACK && m.contains(&first)));
+    assert_eq!(sim.env("production").release.as_deref(), Some(first.as_str()));
+    assert_eq!(sim.in_flight(), None);
+}
+
+#[test]
+fn progress_deadline_exceeded_fails_the_rollout() {
+    let (mut sim, first, second) = released_twice();
+    sim.report(Rollout::Failed("ProgressDeadlineExceeded".into()), 0);
+    let d = sim.at(prague(11, 29, 23, 15));
+    assert_eq!(moves(&d.actions), [("rollback", "production".into(), first)]);
+    assert!(phases(&d.actions).contains(&(second, ReleasePhase::RolledBack)));
+}
+
+#[test]
+fn a_rollout_that_never_completes_times_out() {
+    let mut sim = Sim::new(spec(), prague(11, 18, 12, 0));
+    let first = run_week(&mut sim, 20, 22);
+    sim.at(prague(11, 23, 1, 10));
+    to_production(&mut sim, 27, 29);
+    sim.report(Rollout::Progressing, 0);
+    let d = sim.at(prague(11, 29, 23, 19));
+    assert!(moves(&d.actions).is_empty());
+    assert_eq!(d.requeue_at, Some(prague(11, 29, 23, 20)));
+    let d = sim.at(prague(11, 29, 23, 20));
+    assert_eq!(moves(&d.actions), [("rollback", "production".into(), first)]);
+}
+
+#[test]
+fn staging_failure_rolls_staging_back_and_fails_the_release() {
+    let mut sim = Sim::new(spec(), prague(11, 18, 12, 0));
+    let first = run_week(&mut sim, 20, 22);
+    sim.at(prague(11, 23, 1, 10));
+    sim.at(prague(11, 27, 18, 0));
+    let second = sim.release();
+    sim.finish_build(BuildResult::Succeeded);
+    sim.at(prague(11, 27, 18, 5));
+    sim.report(Rollout::Complete, 0);
+    sim.at(prague(11, 27, 18, 10));
+    // A failure during the staging soak.
+    sim.report(Rollout::Failed("pod not ready".into()), 0);
+    let d = sim.at(prague(11, 27, 18, 40));
+    assert_eq!(moves(&d.actions), [("rollback", "staging".into(), first.clone())]);
+    assert!(phases(&d.actions).contains(&(second, ReleasePhase::StagingFailed)));
+    // Production is untouched and stays on the first release.
+    assert_eq!(sim.env("production").release.as_deref(), Some(first.as_str()));
+    assert!(moves(&sim.at(prague(11, 29, 23, 30)).actions).is_empty());
+}
+
+#[test]
+fn the_first_release_failing_has_nothing_to_roll_back_to() {
+    let mut sim = Sim::new(spec(), prague(11, 18, 12, 0));
+    sim.at(prague(11, 20, 18, 0));
+    let r = sim.release();
+    sim.finish_build(BuildResult::Succeeded);
+    sim.at(prague(11, 20, 18, 5));
+    sim.report(Rollout::Failed("ProgressDeadlineExceeded".into()), 0);
+    let d = sim.at(prague(11, 20, 18, 10));
+    assert!(moves(&d.actions).is_empty());
+    assert!(phases(&d.actions).contains(&(r, ReleasePhase::StagingFailed)));
+}
+
+#[test]
+fn http_checks_are_polled_and_fail_at_their_threshold() {
+    let mut spec = spec();
+    spec.environments[1].health.http_checks = crate::api::tests::example().spec.environments[1].health.http_checks.clone();
+    let mut sim = Sim::new(spec, prague(11, 18, 12, 0));
+    let first = run_week(&mut sim, 20, 22);
+    sim.at(prague(11, 23, 1, 10));
+    run_week(&mut sim, 27, 29);
+    let d = sim.at(prague(11, 29, 23, 20));
+    assert_eq!(d.requeue_at, Some(prague(11, 29, 23, 20) + TimeDelta::seconds(30)));
+    let url = "https://prod.packit.dev/api/healthz/".to_owned();
+    for (failures, rolls_back) in [(2, false), (3, true)] {
+        if let Some(h) = &mut sim.observed.health {
+            h.http = vec![HttpHealth { url: url.clone(), consecutive_failures: failures }];
+        }
+        let d = sim.at(sim.now + TimeDelta::seconds(30));
+        assert_eq!(!moves(&d.actions).is_empty(), rolls_back, "{failures} failures");
+        if rolls_back {
+            assert_eq!(moves(&d.actions), [("rollback", "production".into(), first.clone())]);
+        }
+    }
+}
+
+#[test]
+fn a_failed_or_timed_out_build_ends_the_release() {
+    let mut sim = Sim::new(spec(), prague(11, 18, 12, 0));
+    sim.at(prague(11, 20, 18, 0));
+    let r = sim.release();
+    sim.finish_build(BuildResult::Failed("BackoffLimitExceeded".into()));
+    let d = sim.at(prague(11, 20, 18, 10));
+    assert_eq!(phases(&d.actions), [(r, ReleasePhase::BuildFailed)]);
+    assert!(events(&d.actions).iter().any(|(_, m)| m.contains("BackoffLimitExceeded")));
+
+    // The longest component timeout is 2h.
+    sim.at(prague(11, 27, 18, 0));
+    let r = sim.release();
+    assert!(sim.at(prague(11, 27, 19, 59)).actions.is_empty());
+    let d = sim.at(prague(11, 27, 20, 0));
+    assert_eq!(phases(&d.actions), [(r, ReleasePhase::BuildFailed)]);
+    assert!(events(&d.actions).iter().any(|(_, m)| m.contains("did not finish within 2h")));
+}
+
+#[test]
+fn manual_rollback_now_restores_the_previous_good_release() {
+    let (mut sim, first, second) = released_twice();
+    sim.healthy();
+    sim.at(prague(11, 30, 1, 10));
+    assert_eq!(sim.env("production").release.as_deref(), Some(second.as_str()));
+    sim.observed.requests.rollback = Some(RollbackRequest {
+        id: "r1".into(),
+        requested_at: prague(11, 30, 9, 0),
+        environment: "production".into(),
+        to: None,
+        at: None,
+    });
+    let d = sim.at(prague(11, 30, 9, 0));
+    assert_eq!(moves(&d.actions), [("rollback", "production".into(), first.clone())]);
+    assert!(phases(&d.actions).contains(&(second, ReleasePhase::RolledBack)));
+    // Handled once: planning again does nothing.
+    assert!(sim.at(prague(11, 30, 9, 1)).actions.is_empty());
+}
+
+#[test]
+fn a_rollback_for_monday_happens_on_monday_not_before() {
+    let (mut sim, first, _) = released_twice();
+    sim.healthy();
+    sim.at(prague(11, 30, 1, 10));
+    let monday = prague(11, 30, 9, 0);
+    sim.observed.requests.rollback = Some(RollbackRequest {
+        id: "r-monday".into(),
+        requested_at: prague(11, 30, 2, 0),
+        environment: "production".into(),
+        to: Some(first.clone()),
+        at: Some(monday),
+    });
+    let d = sim.at(prague(11, 30, 2, 0));
+    assert!(moves(&d.actions).is_empty());
+    assert_eq!(d.requeue_at, Some(monday));
+    assert!(events(&d.actions).iter().any(|(r, _)| *r == reasons::ROLLBACK_SCHEDULED));
+    assert!(moves(&sim.at(monday - TimeDelta::seconds(1)).actions).is_empty());
+    let d = sim.at(monday);
+    assert_eq!(moves(&d.actions), [("rollback", "production".into(), first)]);
+    assert!(sim.state.scheduled_rollbacks.is_empty());
+    assert!(moves(&sim.at(monday + TimeDelta::minutes(1)).actions).is_empty());
+}
+
+#[test]
+fn a_rollback_to_a_release_never_healthy_there_is_rejected() {
+    let (mut sim, _, second) = released_twice();
+    sim.healthy();
+    sim.at(prague(11, 30, 1, 10));
+    for (to, why) in [("pkd-nope", "never verified healthy"), (second.as_str(), "already runs")] {
+        sim.observed.requests.rollback = Some(RollbackRequest {
+            id: format!("r-{to}"),
+            requested_at: sim.now,
+            environment: "production".into(),
+            to: Some(to.into()),
+            at: None,
+        });
+        let d = sim.at(sim.now + TimeDelta::minutes(1));
+        assert!(moves(&d.actions).is_empty());
+        assert!(
+            events(&d.actions).iter().any(|(r, m)| *r == reasons::ROLLBACK_REJECTED && m.contains(why)),
+            "{:?}",
+            events(&d.actions)
+        );
+    }
+}
+
+#[test]
+fn promote_now_skips_the_window_but_not_staging() {
+    let mut sim = Sim::new(spec(), prague(11, 18, 12, 0));
+    sim.at(prague(11, 20, 18, 0));
+    let r = sim.release();
+    sim.finish_build(BuildResult::Succeeded);
+    sim.at(prague(11, 20, 18, 5));
+    sim.observed.requests.promote = Some(PromoteRequest {
+        id: "p1".into(),
+        requested_at: prague(11, 20, 18, 6),
+        force: false,
+    });
+    sim.healthy();
+    let d = sim.at(prague(11, 20, 18, 6));
+    assert!(moves(&d.actions).is_empty(), "waits for staging");
+    // Staging verified at 19:06 -> production right away, on a Friday.
+    let d = sim.at(prague(11, 20, 19, 6));
+    let deploy = d.actions.iter().find_map(|a| match a {
+        Action::Deploy { environment, release, cause, .. } => Some((environment.clone(), release.clone(), *cause)),
+        _ => None,
+    });
+    assert_eq!(deploy, Some(("production".into(), r, DeployCause::Promoted)));
+}
+
+#[test]
+fn forced_promotion_deploys_before_staging_passed_and_says_so() {
+    let mut sim = Sim::new(spec(), prague(11, 18, 12, 0));
+    sim.at(prague(11, 20, 18, 0));
+    sim.finish_build(BuildResult::Succeeded);
+    sim.at(prague(11, 20, 18, 5));
+    sim.observed.requests.promote = Some(PromoteRequest {
+        id: "p1".into(),
+        requested_at: prague(11, 20, 18, 6),
+        force: true,
+    });
+    let d = sim.at(prague(11, 20, 18, 6));
+    let cause = d.actions.iter().find_map(|a| match a {
+        Action::Deploy { environment, cause, .. } if environment == "production" => Some(*cause),
+        _ => None,
+    });
+    assert_eq!(cause, Some(DeployCause::Forced));
+}
+
+#[test]
+fn a_freeze_blocks_the_production_deploy_but_not_a_rollback() {
+    let mut spec = spec();
+    spec.schedule.freezes = vec![Freeze {
+        start: prague(11, 29, 12, 0),
+        end: prague(12, 2, 0, 0),
+        reason: "conference".into(),
+    }];
+    let mut sim = Sim::new(spec, prague(11, 18, 12, 0));
+    let first = run_week(&mut sim, 20, 22);
+    sim.at(prague(11, 23, 1, 10));
+    // Second week: built and verified on staging, then frozen over Sunday.
+    sim.at(prague(11, 27, 18, 0));
+    let second = sim.release();
+    sim.finish_build(BuildResult::Succeeded);
+    sim.at(prague(11, 27, 18, 5));
+    sim.healthy();
+    sim.at(prague(11, 27, 18, 10));
+    sim.at(prague(11, 27, 19, 10));
+    let d = sim.at(prague(11, 29, 23, 0));
+    assert!(moves(&d.actions).is_empty(), "frozen window: {:?}", d.actions);
+    assert!(sim.in_flight().unwrap().message.as_deref().unwrap().contains("conference"));
+    // Nothing to do until the next build (the window after the freeze is later).
+    assert_eq!(d.requeue_at, Some(prague(12, 4, 18, 0)));
+
+    // A person's rollback of staging still happens during the freeze.
+    sim.observed.requests.rollback = Some(RollbackRequest {
+        id: "r1".into(),
+        requested_at: prague(11, 30, 9, 0),
+        environment: "staging".into(),
+        to: None,
+        at: None,
+    });
+    let d = sim.at(prague(11, 30, 9, 0));
+    assert_eq!(moves(&d.actions), [("rollback", "staging".into(), first)]);
+    let _ = second;
+}
+
+#[test]
+fn a_window_missed_while_down_is_not_deployed_late_but_an_open_one_is() {
+    // Manual builds only, so no newer build replaces the waiting release.
+    let mut spec = spec();
+    spec.schedule.build = None;
+    let mut sim = Sim::new(spec, prague(11, 18, 12, 0));
+    sim.observed.requests.release = Some(Request {
+        id: "now".into(),
+        requested_at: prague(11, 20, 18, 0),
+    });
+    sim.at(prague(11, 20, 18, 0));
+    let r = sim.release();
+    sim.finish_build(BuildResult::Succeeded);
+    sim.at(prague(11, 20, 18, 5));
+    sim.healthy();
+    sim.at(prague(11, 20, 18, 10));
+    sim.at(prague(11, 20, 19, 10));
+    // The operator was down from Saturday to Monday 04:00, after the window.
+    let d = sim.at(prague(11, 23, 4, 0));
+    assert!(moves(&d.actions).is_empty());
+    assert_eq!(d.requeue_at, Some(prague(11, 29, 23, 0)));
+    // Next week it comes back at Monday 02:00, inside the window.
+    let d = sim.at(prague(11, 30, 2, 0));
+    assert_eq!(moves(&d.actions), [("deploy", "production".into(), r)]);
+}
+
+#[test]
+fn a_newer_build_supersedes_a_waiting_release() {
+    let mut spec = spec();
+    // Daily builds, so a build comes while the release waits for Sunday.
+    spec.schedule.build = Some("0 18 * * *".into());
+    let mut sim = Sim::new(spec, prague(11, 18, 12, 0));
+    sim.at(prague(11, 20, 18, 0));
+    let old = sim.release();
+    sim.finish_build(BuildResult::Succeeded);
+    sim.at(prague(11, 20, 18, 5));
+    sim.healthy();
+    sim.at(prague(11, 20, 18, 10));
+    sim.at(prague(11, 20, 19, 10));
+    let d = sim.at(prague(11, 21, 18, 0));
+    assert!(phases(&d.actions).contains(&(old, ReleasePhase::Superseded)));
+    assert_eq!(moves(&d.actions), [("build", String::new(), release_name(prague(11, 21, 18, 0)))]);
+}
+
+#[test]
+fn one_release_in_flight_a_due_build_waits_for_it() {
+    let mut spec = spec();
+    spec.schedule.build = Some("0 * * * *".into());
+    let mut sim = Sim::new(spec, prague(11, 20, 17, 30));
+    sim.at(prague(11, 20, 18, 0));
+    let first = sim.release();
+    // The 19:00 slot comes while the first is still building.
+    let d = sim.at(prague(11, 20, 19, 0));
+    assert!(moves(&d.actions).is_empty());
+    assert_eq!(sim.state.pending_build, Some(crate::api::release::Trigger::Schedule));
+    sim.finish_build(BuildResult::Succeeded);
+    // Built -> staging; still in flight, the pending build still waits.
+    let d = sim.at(prague(11, 20, 19, 5));
+    assert_eq!(moves(&d.actions), [("deploy", "staging".into(), first)]);
+    sim.healthy();
+    sim.at(prague(11, 20, 19, 10));
+    // Verified and waiting for the window: now the pending build supersedes it.
+    let d = sim.at(prague(11, 20, 20, 10));
+    assert_eq!(moves(&d.actions), [("build", String::new(), release_name(prague(11, 20, 20, 10)))]);
+}
+
+#[test]
+fn suspend_stops_builds_but_not_automatic_rollback() {
+    let (mut sim, first, _) = released_twice();
+    sim.spec.schedule.suspend = true;
+    sim.report(Rollout::Failed("ProgressDeadlineExceeded".into()), 0);
+    let d = sim.at(prague(11, 29, 23, 15));
+    assert_eq!(moves(&d.actions), [("rollback", "production".into(), first)]);
+    let d = sim.at(prague(12, 4, 18, 0));
+    assert!(d.actions.is_empty());
+    assert_eq!(d.next_build, None);
+    assert_eq!(d.phase, "Suspended");
+}
+
+#[test]
+fn a_pin_holds_an_environment_on_a_release() {
+    let (mut sim, first, second) = released_twice();
+    sim.healthy();
+    sim.at(prague(11, 30, 1, 10));
+    sim.spec.environments[1].pin = Some(first.clone());
+    let d = sim.at(prague(11, 30, 9, 0));
+    let deploy = d.actions.iter().find_map(|a| match a {
+        Action::Deploy { environment, release, cause, .. } => Some((environment.clone(), release.clone(), *cause)),
+        _ => None,
+    });
+    assert_eq!(deploy, Some(("production".into(), first.clone(), DeployCause::Pin)));
+    // Next week's release stops before the pinned production.
+    sim.at(prague(12, 4, 18, 0));
+    sim.finish_build(BuildResult::Succeeded);
+    sim.at(prague(12, 4, 18, 5));
+    sim.healthy();
+    sim.at(prague(12, 4, 18, 10));
+    sim.at(prague(12, 4, 19, 10));
+    let d = sim.at(prague(12, 6, 23, 0));
+    assert!(moves(&d.actions).is_empty());
+    assert!(sim.in_flight().unwrap().message.as_deref().unwrap().contains("pinned"));
+    let _ = second;
+}
+
+#[test]
+fn planning_is_deterministic_and_replanning_repeats_nothing() {
+    let mut sim = Sim::new(spec(), prague(11, 18, 12, 0));
+    let times = [prague(11, 20, 18, 0), prague(11, 20, 18, 5), prague(11, 20, 19, 10), prague(11, 22, 23, 0)];
+    for (i, t) in times.into_iter().enumerate() {
+        sim.now = t;
+        let a = sim.decide();
+        assert_eq!(a, sim.decide(), "same inputs, same decision");
+        sim.plan();
+        // A restart right after the state was written: nothing again.
+        assert!(moves(&sim.decide().actions).is_empty(), "step {i}");
+        match i {
+            0 => sim.finish_build(BuildResult::Succeeded),
+            1 | 3 => sim.healthy(),
+            _ => {}
+        }
+        if i == 1 {
+            sim.at(prague(11, 20, 18, 10));
+        }
+    }
+    assert_eq!(sim.env("production").release, Some(release_name(prague(11, 20, 18, 0))));
+}
+
+#[test]
+fn an_invalid_spec_plans_nothing() {
+    let mut spec = spec();
+    spec.schedule.time_zone = "Nowhere/Land".into();
+    let err = plan(&spec, &TrainState::default(), &Observed::default(), prague(11, 20, 18, 0)).unwrap_err();
+    assert!(err.to_string().contains("spec.schedule.timeZone"));
+}
