@@ -488,16 +488,12 @@ impl Planner<'_> {
         let complete = report.is_some_and(|r| {
             !r.workloads.is_empty() && r.workloads.iter().all(|w| w.rollout == Rollout::Complete)
         });
-        let complete_at = match (f.rollout_complete_at, complete) {
-            (Some(t), _) => Some(t),
-            (None, true) => {
-                if let Some(s) = &mut self.state.in_flight {
-                    s.rollout_complete_at = Some(self.now);
-                }
-                Some(self.now)
-            }
-            (None, false) => None,
-        };
+        // The soak needs the rollout to stay complete; a workload that goes
+        // back to progressing restarts it, within the rollout timeout.
+        let complete_at = complete.then(|| f.rollout_complete_at.unwrap_or(self.now));
+        if let Some(s) = &mut self.state.in_flight {
+            s.rollout_complete_at = complete_at;
+        }
         let Some(complete_at) = complete_at else {
             let deadline = f.since + rollout_timeout;
             if self.now >= deadline {
@@ -653,7 +649,7 @@ impl Planner<'_> {
             None => {}
         }
         self.state.pending_build = None;
-        let release = format!("{}-{}", self.observed.name, self.now.format("%Y%m%d-%H%M%S"));
+        let release = self.new_release_name();
         self.event(
             super::reasons::BUILD_STARTED,
             format!("building {release} ({trigger:?})"),
@@ -673,6 +669,21 @@ impl Planner<'_> {
             message: None,
         });
         self.wake.push(self.now + self.build_timeout());
+    }
+
+    /// `<deployment>-<UTC time>`, with a counter if two builds start within
+    /// the same second.
+    fn new_release_name(&mut self) -> String {
+        let base = format!("{}-{}", self.observed.name, self.now.format("%Y%m%d-%H%M%S"));
+        let name = match self.state.last_release.as_deref() {
+            Some(last) if last == base || last.starts_with(&format!("{base}-")) => {
+                let n: u32 = last.strip_prefix(&base).and_then(|s| s.strip_prefix('-')).and_then(|n| n.parse().ok()).unwrap_or(1);
+                format!("{base}-{}", n + 1)
+            }
+            _ => base,
+        };
+        self.state.last_release = Some(name.clone());
+        name
     }
 
     fn finish(self) -> Decision {

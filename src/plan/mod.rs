@@ -14,3 +14,5 @@ pub use state::*;
 mod sim;
 #[cfg(test)]
 mod lifecycle_tests;
+#[cfg(test)]
+mod invariants;

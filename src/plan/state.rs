@@ -86,6 +86,10 @@ pub struct TrainState {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_build_slot: Option<DateTime<Utc>>,
 
+    /// The newest release started, so the next name never repeats it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_release: Option<String>,
+
     /// A build that is due but waits for the release in flight.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_build: Option<Trigger>,
