@@ -184,7 +184,7 @@ fn check_step(sim: &Sim, before: &TrainState, d: &Decision, world: &mut World) -
     Ok(())
 }
 
-fn run(spec: PackitDeploymentSpec, events: Vec<Event>) -> Result<(), TestCaseError> {
+fn run(spec: PackitDeploymentSpec, events: Vec<Event>) -> Result<Vec<Action>, TestCaseError> {
     let mut sim = Sim::new(spec, origin());
     let mut world = World::default();
     for ev in events {
@@ -262,7 +262,7 @@ fn run(spec: PackitDeploymentSpec, events: Vec<Event>) -> Result<(), TestCaseErr
         let again = sim.decide();
         prop_assert!(moves(&again.actions).is_empty(), "replanning repeated {:?}", moves(&again.actions));
     }
-    Ok(())
+    Ok(sim.log)
 }
 
 proptest! {
@@ -274,5 +274,39 @@ proptest! {
     #[test]
     fn lifecycle_invariants_hold(spec in spec(), events in proptest::collection::vec(event(), 1..80)) {
         run(spec, events)?;
+    }
+}
+
+/// The generators reach the interesting paths, so the invariants above are
+/// checked on them and not only on idle trains.
+#[test]
+fn random_trains_reach_every_kind_of_move() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::{Config, TestRng, TestRunner};
+
+    let mut runner = TestRunner::new_with_rng(Config::default(), TestRng::deterministic_rng(Config::default().rng_algorithm));
+    let strategy = (spec(), proptest::collection::vec(event(), 1..80));
+    let mut seen = BTreeSet::new();
+    for _ in 0..500 {
+        let (spec, events) = strategy.new_tree(&mut runner).expect("a case").current();
+        let production = spec.environments.last().expect("an environment").name.clone();
+        for a in run(spec, events).expect("invariants hold") {
+            let kind = match a {
+                Action::Deploy { environment, cause, .. } if environment == production => format!("production {cause:?}"),
+                Action::Deploy { cause, .. } => format!("staging {cause:?}"),
+                Action::Rollback { cause: RollbackCause::Automatic(_), .. } => "automatic rollback".into(),
+                Action::Rollback { .. } => "requested rollback".into(),
+                Action::SetPhase { phase, .. } => format!("{phase:?}"),
+                _ => continue,
+            };
+            seen.insert(kind);
+        }
+    }
+    for expected in [
+        "production Train", "production Promoted", "production Forced", "production Pin", "staging Train",
+        "automatic rollback", "requested rollback", "Released", "RolledBack", "StagingFailed", "BuildFailed",
+        "Superseded", "AwaitingWindow",
+    ] {
+        assert!(seen.contains(expected), "never reached {expected}; saw {seen:?}");
     }
 }
