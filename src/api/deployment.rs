@@ -13,6 +13,9 @@ use super::schema::{DNS_LABEL, DURATION, IMAGE_REPOSITORY, preserve_unknown_obje
 
 /// A release train: components built from git branches, promoted through
 /// ordered environments (staging first, production last) on a schedule.
+// Several printer columns share a type, which this lint mistakes for
+// repeated attributes.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "packit.dev",
@@ -26,10 +29,19 @@ use super::schema::{DNS_LABEL, DURATION, IMAGE_REPOSITORY, preserve_unknown_obje
     derive = "PartialEq",
     cel,
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
-    printcolumn(name = "Releases", type_ = "string", json_path = ".status.releases", description = "The release running in each environment"),
+    printcolumn(
+        name = "Releases",
+        type_ = "string",
+        json_path = ".status.releases",
+        description = "The release running in each environment"
+    ),
     printcolumn(name = "Next Build", type_ = "date", json_path = ".status.nextBuild"),
     printcolumn(name = "Next Window", type_ = "date", json_path = ".status.nextWindow"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[x_kube(
     validation = Rule::new("self.environments.all(e, e.targets.all(t, self.components.exists(c, c.name == t.component)))")
@@ -279,7 +291,9 @@ pub struct Target {
 }
 
 /// Workload kinds the operator deploys.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(
+    JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord,
+)]
 pub enum WorkloadKind {
     /// apps/v1 Deployment.
     Deployment,

@@ -12,6 +12,9 @@ use crate::plan::ReleasePhase;
 
 /// One release of a PackitDeployment. Written by the operator; the spec does
 /// not change once set (the images are recorded once, when the build is done).
+// Several printer columns share a type, which this lint mistakes for
+// repeated attributes.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "packit.dev",
@@ -27,8 +30,16 @@ use crate::plan::ReleasePhase;
     printcolumn(name = "Deployment", type_ = "string", json_path = ".spec.deployment"),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
     printcolumn(name = "Trigger", type_ = "string", json_path = ".spec.trigger"),
-    printcolumn(name = "Commits", type_ = "string", json_path = ".status.commitSummary"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Commits",
+        type_ = "string",
+        json_path = ".status.commitSummary"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[x_kube(
     validation = Rule::new("!has(oldSelf.images) || has(self.images)")

@@ -6,7 +6,8 @@ use schemars::{Schema, SchemaGenerator, json_schema};
 pub const DNS_LABEL: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
 
 /// A Kubernetes DNS subdomain (object names).
-pub const DNS_SUBDOMAIN: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+pub const DNS_SUBDOMAIN: &str =
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
 
 /// An image repository without tag or digest: an optional registry host
 /// (with port) and lower-case path components.
@@ -14,8 +15,7 @@ pub const IMAGE_REPOSITORY: &str =
     r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)+$";
 
 /// An image repository pinned by a SHA-256 digest.
-pub const IMAGE_BY_DIGEST: &str =
-    r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)+@sha256:[0-9a-f]{64}$";
+pub const IMAGE_BY_DIGEST: &str = r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)+@sha256:[0-9a-f]{64}$";
 
 /// A duration such as `90s`, `15m` or `1h30m`.
 pub const DURATION: &str = r"^([0-9]+(s|m|h|d))+$";

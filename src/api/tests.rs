@@ -13,7 +13,7 @@ pub(crate) fn example() -> PackitDeployment {
 }
 
 fn spec_json() -> serde_json::Value {
-    serde_json::to_value(&example()).unwrap()
+    serde_json::to_value(example()).unwrap()
 }
 
 fn from_json(v: serde_json::Value) -> PackitDeployment {
@@ -32,13 +32,23 @@ fn cel_errors(v: serde_json::Value) -> String {
 #[test]
 fn the_example_is_valid_and_gets_defaults() {
     let pkd = example();
-    assert!(validate(&pkd.spec).is_ok(), "{:?}", validate(&pkd.spec).err());
+    assert!(
+        validate(&pkd.spec).is_ok(),
+        "{:?}",
+        validate(&pkd.spec).err()
+    );
     assert_eq!(pkd.validate_cel().map_err(|e| e.to_string()), Ok(()));
     // Defaults fill what the example leaves out.
     assert_eq!(pkd.spec.components[1].source.branch, "stable");
     assert_eq!(pkd.spec.components[2].build.timeout, "1h");
-    assert_eq!(pkd.spec.environments[1].health.http_checks[0].interval, "30s");
-    assert_eq!(pkd.spec.environments[0].rollback, RollbackSpec { automatic: true });
+    assert_eq!(
+        pkd.spec.environments[1].health.http_checks[0].interval,
+        "30s"
+    );
+    assert_eq!(
+        pkd.spec.environments[0].rollback,
+        RollbackSpec { automatic: true }
+    );
 }
 
 #[test]
@@ -50,7 +60,10 @@ fn cel_rejects_duplicate_components_and_environments() {
 
     let mut v = spec_json();
     let first = v["spec"]["environments"][0].clone();
-    v["spec"]["environments"].as_array_mut().unwrap().push(first);
+    v["spec"]["environments"]
+        .as_array_mut()
+        .unwrap()
+        .push(first);
     assert!(cel_errors(v).contains("environment names must be unique"));
 }
 
@@ -75,7 +88,10 @@ fn cel_rejects_a_job_build_without_a_template() {
 fn cel_rejects_a_workload_container_targeted_twice() {
     let mut v = spec_json();
     let t = v["spec"]["environments"][0]["targets"][0].clone();
-    v["spec"]["environments"][0]["targets"].as_array_mut().unwrap().push(t);
+    v["spec"]["environments"][0]["targets"]
+        .as_array_mut()
+        .unwrap()
+        .push(t);
     assert!(cel_errors(v).contains("each workload container may be targeted once"));
 }
 
@@ -122,7 +138,10 @@ fn release_spec_is_immutable_once_set() {
                 images: images.map(|digit| {
                     [(
                         "service".to_owned(),
-                        ImageRef(format!("quay.io/packit/packit-service@sha256:{}", digit.repeat(64))),
+                        ImageRef(format!(
+                            "quay.io/packit/packit-service@sha256:{}",
+                            digit.repeat(64)
+                        )),
                     )]
                     .into()
                 }),
@@ -132,11 +151,18 @@ fn release_spec_is_immutable_once_set() {
     let unbuilt = release(None);
     let built = release(Some("1"));
     // Recording the images once is allowed.
-    assert_eq!(validate_cel_update(&built, &unbuilt).map_err(|e| e.to_string()), Ok(()));
+    assert_eq!(
+        validate_cel_update(&built, &unbuilt).map_err(|e| e.to_string()),
+        Ok(())
+    );
     // Changing or removing them is not.
-    let err = validate_cel_update(&release(Some("2")), &built).unwrap_err().to_string();
+    let err = validate_cel_update(&release(Some("2")), &built)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("spec.images is immutable"), "{err}");
-    let err = validate_cel_update(&unbuilt, &built).unwrap_err().to_string();
+    let err = validate_cel_update(&unbuilt, &built)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("cannot be removed"), "{err}");
     // Nor the commits.
     let mut moved = built.clone();
@@ -150,14 +176,22 @@ fn crds_have_short_names_status_and_columns() {
     let pkd = PackitDeployment::crd();
     assert_eq!(pkd.spec.names.short_names, Some(vec!["pkd".to_owned()]));
     let version = &pkd.spec.versions[0];
-    assert!(version.subresources.as_ref().is_some_and(|s| s.status.is_some()));
+    assert!(
+        version
+            .subresources
+            .as_ref()
+            .is_some_and(|s| s.status.is_some())
+    );
     let columns: Vec<&str> = version
         .additional_printer_columns
         .iter()
         .flatten()
         .map(|c| c.name.as_str())
         .collect();
-    assert_eq!(columns, ["Phase", "Releases", "Next Build", "Next Window", "Age"]);
+    assert_eq!(
+        columns,
+        ["Phase", "Releases", "Next Build", "Next Window", "Age"]
+    );
 
     let pkr = PackitRelease::crd();
     assert_eq!(pkr.spec.names.short_names, Some(vec!["pkr".to_owned()]));
@@ -167,7 +201,10 @@ fn crds_have_short_names_status_and_columns() {
         .flatten()
         .map(|c| c.name.as_str())
         .collect();
-    assert_eq!(columns, ["Deployment", "Phase", "Trigger", "Commits", "Age"]);
+    assert_eq!(
+        columns,
+        ["Deployment", "Phase", "Trigger", "Commits", "Age"]
+    );
 }
 
 #[test]
@@ -176,7 +213,9 @@ fn every_schema_field_has_a_description() {
         if let Some(props) = v.get("properties").and_then(|p| p.as_object()) {
             for (name, prop) in props {
                 let p = format!("{path}.{name}");
-                if prop.get("description").is_none() && !["metadata", "apiVersion", "kind"].contains(&name.as_str()) {
+                if prop.get("description").is_none()
+                    && !["metadata", "apiVersion", "kind"].contains(&name.as_str())
+                {
                     missing.push(p.clone());
                 }
                 walk(&p, prop, missing);
@@ -195,6 +234,10 @@ fn every_schema_field_has_a_description() {
         walk("", &schema["openAPIV3Schema"], &mut missing);
         // Conditions come from k8s-openapi and carry their own docs.
         missing.retain(|p| !p.contains(".conditions"));
-        assert!(missing.is_empty(), "{}: fields without docs: {missing:?}", crd.spec.names.kind);
+        assert!(
+            missing.is_empty(),
+            "{}: fields without docs: {missing:?}",
+            crd.spec.names.kind
+        );
     }
 }

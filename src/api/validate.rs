@@ -53,10 +53,16 @@ impl fmt::Display for InvalidSpec {
 /// schema are caught too.
 pub fn validate(spec: &PackitDeploymentSpec) -> Result<Calendar, InvalidSpec> {
     let mut errors = Vec::new();
-    let calendar = Calendar::new(&spec.schedule).map_err(|e| errors.extend(e)).ok();
+    let calendar = Calendar::new(&spec.schedule)
+        .map_err(|e| errors.extend(e))
+        .ok();
 
     if spec.components.is_empty() {
-        errors.push(SpecError::new("spec.components", "[]", "must list at least one component"));
+        errors.push(SpecError::new(
+            "spec.components",
+            "[]",
+            "must list at least one component",
+        ));
     }
     let mut seen = BTreeSet::new();
     for (i, c) in spec.components.iter().enumerate() {
@@ -67,7 +73,11 @@ pub fn validate(spec: &PackitDeploymentSpec) -> Result<Calendar, InvalidSpec> {
                 "is used by another component; names must be unique",
             ));
         }
-        check_duration(&mut errors, format!("spec.components[{i}].build.timeout"), &c.build.timeout);
+        check_duration(
+            &mut errors,
+            format!("spec.components[{i}].build.timeout"),
+            &c.build.timeout,
+        );
         if (c.build.strategy == BuildStrategy::Job) != c.build.job.is_some() {
             errors.push(SpecError::new(
                 format!("spec.components[{i}].build.strategy"),
@@ -78,7 +88,11 @@ pub fn validate(spec: &PackitDeploymentSpec) -> Result<Calendar, InvalidSpec> {
     }
 
     if spec.environments.is_empty() {
-        errors.push(SpecError::new("spec.environments", "[]", "must list at least one environment"));
+        errors.push(SpecError::new(
+            "spec.environments",
+            "[]",
+            "must list at least one environment",
+        ));
     }
     let mut envs = BTreeSet::new();
     for (i, e) in spec.environments.iter().enumerate() {
@@ -91,7 +105,11 @@ pub fn validate(spec: &PackitDeploymentSpec) -> Result<Calendar, InvalidSpec> {
             ));
         }
         if e.targets.is_empty() {
-            errors.push(SpecError::new(format!("{path}.targets"), "[]", "must list at least one target"));
+            errors.push(SpecError::new(
+                format!("{path}.targets"),
+                "[]",
+                "must list at least one target",
+            ));
         }
         for (j, t) in e.targets.iter().enumerate() {
             if !seen.contains(t.component.as_str()) {
@@ -102,14 +120,22 @@ pub fn validate(spec: &PackitDeploymentSpec) -> Result<Calendar, InvalidSpec> {
                 ));
             }
         }
-        check_duration(&mut errors, format!("{path}.health.rolloutTimeout"), &e.health.rollout_timeout);
+        check_duration(
+            &mut errors,
+            format!("{path}.health.rolloutTimeout"),
+            &e.health.rollout_timeout,
+        );
         check_duration(&mut errors, format!("{path}.health.soak"), &e.health.soak);
         for (j, h) in e.health.http_checks.iter().enumerate() {
             let field = format!("{path}.health.httpChecks[{j}].interval");
             if let Ok(d) = duration::parse(&h.interval)
                 && d.num_seconds() == 0
             {
-                errors.push(SpecError::new(field, &h.interval, "must be longer than zero"));
+                errors.push(SpecError::new(
+                    field,
+                    &h.interval,
+                    "must be longer than zero",
+                ));
             } else {
                 check_duration(&mut errors, field, &h.interval);
             }

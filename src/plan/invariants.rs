@@ -17,12 +17,24 @@ enum Event {
     Advance(i64),
     BuildSucceeds,
     BuildFails,
-    Report { rollout: u8, restarts: u32 },
+    Report {
+        rollout: u8,
+        restarts: u32,
+    },
     RequestRelease,
-    RequestPromote { force: bool },
-    RequestRollback { env: usize, to: Option<usize>, in_minutes: Option<i64> },
+    RequestPromote {
+        force: bool,
+    },
+    RequestRollback {
+        env: usize,
+        to: Option<usize>,
+        in_minutes: Option<i64>,
+    },
     ToggleSuspend,
-    Pin { env: usize, release: Option<usize> },
+    Pin {
+        env: usize,
+        release: Option<usize>,
+    },
     Restart,
 }
 
@@ -47,8 +59,16 @@ fn event() -> impl Strategy<Value = Event> {
 fn spec() -> impl Strategy<Value = PackitDeploymentSpec> {
     (
         1usize..=3,
-        prop_oneof![Just(None), Just(Some(("0 23 * * SUN", "4h"))), Just(Some(("30 2 * * *", "2h")))],
-        prop_oneof![Just(Some("0 18 * * *")), Just(Some("0 */6 * * *")), Just(None)],
+        prop_oneof![
+            Just(None),
+            Just(Some(("0 23 * * SUN", "4h"))),
+            Just(Some(("30 2 * * *", "2h")))
+        ],
+        prop_oneof![
+            Just(Some("0 18 * * *")),
+            Just(Some("0 */6 * * *")),
+            Just(None)
+        ],
         proptest::collection::vec((0i64..60 * 24 * 40, 60i64..60 * 24 * 5), 0..3),
         any::<bool>(),
     )
@@ -105,11 +125,28 @@ struct World {
     requests: u32,
 }
 
-fn check_step(sim: &Sim, before: &TrainState, d: &Decision, world: &mut World) -> Result<(), TestCaseError> {
+fn check_step(
+    sim: &Sim,
+    before: &TrainState,
+    d: &Decision,
+    world: &mut World,
+) -> Result<(), TestCaseError> {
     let calendar = Calendar::new(&sim.spec.schedule).expect("valid schedule");
     let now = sim.now;
-    let production = sim.spec.environments.last().expect("an environment").name.clone();
-    let env_spec = |name: &str| sim.spec.environments.iter().find(|e| e.name == name).expect("env");
+    let production = sim
+        .spec
+        .environments
+        .last()
+        .expect("an environment")
+        .name
+        .clone();
+    let env_spec = |name: &str| {
+        sim.spec
+            .environments
+            .iter()
+            .find(|e| e.name == name)
+            .expect("env")
+    };
 
     // Verification is honest: newly verified means a complete, healthy
     // report for that release, soaked long enough.
@@ -118,33 +155,68 @@ fn check_step(sim: &Sim, before: &TrainState, d: &Decision, world: &mut World) -
             let f = before.in_flight.as_ref().expect("verified while in flight");
             let h = sim.observed.health.as_ref().expect("a health report");
             prop_assert_eq!(&h.release, r);
-            prop_assert!(h.workloads.iter().all(|w| w.rollout == Rollout::Complete && w.restarts <= 2));
+            prop_assert!(
+                h.workloads
+                    .iter()
+                    .all(|w| w.rollout == Rollout::Complete && w.restarts <= 2)
+            );
             let complete = f.rollout_complete_at.unwrap_or(now);
-            prop_assert!(now >= complete + TimeDelta::hours(1), "verified before the soak ended");
-            world.verified.entry(new.name.clone()).or_default().insert(r.clone());
+            prop_assert!(
+                now >= complete + TimeDelta::hours(1),
+                "verified before the soak ended"
+            );
+            world
+                .verified
+                .entry(new.name.clone())
+                .or_default()
+                .insert(r.clone());
         }
     }
 
     for a in &d.actions {
         match a {
-            Action::Deploy { environment, release, targets, cause } => {
+            Action::Deploy {
+                environment,
+                release,
+                targets,
+                cause,
+            } => {
                 let env = env_spec(environment);
                 prop_assert_eq!(targets, &env.targets, "a deploy covers every target");
-                let before_prod: Vec<_> = sim.spec.environments.iter().take_while(|e| e.name != *environment).collect();
-                let passed = before_prod
+                let before_prod: Vec<_> = sim
+                    .spec
+                    .environments
                     .iter()
-                    .all(|e| world.verified.get(&e.name).is_some_and(|v| v.contains(release)));
+                    .take_while(|e| e.name != *environment)
+                    .collect();
+                let passed = before_prod.iter().all(|e| {
+                    world
+                        .verified
+                        .get(&e.name)
+                        .is_some_and(|v| v.contains(release))
+                });
                 match cause {
                     DeployCause::Train => {
-                        prop_assert!(passed, "{release} deployed to {environment} without passing earlier environments");
-                        prop_assert!(calendar.freeze_at(now).is_none(), "train deploy during a freeze");
+                        prop_assert!(
+                            passed,
+                            "{release} deployed to {environment} without passing earlier environments"
+                        );
+                        prop_assert!(
+                            calendar.freeze_at(now).is_none(),
+                            "train deploy during a freeze"
+                        );
                         prop_assert!(!sim.spec.schedule.suspend, "train deploy while suspended");
                         if *environment == production {
                             let open = calendar.window(now).is_some_and(|w| w.contains(now));
-                            prop_assert!(open, "train deploy to production outside the window at {now}");
+                            prop_assert!(
+                                open,
+                                "train deploy to production outside the window at {now}"
+                            );
                         }
                         prop_assert!(
-                            world.train_deploys.insert((environment.clone(), release.clone())),
+                            world
+                                .train_deploys
+                                .insert((environment.clone(), release.clone())),
                             "{release} deployed to {environment} twice"
                         );
                     }
@@ -154,17 +226,32 @@ fn check_step(sim: &Sim, before: &TrainState, d: &Decision, world: &mut World) -
                     }
                     DeployCause::Forced => {
                         prop_assert_eq!(environment, &production);
-                        prop_assert!(world.forced.contains(release), "forced without a forced request");
+                        prop_assert!(
+                            world.forced.contains(release),
+                            "forced without a forced request"
+                        );
                     }
                     DeployCause::Pin => {
                         prop_assert_eq!(env.pin.as_ref(), Some(release));
                     }
                 }
             }
-            Action::Rollback { environment, to, targets, .. } => {
-                prop_assert_eq!(targets, &env_spec(environment).targets, "a rollback covers every target");
+            Action::Rollback {
+                environment,
+                to,
+                targets,
+                ..
+            } => {
+                prop_assert_eq!(
+                    targets,
+                    &env_spec(environment).targets,
+                    "a rollback covers every target"
+                );
                 prop_assert!(
-                    world.verified.get(environment).is_some_and(|v| v.contains(to)),
+                    world
+                        .verified
+                        .get(environment)
+                        .is_some_and(|v| v.contains(to)),
                     "rollback of {environment} to {to}, never healthy there"
                 );
             }
@@ -223,15 +310,19 @@ fn run(spec: PackitDeploymentSpec, events: Vec<Event>) -> Result<Vec<Action>, Te
                     requested_at: sim.now,
                     force,
                 });
-                if force
-                    && let Some(f) = sim.in_flight()
-                {
+                if force && let Some(f) = sim.in_flight() {
                     world.forced.insert(f.release.clone());
                 }
             }
-            Event::RequestRollback { env, to, in_minutes } => {
+            Event::RequestRollback {
+                env,
+                to,
+                in_minutes,
+            } => {
                 world.requests += 1;
-                let environment = sim.spec.environments[env % sim.spec.environments.len()].name.clone();
+                let environment = sim.spec.environments[env % sim.spec.environments.len()]
+                    .name
+                    .clone();
                 sim.observed.requests.rollback = Some(RollbackRequest {
                     id: format!("req-{}", world.requests),
                     requested_at: sim.now,
@@ -243,14 +334,19 @@ fn run(spec: PackitDeploymentSpec, events: Vec<Event>) -> Result<Vec<Action>, Te
             Event::ToggleSuspend => sim.spec.schedule.suspend = !sim.spec.schedule.suspend,
             Event::Pin { env, release } => {
                 let n = sim.spec.environments.len();
-                sim.spec.environments[env % n].pin = release.and_then(|i| world.releases.get(i).cloned());
+                sim.spec.environments[env % n].pin =
+                    release.and_then(|i| world.releases.get(i).cloned());
             }
             Event::Restart => {
                 // A restarted operator plans from the persisted state: the
                 // same inputs give the same decision, and nothing repeats.
                 let d = sim.decide();
                 prop_assert_eq!(&d, &sim.decide());
-                prop_assert!(moves(&d.actions).is_empty(), "restart repeated {:?}", moves(&d.actions));
+                prop_assert!(
+                    moves(&d.actions).is_empty(),
+                    "restart repeated {:?}",
+                    moves(&d.actions)
+                );
                 continue;
             }
         }
@@ -260,7 +356,11 @@ fn run(spec: PackitDeploymentSpec, events: Vec<Event>) -> Result<Vec<Action>, Te
         check_step(&sim, &before, &d, &mut world)?;
         sim.plan();
         let again = sim.decide();
-        prop_assert!(moves(&again.actions).is_empty(), "replanning repeated {:?}", moves(&again.actions));
+        prop_assert!(
+            moves(&again.actions).is_empty(),
+            "replanning repeated {:?}",
+            moves(&again.actions)
+        );
     }
     Ok(sim.log)
 }
@@ -284,17 +384,30 @@ fn random_trains_reach_every_kind_of_move() {
     use proptest::strategy::ValueTree;
     use proptest::test_runner::{Config, TestRng, TestRunner};
 
-    let mut runner = TestRunner::new_with_rng(Config::default(), TestRng::deterministic_rng(Config::default().rng_algorithm));
+    let mut runner = TestRunner::new_with_rng(
+        Config::default(),
+        TestRng::deterministic_rng(Config::default().rng_algorithm),
+    );
     let strategy = (spec(), proptest::collection::vec(event(), 1..80));
     let mut seen = BTreeSet::new();
     for _ in 0..500 {
         let (spec, events) = strategy.new_tree(&mut runner).expect("a case").current();
-        let production = spec.environments.last().expect("an environment").name.clone();
+        let production = spec
+            .environments
+            .last()
+            .expect("an environment")
+            .name
+            .clone();
         for a in run(spec, events).expect("invariants hold") {
             let kind = match a {
-                Action::Deploy { environment, cause, .. } if environment == production => format!("production {cause:?}"),
+                Action::Deploy {
+                    environment, cause, ..
+                } if environment == production => format!("production {cause:?}"),
                 Action::Deploy { cause, .. } => format!("staging {cause:?}"),
-                Action::Rollback { cause: RollbackCause::Automatic(_), .. } => "automatic rollback".into(),
+                Action::Rollback {
+                    cause: RollbackCause::Automatic(_),
+                    ..
+                } => "automatic rollback".into(),
                 Action::Rollback { .. } => "requested rollback".into(),
                 Action::SetPhase { phase, .. } => format!("{phase:?}"),
                 _ => continue,
@@ -303,10 +416,23 @@ fn random_trains_reach_every_kind_of_move() {
         }
     }
     for expected in [
-        "production Train", "production Promoted", "production Forced", "production Pin", "staging Train",
-        "automatic rollback", "requested rollback", "Released", "RolledBack", "StagingFailed", "BuildFailed",
-        "Superseded", "AwaitingWindow",
+        "production Train",
+        "production Promoted",
+        "production Forced",
+        "production Pin",
+        "staging Train",
+        "automatic rollback",
+        "requested rollback",
+        "Released",
+        "RolledBack",
+        "StagingFailed",
+        "BuildFailed",
+        "Superseded",
+        "AwaitingWindow",
     ] {
-        assert!(seen.contains(expected), "never reached {expected}; saw {seen:?}");
+        assert!(
+            seen.contains(expected),
+            "never reached {expected}; saw {seen:?}"
+        );
     }
 }

@@ -102,7 +102,13 @@ impl Planner<'_> {
         });
     }
 
-    fn set_phase(&mut self, release: &str, phase: ReleasePhase, env: Option<&str>, message: String) {
+    fn set_phase(
+        &mut self,
+        release: &str,
+        phase: ReleasePhase,
+        env: Option<&str>,
+        message: String,
+    ) {
         self.actions.push(Action::SetPhase {
             release: release.to_owned(),
             phase,
@@ -124,7 +130,10 @@ impl Planner<'_> {
         if self.env_index(&req.environment).is_none() {
             self.event(
                 super::reasons::ROLLBACK_REJECTED,
-                format!("rollback rejected: no environment named {:?}", req.environment),
+                format!(
+                    "rollback rejected: no environment named {:?}",
+                    req.environment
+                ),
                 true,
             );
             return;
@@ -140,12 +149,17 @@ impl Planner<'_> {
                 let target = req.to.as_deref().unwrap_or("the previous good release");
                 self.event(
                     super::reasons::ROLLBACK_SCHEDULED,
-                    format!("rollback of {} to {target} scheduled for {}", req.environment, at.to_rfc3339()),
+                    format!(
+                        "rollback of {} to {target} scheduled for {}",
+                        req.environment,
+                        at.to_rfc3339()
+                    ),
                     false,
                 );
             }
             _ => {
-                let (env, to, requested_at) = (req.environment.clone(), req.to.clone(), req.requested_at);
+                let (env, to, requested_at) =
+                    (req.environment.clone(), req.to.clone(), req.requested_at);
                 self.manual_rollback(&env, to.as_deref(), requested_at);
             }
         }
@@ -183,7 +197,12 @@ impl Planner<'_> {
                 .rev()
                 .find(|v| Some(v.as_str()) != state.release.as_deref() && exists(v))
                 .cloned()
-                .ok_or_else(|| format!("{} has no earlier release that was verified healthy", state.name)),
+                .ok_or_else(|| {
+                    format!(
+                        "{} has no earlier release that was verified healthy",
+                        state.name
+                    )
+                }),
         }
     }
 
@@ -192,14 +211,19 @@ impl Planner<'_> {
             return;
         };
         if let Some(pin) = &self.env_spec(env).pin {
-            let msg = format!("rollback of {env_name} rejected: the environment is pinned to {pin}");
+            let msg =
+                format!("rollback of {env_name} rejected: the environment is pinned to {pin}");
             self.event(super::reasons::ROLLBACK_REJECTED, msg, true);
             return;
         }
         let target = match self.rollback_target(env, to) {
             Ok(t) => t,
             Err(why) => {
-                self.event(super::reasons::ROLLBACK_REJECTED, format!("rollback rejected: {why}"), true);
+                self.event(
+                    super::reasons::ROLLBACK_REJECTED,
+                    format!("rollback rejected: {why}"),
+                    true,
+                );
                 return;
             }
         };
@@ -270,7 +294,8 @@ impl Planner<'_> {
             }
             let name = self.env_spec(env).name.clone();
             if !self.observed.built.contains(&pin) {
-                let msg = format!("{name} is pinned to {pin}, which does not exist or has no images");
+                let msg =
+                    format!("{name} is pinned to {pin}, which does not exist or has no images");
                 self.event(super::reasons::PIN_UNKNOWN, msg, true);
                 continue;
             }
@@ -281,7 +306,11 @@ impl Planner<'_> {
                 let msg = format!("stopped: {name} was pinned to {pin}");
                 self.end_in_flight(ReleasePhase::Cancelled, Some(&name), msg);
             }
-            self.event(super::reasons::PINNED, format!("{name} pinned to {pin}"), false);
+            self.event(
+                super::reasons::PINNED,
+                format!("{name} pinned to {pin}"),
+                false,
+            );
             self.deploy(env, pin, DeployCause::Pin);
         }
     }
@@ -294,7 +323,11 @@ impl Planner<'_> {
             targets: self.env_spec(env).targets.clone(),
             cause,
         });
-        self.event(super::reasons::DEPLOYED, format!("{release} deployed to {name}"), false);
+        self.event(
+            super::reasons::DEPLOYED,
+            format!("{release} deployed to {name}"),
+            false,
+        );
         let state = &mut self.state.environments[env];
         state.release = Some(release);
         state.deployed_at = Some(self.now);
@@ -319,7 +352,11 @@ impl Planner<'_> {
                 let msg = format!(
                     "{} will be promoted to production without waiting for the window{}",
                     f.release,
-                    if req.force { ", before passing the earlier environments (forced)" } else { "" }
+                    if req.force {
+                        ", before passing the earlier environments (forced)"
+                    } else {
+                        ""
+                    }
                 );
                 f.promote = Some(promotion);
                 self.event(super::reasons::PROMOTED, msg, false);
@@ -406,7 +443,10 @@ impl Planner<'_> {
         let production = env == self.production_index();
         let promoted = production && f.promote.is_some();
         let blocked = if let Some(pin) = &self.env_spec(env).pin {
-            Some((format!("{} is pinned to {pin}", self.env_spec(env).name), None))
+            Some((
+                format!("{} is pinned to {pin}", self.env_spec(env).name),
+                None,
+            ))
         } else if promoted {
             None
         } else if self.spec.schedule.suspend {
@@ -424,10 +464,23 @@ impl Planner<'_> {
         };
         if let Some((why, reopens)) = blocked {
             self.wake.extend(reopens);
-            let phase = if production { ReleasePhase::AwaitingWindow } else { ReleasePhase::Built };
+            let phase = if production {
+                ReleasePhase::AwaitingWindow
+            } else {
+                ReleasePhase::Built
+            };
             if f.message.as_deref() != Some(why.as_str()) {
-                self.set_phase(&f.release, phase, Some(&self.env_spec(env).name.clone()), why.clone());
-                self.event(super::reasons::WAITING, format!("{}: {why}", f.release), false);
+                self.set_phase(
+                    &f.release,
+                    phase,
+                    Some(&self.env_spec(env).name.clone()),
+                    why.clone(),
+                );
+                self.event(
+                    super::reasons::WAITING,
+                    format!("{}: {why}", f.release),
+                    false,
+                );
                 if let Some(f) = &mut self.state.in_flight {
                     f.message = Some(why);
                 }
@@ -435,13 +488,24 @@ impl Planner<'_> {
             return false;
         }
         let cause = match &f.promote {
-            Some(p) if production && p.force && !self.passed_before(&f.release, env) => DeployCause::Forced,
+            Some(p) if production && p.force && !self.passed_before(&f.release, env) => {
+                DeployCause::Forced
+            }
             Some(_) if production => DeployCause::Promoted,
             _ => DeployCause::Train,
         };
         let name = self.env_spec(env).name.clone();
-        let phase = if production { ReleasePhase::Production } else { ReleasePhase::Staging };
-        self.set_phase(&f.release, phase, Some(&name), format!("deployed to {name}"));
+        let phase = if production {
+            ReleasePhase::Production
+        } else {
+            ReleasePhase::Staging
+        };
+        self.set_phase(
+            &f.release,
+            phase,
+            Some(&name),
+            format!("deployed to {name}"),
+        );
         self.deploy(env, f.release.clone(), cause);
         if let Some(f) = &mut self.state.in_flight {
             f.stage = Stage::Verifying;
@@ -464,16 +528,15 @@ impl Planner<'_> {
             return false;
         };
         // A forced promotion skips the rest of staging.
-        if env < self.production_index()
-            && f.promote.as_ref().is_some_and(|p| p.force)
-        {
+        if env < self.production_index() && f.promote.as_ref().is_some_and(|p| p.force) {
             let msg = "staging verification skipped: forced promotion".to_owned();
             self.set_phase(&f.release, ReleasePhase::Verified, None, msg);
             self.wait_for(self.production_index());
             return true;
         }
         let health = &self.env_spec(env).health;
-        let rollout_timeout = duration::parse(&health.rollout_timeout).unwrap_or(TimeDelta::minutes(10));
+        let rollout_timeout =
+            duration::parse(&health.rollout_timeout).unwrap_or(TimeDelta::minutes(10));
         let soak = duration::parse(&health.soak).unwrap_or_default();
         let report = self
             .observed
@@ -551,7 +614,10 @@ impl Planner<'_> {
                 .find(|c| c.url == h.url)
                 .map_or(1, |c| c.failure_threshold);
             if h.consecutive_failures >= threshold {
-                return Some(format!("{} failed {} checks in a row", h.url, h.consecutive_failures));
+                return Some(format!(
+                    "{} failed {} checks in a row",
+                    h.url, h.consecutive_failures
+                ));
             }
         }
         None
@@ -565,15 +631,32 @@ impl Planner<'_> {
         if state.verified.len() > VERIFIED_HISTORY {
             state.verified.remove(0);
         }
-        self.event(super::reasons::VERIFIED, format!("{} verified in {name}", f.release), false);
+        self.event(
+            super::reasons::VERIFIED,
+            format!("{} verified in {name}", f.release),
+            false,
+        );
         if env == self.production_index() {
-            self.event(super::reasons::RELEASED, format!("{} released", f.release), false);
-            self.end_in_flight(ReleasePhase::Released, Some(&name), format!("released to {name}"));
+            self.event(
+                super::reasons::RELEASED,
+                format!("{} released", f.release),
+                false,
+            );
+            self.end_in_flight(
+                ReleasePhase::Released,
+                Some(&name),
+                format!("released to {name}"),
+            );
             return;
         }
         let next = env + 1;
         if next == self.production_index() {
-            self.set_phase(&f.release, ReleasePhase::Verified, Some(&name), format!("verified in {name}"));
+            self.set_phase(
+                &f.release,
+                ReleasePhase::Verified,
+                Some(&name),
+                format!("verified in {name}"),
+            );
         }
         self.wait_for(next);
     }
@@ -599,7 +682,9 @@ impl Planner<'_> {
         };
         let message = match &target {
             Some(t) => format!("{reason}; {name} rolled back to {t}"),
-            None => format!("{reason}; {name} not rolled back (no earlier verified release or automatic rollback off)"),
+            None => format!(
+                "{reason}; {name} not rolled back (no earlier verified release or automatic rollback off)"
+            ),
         };
         self.end_in_flight(phase, Some(&name), message);
         if let Some(to) = target {
@@ -643,7 +728,11 @@ impl Planner<'_> {
             Some(f) if f.stage == Stage::Waiting => {
                 let msg = format!("{} superseded by a newer build", f.release);
                 self.event(super::reasons::SUPERSEDED, msg, false);
-                self.end_in_flight(ReleasePhase::Superseded, None, "a newer build replaced it".into());
+                self.end_in_flight(
+                    ReleasePhase::Superseded,
+                    None,
+                    "a newer build replaced it".into(),
+                );
             }
             Some(_) => return, // one release in flight; the build waits
             None => {}
@@ -674,10 +763,18 @@ impl Planner<'_> {
     /// `<deployment>-<UTC time>`, with a counter if two builds start within
     /// the same second.
     fn new_release_name(&mut self) -> String {
-        let base = format!("{}-{}", self.observed.name, self.now.format("%Y%m%d-%H%M%S"));
+        let base = format!(
+            "{}-{}",
+            self.observed.name,
+            self.now.format("%Y%m%d-%H%M%S")
+        );
         let name = match self.state.last_release.as_deref() {
             Some(last) if last == base || last.starts_with(&format!("{base}-")) => {
-                let n: u32 = last.strip_prefix(&base).and_then(|s| s.strip_prefix('-')).and_then(|n| n.parse().ok()).unwrap_or(1);
+                let n: u32 = last
+                    .strip_prefix(&base)
+                    .and_then(|s| s.strip_prefix('-'))
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(1);
                 format!("{base}-{}", n + 1)
             }
             _ => base,

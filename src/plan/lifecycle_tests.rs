@@ -39,17 +39,26 @@ fn to_production(sim: &mut Sim, friday: u32, sunday: u32) -> String {
     let month = 11;
     let d = sim.at(prague(month, friday, 18, 0));
     let release = release_name(prague(month, friday, 18, 0));
-    assert_eq!(moves(&d.actions), [("build", String::new(), release.clone())]);
+    assert_eq!(
+        moves(&d.actions),
+        [("build", String::new(), release.clone())]
+    );
     sim.finish_build(BuildResult::Succeeded);
     let d = sim.at(prague(month, friday, 18, 20));
-    assert_eq!(moves(&d.actions), [("deploy", "staging".into(), release.clone())]);
+    assert_eq!(
+        moves(&d.actions),
+        [("deploy", "staging".into(), release.clone())]
+    );
     sim.healthy();
     sim.at(prague(month, friday, 18, 30));
     let d = sim.at(prague(month, friday, 19, 30));
     assert!(phases(&d.actions).contains(&(release.clone(), ReleasePhase::AwaitingWindow)));
     assert_eq!(d.requeue_at, Some(prague(month, sunday, 23, 0)));
     let d = sim.at(prague(month, sunday, 23, 0));
-    assert_eq!(moves(&d.actions), [("deploy", "production".into(), release.clone())]);
+    assert_eq!(
+        moves(&d.actions),
+        [("deploy", "production".into(), release.clone())]
+    );
     release
 }
 
@@ -81,8 +90,14 @@ fn a_whole_train_from_friday_build_to_monday_release() {
     let d = sim.at(prague(11, 23, 1, 10));
     assert!(phases(&d.actions).contains(&(release.clone(), ReleasePhase::Released)));
     assert_eq!(sim.in_flight(), None);
-    assert_eq!(sim.env("production").release.as_deref(), Some(release.as_str()));
-    assert_eq!(sim.env("production").verified, [release.clone()]);
+    assert_eq!(
+        sim.env("production").release.as_deref(),
+        Some(release.as_str())
+    );
+    assert_eq!(
+        sim.env("production").verified,
+        std::slice::from_ref(&release)
+    );
     assert_eq!(sim.env("staging").verified, [release]);
     assert_eq!(d.phase, "Idle");
     assert_eq!(d.next_build, Some(prague(11, 27, 18, 0)));
@@ -103,17 +118,35 @@ fn production_failing_during_soak_rolls_every_target_back() {
     sim.report(Rollout::Complete, 5);
     let d = sim.at(prague(11, 30, 0, 30));
     let rollback = d.actions.iter().find_map(|a| match a {
-        Action::Rollback { environment, from, to, targets, cause } => Some((environment, from, to, targets, cause)),
+        Action::Rollback {
+            environment,
+            from,
+            to,
+            targets,
+            cause,
+        } => Some((environment, from, to, targets, cause)),
         _ => None,
     });
     let (env, from, to, targets, cause) = rollback.expect("a rollback");
     assert_eq!((env.as_str(), to), ("production", &first));
     assert_eq!(from.as_deref(), Some(second.as_str()));
-    assert_eq!(targets, &sim.spec.environments[1].targets, "every target of the environment");
-    assert!(matches!(cause, RollbackCause::Automatic(r) if r.contains("5 container restarts (limit 2)")));
+    assert_eq!(
+        targets, &sim.spec.environments[1].targets,
+        "every target of the environment"
+    );
+    assert!(
+        matches!(cause, RollbackCause::Automatic(r) if r.contains("5 container restarts (limit 2)"))
+    );
     assert!(phases(&d.actions).contains(&(second.clone(), ReleasePhase::RolledBack)));
-    assert!(events(&d.actions).iter().any(|(r, m)| *r == reasons::ROLLED_BACK && m.contains(&first)));
-    assert_eq!(sim.env("production").release.as_deref(), Some(first.as_str()));
+    assert!(
+        events(&d.actions)
+            .iter()
+            .any(|(r, m)| *r == reasons::ROLLED_BACK && m.contains(&first))
+    );
+    assert_eq!(
+        sim.env("production").release.as_deref(),
+        Some(first.as_str())
+    );
     assert_eq!(sim.in_flight(), None);
 }
 
@@ -122,7 +155,10 @@ fn progress_deadline_exceeded_fails_the_rollout() {
     let (mut sim, first, second) = released_twice();
     sim.report(Rollout::Failed("ProgressDeadlineExceeded".into()), 0);
     let d = sim.at(prague(11, 29, 23, 15));
-    assert_eq!(moves(&d.actions), [("rollback", "production".into(), first)]);
+    assert_eq!(
+        moves(&d.actions),
+        [("rollback", "production".into(), first)]
+    );
     assert!(phases(&d.actions).contains(&(second, ReleasePhase::RolledBack)));
 }
 
@@ -137,7 +173,10 @@ fn a_rollout_that_never_completes_times_out() {
     assert!(moves(&d.actions).is_empty());
     assert_eq!(d.requeue_at, Some(prague(11, 29, 23, 20)));
     let d = sim.at(prague(11, 29, 23, 20));
-    assert_eq!(moves(&d.actions), [("rollback", "production".into(), first)]);
+    assert_eq!(
+        moves(&d.actions),
+        [("rollback", "production".into(), first)]
+    );
 }
 
 #[test]
@@ -154,10 +193,16 @@ fn staging_failure_rolls_staging_back_and_fails_the_release() {
     // A failure during the staging soak.
     sim.report(Rollout::Failed("pod not ready".into()), 0);
     let d = sim.at(prague(11, 27, 18, 40));
-    assert_eq!(moves(&d.actions), [("rollback", "staging".into(), first.clone())]);
+    assert_eq!(
+        moves(&d.actions),
+        [("rollback", "staging".into(), first.clone())]
+    );
     assert!(phases(&d.actions).contains(&(second, ReleasePhase::StagingFailed)));
     // Production is untouched and stays on the first release.
-    assert_eq!(sim.env("production").release.as_deref(), Some(first.as_str()));
+    assert_eq!(
+        sim.env("production").release.as_deref(),
+        Some(first.as_str())
+    );
     assert!(moves(&sim.at(prague(11, 29, 23, 30)).actions).is_empty());
 }
 
@@ -177,22 +222,38 @@ fn the_first_release_failing_has_nothing_to_roll_back_to() {
 #[test]
 fn http_checks_are_polled_and_fail_at_their_threshold() {
     let mut spec = spec();
-    spec.environments[1].health.http_checks = crate::api::tests::example().spec.environments[1].health.http_checks.clone();
+    spec.environments[1].health.http_checks = crate::api::tests::example().spec.environments[1]
+        .health
+        .http_checks
+        .clone();
     let mut sim = Sim::new(spec, prague(11, 18, 12, 0));
     let first = run_week(&mut sim, 20, 22);
     sim.at(prague(11, 23, 1, 10));
     run_week(&mut sim, 27, 29);
     let d = sim.at(prague(11, 29, 23, 20));
-    assert_eq!(d.requeue_at, Some(prague(11, 29, 23, 20) + TimeDelta::seconds(30)));
+    assert_eq!(
+        d.requeue_at,
+        Some(prague(11, 29, 23, 20) + TimeDelta::seconds(30))
+    );
     let url = "https://prod.packit.dev/api/healthz/".to_owned();
     for (failures, rolls_back) in [(2, false), (3, true)] {
         if let Some(h) = &mut sim.observed.health {
-            h.http = vec![HttpHealth { url: url.clone(), consecutive_failures: failures }];
+            h.http = vec![HttpHealth {
+                url: url.clone(),
+                consecutive_failures: failures,
+            }];
         }
         let d = sim.at(sim.now + TimeDelta::seconds(30));
-        assert_eq!(!moves(&d.actions).is_empty(), rolls_back, "{failures} failures");
+        assert_eq!(
+            !moves(&d.actions).is_empty(),
+            rolls_back,
+            "{failures} failures"
+        );
         if rolls_back {
-            assert_eq!(moves(&d.actions), [("rollback", "production".into(), first.clone())]);
+            assert_eq!(
+                moves(&d.actions),
+                [("rollback", "production".into(), first.clone())]
+            );
         }
     }
 }
@@ -205,7 +266,11 @@ fn a_failed_or_timed_out_build_ends_the_release() {
     sim.finish_build(BuildResult::Failed("BackoffLimitExceeded".into()));
     let d = sim.at(prague(11, 20, 18, 10));
     assert_eq!(phases(&d.actions), [(r, ReleasePhase::BuildFailed)]);
-    assert!(events(&d.actions).iter().any(|(_, m)| m.contains("BackoffLimitExceeded")));
+    assert!(
+        events(&d.actions)
+            .iter()
+            .any(|(_, m)| m.contains("BackoffLimitExceeded"))
+    );
 
     // The longest component timeout is 2h.
     sim.at(prague(11, 27, 18, 0));
@@ -213,7 +278,11 @@ fn a_failed_or_timed_out_build_ends_the_release() {
     assert!(sim.at(prague(11, 27, 19, 59)).actions.is_empty());
     let d = sim.at(prague(11, 27, 20, 0));
     assert_eq!(phases(&d.actions), [(r, ReleasePhase::BuildFailed)]);
-    assert!(events(&d.actions).iter().any(|(_, m)| m.contains("did not finish within 2h")));
+    assert!(
+        events(&d.actions)
+            .iter()
+            .any(|(_, m)| m.contains("did not finish within 2h"))
+    );
 }
 
 #[test]
@@ -221,7 +290,10 @@ fn manual_rollback_now_restores_the_previous_good_release() {
     let (mut sim, first, second) = released_twice();
     sim.healthy();
     sim.at(prague(11, 30, 1, 10));
-    assert_eq!(sim.env("production").release.as_deref(), Some(second.as_str()));
+    assert_eq!(
+        sim.env("production").release.as_deref(),
+        Some(second.as_str())
+    );
     sim.observed.requests.rollback = Some(RollbackRequest {
         id: "r1".into(),
         requested_at: prague(11, 30, 9, 0),
@@ -230,7 +302,10 @@ fn manual_rollback_now_restores_the_previous_good_release() {
         at: None,
     });
     let d = sim.at(prague(11, 30, 9, 0));
-    assert_eq!(moves(&d.actions), [("rollback", "production".into(), first.clone())]);
+    assert_eq!(
+        moves(&d.actions),
+        [("rollback", "production".into(), first.clone())]
+    );
     assert!(phases(&d.actions).contains(&(second, ReleasePhase::RolledBack)));
     // Handled once: planning again does nothing.
     assert!(sim.at(prague(11, 30, 9, 1)).actions.is_empty());
@@ -252,10 +327,17 @@ fn a_rollback_for_monday_happens_on_monday_not_before() {
     let d = sim.at(prague(11, 30, 2, 0));
     assert!(moves(&d.actions).is_empty());
     assert_eq!(d.requeue_at, Some(monday));
-    assert!(events(&d.actions).iter().any(|(r, _)| *r == reasons::ROLLBACK_SCHEDULED));
+    assert!(
+        events(&d.actions)
+            .iter()
+            .any(|(r, _)| *r == reasons::ROLLBACK_SCHEDULED)
+    );
     assert!(moves(&sim.at(monday - TimeDelta::seconds(1)).actions).is_empty());
     let d = sim.at(monday);
-    assert_eq!(moves(&d.actions), [("rollback", "production".into(), first)]);
+    assert_eq!(
+        moves(&d.actions),
+        [("rollback", "production".into(), first)]
+    );
     assert!(sim.state.scheduled_rollbacks.is_empty());
     assert!(moves(&sim.at(monday + TimeDelta::minutes(1)).actions).is_empty());
 }
@@ -265,7 +347,10 @@ fn a_rollback_to_a_release_never_healthy_there_is_rejected() {
     let (mut sim, _, second) = released_twice();
     sim.healthy();
     sim.at(prague(11, 30, 1, 10));
-    for (to, why) in [("pkd-nope", "never verified healthy"), (second.as_str(), "already runs")] {
+    for (to, why) in [
+        ("pkd-nope", "never verified healthy"),
+        (second.as_str(), "already runs"),
+    ] {
         sim.observed.requests.rollback = Some(RollbackRequest {
             id: format!("r-{to}"),
             requested_at: sim.now,
@@ -276,7 +361,9 @@ fn a_rollback_to_a_release_never_healthy_there_is_rejected() {
         let d = sim.at(sim.now + TimeDelta::minutes(1));
         assert!(moves(&d.actions).is_empty());
         assert!(
-            events(&d.actions).iter().any(|(r, m)| *r == reasons::ROLLBACK_REJECTED && m.contains(why)),
+            events(&d.actions)
+                .iter()
+                .any(|(r, m)| *r == reasons::ROLLBACK_REJECTED && m.contains(why)),
             "{:?}",
             events(&d.actions)
         );
@@ -301,10 +388,18 @@ fn promote_now_skips_the_window_but_not_staging() {
     // Staging verified at 19:06 -> production right away, on a Friday.
     let d = sim.at(prague(11, 20, 19, 6));
     let deploy = d.actions.iter().find_map(|a| match a {
-        Action::Deploy { environment, release, cause, .. } => Some((environment.clone(), release.clone(), *cause)),
+        Action::Deploy {
+            environment,
+            release,
+            cause,
+            ..
+        } => Some((environment.clone(), release.clone(), *cause)),
         _ => None,
     });
-    assert_eq!(deploy, Some(("production".into(), r, DeployCause::Promoted)));
+    assert_eq!(
+        deploy,
+        Some(("production".into(), r, DeployCause::Promoted))
+    );
 }
 
 #[test]
@@ -320,7 +415,9 @@ fn forced_promotion_deploys_before_staging_passed_and_says_so() {
     });
     let d = sim.at(prague(11, 20, 18, 6));
     let cause = d.actions.iter().find_map(|a| match a {
-        Action::Deploy { environment, cause, .. } if environment == "production" => Some(*cause),
+        Action::Deploy {
+            environment, cause, ..
+        } if environment == "production" => Some(*cause),
         _ => None,
     });
     assert_eq!(cause, Some(DeployCause::Forced));
@@ -346,8 +443,19 @@ fn a_freeze_blocks_the_production_deploy_but_not_a_rollback() {
     sim.at(prague(11, 27, 18, 10));
     sim.at(prague(11, 27, 19, 10));
     let d = sim.at(prague(11, 29, 23, 0));
-    assert!(moves(&d.actions).is_empty(), "frozen window: {:?}", d.actions);
-    assert!(sim.in_flight().unwrap().message.as_deref().unwrap().contains("conference"));
+    assert!(
+        moves(&d.actions).is_empty(),
+        "frozen window: {:?}",
+        d.actions
+    );
+    assert!(
+        sim.in_flight()
+            .unwrap()
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("conference")
+    );
     // Nothing to do until the next build (the window after the freeze is later).
     assert_eq!(d.requeue_at, Some(prague(12, 4, 18, 0)));
 
@@ -405,7 +513,10 @@ fn a_newer_build_supersedes_a_waiting_release() {
     sim.at(prague(11, 20, 19, 10));
     let d = sim.at(prague(11, 21, 18, 0));
     assert!(phases(&d.actions).contains(&(old, ReleasePhase::Superseded)));
-    assert_eq!(moves(&d.actions), [("build", String::new(), release_name(prague(11, 21, 18, 0)))]);
+    assert_eq!(
+        moves(&d.actions),
+        [("build", String::new(), release_name(prague(11, 21, 18, 0)))]
+    );
 }
 
 #[test]
@@ -418,7 +529,10 @@ fn one_release_in_flight_a_due_build_waits_for_it() {
     // The 19:00 slot comes while the first is still building.
     let d = sim.at(prague(11, 20, 19, 0));
     assert!(moves(&d.actions).is_empty());
-    assert_eq!(sim.state.pending_build, Some(crate::api::release::Trigger::Schedule));
+    assert_eq!(
+        sim.state.pending_build,
+        Some(crate::api::release::Trigger::Schedule)
+    );
     sim.finish_build(BuildResult::Succeeded);
     // Built -> staging; still in flight, the pending build still waits.
     let d = sim.at(prague(11, 20, 19, 5));
@@ -427,7 +541,10 @@ fn one_release_in_flight_a_due_build_waits_for_it() {
     sim.at(prague(11, 20, 19, 10));
     // Verified and waiting for the window: now the pending build supersedes it.
     let d = sim.at(prague(11, 20, 20, 10));
-    assert_eq!(moves(&d.actions), [("build", String::new(), release_name(prague(11, 20, 20, 10)))]);
+    assert_eq!(
+        moves(&d.actions),
+        [("build", String::new(), release_name(prague(11, 20, 20, 10)))]
+    );
 }
 
 #[test]
@@ -436,7 +553,10 @@ fn suspend_stops_builds_but_not_automatic_rollback() {
     sim.spec.schedule.suspend = true;
     sim.report(Rollout::Failed("ProgressDeadlineExceeded".into()), 0);
     let d = sim.at(prague(11, 29, 23, 15));
-    assert_eq!(moves(&d.actions), [("rollback", "production".into(), first)]);
+    assert_eq!(
+        moves(&d.actions),
+        [("rollback", "production".into(), first)]
+    );
     let d = sim.at(prague(12, 4, 18, 0));
     assert!(d.actions.is_empty());
     assert_eq!(d.next_build, None);
@@ -451,10 +571,18 @@ fn a_pin_holds_an_environment_on_a_release() {
     sim.spec.environments[1].pin = Some(first.clone());
     let d = sim.at(prague(11, 30, 9, 0));
     let deploy = d.actions.iter().find_map(|a| match a {
-        Action::Deploy { environment, release, cause, .. } => Some((environment.clone(), release.clone(), *cause)),
+        Action::Deploy {
+            environment,
+            release,
+            cause,
+            ..
+        } => Some((environment.clone(), release.clone(), *cause)),
         _ => None,
     });
-    assert_eq!(deploy, Some(("production".into(), first.clone(), DeployCause::Pin)));
+    assert_eq!(
+        deploy,
+        Some(("production".into(), first.clone(), DeployCause::Pin))
+    );
     // Next week's release stops before the pinned production.
     sim.at(prague(12, 4, 18, 0));
     sim.finish_build(BuildResult::Succeeded);
@@ -464,14 +592,26 @@ fn a_pin_holds_an_environment_on_a_release() {
     sim.at(prague(12, 4, 19, 10));
     let d = sim.at(prague(12, 6, 23, 0));
     assert!(moves(&d.actions).is_empty());
-    assert!(sim.in_flight().unwrap().message.as_deref().unwrap().contains("pinned"));
+    assert!(
+        sim.in_flight()
+            .unwrap()
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("pinned")
+    );
     let _ = second;
 }
 
 #[test]
 fn planning_is_deterministic_and_replanning_repeats_nothing() {
     let mut sim = Sim::new(spec(), prague(11, 18, 12, 0));
-    let times = [prague(11, 20, 18, 0), prague(11, 20, 18, 5), prague(11, 20, 19, 10), prague(11, 22, 23, 0)];
+    let times = [
+        prague(11, 20, 18, 0),
+        prague(11, 20, 18, 5),
+        prague(11, 20, 19, 10),
+        prague(11, 22, 23, 0),
+    ];
     for (i, t) in times.into_iter().enumerate() {
         sim.now = t;
         let a = sim.decide();
@@ -488,13 +628,22 @@ fn planning_is_deterministic_and_replanning_repeats_nothing() {
             sim.at(prague(11, 20, 18, 10));
         }
     }
-    assert_eq!(sim.env("production").release, Some(release_name(prague(11, 20, 18, 0))));
+    assert_eq!(
+        sim.env("production").release,
+        Some(release_name(prague(11, 20, 18, 0)))
+    );
 }
 
 #[test]
 fn an_invalid_spec_plans_nothing() {
     let mut spec = spec();
     spec.schedule.time_zone = "Nowhere/Land".into();
-    let err = plan(&spec, &TrainState::default(), &Observed::default(), prague(11, 20, 18, 0)).unwrap_err();
+    let err = plan(
+        &spec,
+        &TrainState::default(),
+        &Observed::default(),
+        prague(11, 20, 18, 0),
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("spec.schedule.timeZone"));
 }

@@ -11,8 +11,8 @@ pub use lifecycle::plan;
 pub use state::*;
 
 #[cfg(test)]
-mod sim;
+mod invariants;
 #[cfg(test)]
 mod lifecycle_tests;
 #[cfg(test)]
-mod invariants;
+mod sim;

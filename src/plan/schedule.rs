@@ -141,7 +141,8 @@ impl Calendar {
             // A pattern such as 30 February parses but never matches.
             let probe = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single();
             let opens = probe.is_some_and(|p| {
-                next_match(cron, tz, p).is_some_and(|t| t - p < TimeDelta::days(WINDOW_HORIZON_DAYS))
+                next_match(cron, tz, p)
+                    .is_some_and(|t| t - p < TimeDelta::days(WINDOW_HORIZON_DAYS))
             });
             if !opens {
                 errors.push(SpecError::new(
@@ -259,7 +260,10 @@ impl Calendar {
         let why = match (self.freeze_at(now), self.window(now)) {
             (Some(f), _) => freeze_message(&f),
             (None, Some(w)) if !w.contains(now) => {
-                format!("waiting for the production window at {}", w.start.to_rfc3339())
+                format!(
+                    "waiting for the production window at {}",
+                    w.start.to_rfc3339()
+                )
             }
             _ => "waiting for the production window".into(),
         };

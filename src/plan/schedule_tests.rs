@@ -65,14 +65,20 @@ fn due_build_is_the_latest_slot_after_the_last_one_handled() {
         Some(prague(2026, 11, 27, 18, 0))
     );
     // Already handled.
-    assert_eq!(cal.due_build(prague(2026, 11, 20, 18, 0), prague(2026, 11, 21, 0, 0)), None);
+    assert_eq!(
+        cal.due_build(prague(2026, 11, 20, 18, 0), prague(2026, 11, 21, 0, 0)),
+        None
+    );
 }
 
 #[test]
 fn seconds_field_is_accepted_for_fast_schedules() {
     let cal = calendar(Some("*/20 * * * * *"), None, vec![]);
     let now = utc(2026, 11, 24, 10, 0) + TimeDelta::seconds(5);
-    assert_eq!(cal.next_build_after(now), Some(utc(2026, 11, 24, 10, 0) + TimeDelta::seconds(20)));
+    assert_eq!(
+        cal.next_build_after(now),
+        Some(utc(2026, 11, 24, 10, 0) + TimeDelta::seconds(20))
+    );
 }
 
 #[test]
@@ -87,7 +93,10 @@ fn friday_build_then_sunday_monday_night_window() {
     assert_eq!(
         cal.production_gate(prague(2026, 11, 21, 12, 0)),
         Gate::Closed {
-            why: format!("waiting for the production window at {}", w.start.to_rfc3339()),
+            why: format!(
+                "waiting for the production window at {}",
+                w.start.to_rfc3339()
+            ),
             reopens: Some(w.start),
         }
     );
@@ -95,7 +104,9 @@ fn friday_build_then_sunday_monday_night_window() {
     assert_eq!(cal.production_gate(prague(2026, 11, 23, 1, 30)), Gate::Open);
     assert_eq!(cal.window(prague(2026, 11, 23, 1, 30)), Some(w));
     // Closed again at the end (half-open interval).
-    assert!(matches!(cal.production_gate(w.end), Gate::Closed { reopens: Some(t), .. } if t == prague(2026, 11, 29, 23, 0)));
+    assert!(
+        matches!(cal.production_gate(w.end), Gate::Closed { reopens: Some(t), .. } if t == prague(2026, 11, 29, 23, 0))
+    );
 }
 
 /// Window at 02:30 on Sunday nights, 3 hours long, across both DST nights.
@@ -109,27 +120,62 @@ fn dst_nights_in_prague_with_a_window_at_0230() {
     let cases = [
         // (asked at, window start, window end) - all in UTC
         // An ordinary winter Sunday: 02:30 CET = 01:30 UTC.
-        (utc(2026, 3, 21, 12, 0), utc(2026, 3, 22, 1, 30), utc(2026, 3, 22, 4, 30)),
+        (
+            utc(2026, 3, 21, 12, 0),
+            utc(2026, 3, 22, 1, 30),
+            utc(2026, 3, 22, 4, 30),
+        ),
         // DST starts: 03:00 CEST = 01:00 UTC.
-        (utc(2026, 3, 28, 12, 0), utc(2026, 3, 29, 1, 0), utc(2026, 3, 29, 4, 0)),
+        (
+            utc(2026, 3, 28, 12, 0),
+            utc(2026, 3, 29, 1, 0),
+            utc(2026, 3, 29, 4, 0),
+        ),
         // Inside that shifted window.
-        (utc(2026, 3, 29, 2, 0), utc(2026, 3, 29, 1, 0), utc(2026, 3, 29, 4, 0)),
+        (
+            utc(2026, 3, 29, 2, 0),
+            utc(2026, 3, 29, 1, 0),
+            utc(2026, 3, 29, 4, 0),
+        ),
         // The next Sunday is normal summer time: 02:30 CEST = 00:30 UTC.
-        (utc(2026, 4, 4, 12, 0), utc(2026, 4, 5, 0, 30), utc(2026, 4, 5, 3, 30)),
+        (
+            utc(2026, 4, 4, 12, 0),
+            utc(2026, 4, 5, 0, 30),
+            utc(2026, 4, 5, 3, 30),
+        ),
         // DST ends: the first 02:30 is CEST = 00:30 UTC.
-        (utc(2026, 10, 24, 12, 0), utc(2026, 10, 25, 0, 30), utc(2026, 10, 25, 3, 30)),
+        (
+            utc(2026, 10, 24, 12, 0),
+            utc(2026, 10, 25, 0, 30),
+            utc(2026, 10, 25, 3, 30),
+        ),
         // During the repeated hour (02:45 CET = 01:45 UTC) it is the same
         // window, not a second one starting at 02:30 CET.
-        (utc(2026, 10, 25, 1, 45), utc(2026, 10, 25, 0, 30), utc(2026, 10, 25, 3, 30)),
+        (
+            utc(2026, 10, 25, 1, 45),
+            utc(2026, 10, 25, 0, 30),
+            utc(2026, 10, 25, 3, 30),
+        ),
         // The next Sunday is winter time: 02:30 CET = 01:30 UTC.
-        (utc(2026, 10, 26, 12, 0), utc(2026, 11, 1, 1, 30), utc(2026, 11, 1, 4, 30)),
+        (
+            utc(2026, 10, 26, 12, 0),
+            utc(2026, 11, 1, 1, 30),
+            utc(2026, 11, 1, 4, 30),
+        ),
     ];
     for (at, start, end) in cases {
-        assert_eq!(cal.window(at), Some(Interval { start, end }), "asked at {at}");
+        assert_eq!(
+            cal.window(at),
+            Some(Interval { start, end }),
+            "asked at {at}"
+        );
     }
     // After the fall-back window closes there is no second one that night.
     let after = utc(2026, 10, 25, 3, 30);
-    assert_eq!(cal.window(after).map(|w| w.start), Some(utc(2026, 11, 1, 1, 30)));
+    assert_eq!(
+        cal.window(after).map(|w| w.start),
+        Some(utc(2026, 11, 1, 1, 30))
+    );
 }
 
 #[test]
@@ -137,9 +183,18 @@ fn dst_night_builds_run_once() {
     // A build at 02:30 every day: once on the fall-back night, once (at
     // 03:00) on the spring-forward night.
     let cal = calendar(Some("30 2 * * *"), None, vec![]);
-    assert_eq!(cal.next_build_after(utc(2026, 3, 28, 12, 0)), Some(utc(2026, 3, 29, 1, 0)));
-    assert_eq!(cal.next_build_after(utc(2026, 10, 24, 12, 0)), Some(utc(2026, 10, 25, 0, 30)));
-    assert_eq!(cal.next_build_after(utc(2026, 10, 25, 0, 30)), Some(utc(2026, 10, 26, 1, 30)));
+    assert_eq!(
+        cal.next_build_after(utc(2026, 3, 28, 12, 0)),
+        Some(utc(2026, 3, 29, 1, 0))
+    );
+    assert_eq!(
+        cal.next_build_after(utc(2026, 10, 24, 12, 0)),
+        Some(utc(2026, 10, 25, 0, 30))
+    );
+    assert_eq!(
+        cal.next_build_after(utc(2026, 10, 25, 0, 30)),
+        Some(utc(2026, 10, 26, 1, 30))
+    );
 }
 
 #[test]
@@ -155,7 +210,10 @@ fn a_freeze_covering_a_whole_window_pushes_production_to_the_next_window() {
     assert_eq!(
         gate,
         Gate::Closed {
-            why: format!("frozen until {}: holidays", prague(2026, 12, 28, 0, 0).to_rfc3339()),
+            why: format!(
+                "frozen until {}: holidays",
+                prague(2026, 12, 28, 0, 0).to_rfc3339()
+            ),
             reopens: Some(prague(2026, 12, 28, 1, 0)),
         }
     );
@@ -188,11 +246,22 @@ fn overlapping_freezes_chain() {
         None,
         None,
         vec![
-            Freeze { start: utc(2026, 12, 1, 0, 0), end: utc(2026, 12, 5, 0, 0), reason: "a".into() },
-            Freeze { start: utc(2026, 12, 4, 0, 0), end: utc(2026, 12, 9, 0, 0), reason: "b".into() },
+            Freeze {
+                start: utc(2026, 12, 1, 0, 0),
+                end: utc(2026, 12, 5, 0, 0),
+                reason: "a".into(),
+            },
+            Freeze {
+                start: utc(2026, 12, 4, 0, 0),
+                end: utc(2026, 12, 9, 0, 0),
+                reason: "b".into(),
+            },
         ],
     );
-    assert_eq!(cal.freeze_at(utc(2026, 12, 2, 0, 0)).map(|f| f.until), Some(utc(2026, 12, 9, 0, 0)));
+    assert_eq!(
+        cal.freeze_at(utc(2026, 12, 2, 0, 0)).map(|f| f.until),
+        Some(utc(2026, 12, 9, 0, 0))
+    );
     assert_eq!(cal.freeze_at(utc(2026, 12, 9, 0, 0)), None);
 }
 
@@ -208,7 +277,10 @@ fn bad_schedules_name_the_field_and_value() {
     let bad = Schedule {
         time_zone: "Europe/Pargue".into(),
         build: Some("61 * * * *".into()),
-        production: Some(Window { start: "0 0 30 2 *".into(), duration: "0s".into() }),
+        production: Some(Window {
+            start: "0 0 30 2 *".into(),
+            duration: "0s".into(),
+        }),
         freezes: vec![Freeze {
             start: utc(2026, 12, 2, 0, 0),
             end: utc(2026, 12, 1, 0, 0),
@@ -217,7 +289,10 @@ fn bad_schedules_name_the_field_and_value() {
         suspend: false,
     };
     let errors = Calendar::new(&bad).unwrap_err();
-    let fields: Vec<(&str, &str)> = errors.iter().map(|e| (e.field.as_str(), e.value.as_str())).collect();
+    let fields: Vec<(&str, &str)> = errors
+        .iter()
+        .map(|e| (e.field.as_str(), e.value.as_str()))
+        .collect();
     assert_eq!(
         fields,
         vec![
@@ -227,16 +302,31 @@ fn bad_schedules_name_the_field_and_value() {
             ("spec.schedule.freezes[0].end", "2026-12-01T00:00:00+00:00"),
         ]
     );
-    assert!(errors[0].to_string().contains("IANA time zone"), "{}", errors[0]);
-    assert!(errors[2].to_string().contains("longer than zero"), "{}", errors[2]);
-    assert!(errors[3].to_string().contains("after the start"), "{}", errors[3]);
+    assert!(
+        errors[0].to_string().contains("IANA time zone"),
+        "{}",
+        errors[0]
+    );
+    assert!(
+        errors[2].to_string().contains("longer than zero"),
+        "{}",
+        errors[2]
+    );
+    assert!(
+        errors[3].to_string().contains("after the start"),
+        "{}",
+        errors[3]
+    );
 }
 
 #[test]
 fn a_window_that_never_opens_is_rejected() {
     let never = Schedule {
         time_zone: "UTC".into(),
-        production: Some(Window { start: "0 0 30 2 *".into(), duration: "1h".into() }),
+        production: Some(Window {
+            start: "0 0 30 2 *".into(),
+            duration: "1h".into(),
+        }),
         ..Default::default()
     };
     let errors = Calendar::new(&never).unwrap_err();

@@ -39,18 +39,24 @@ impl Sim {
     pub fn plan(&mut self) -> Decision {
         let d = self.decide();
         self.state = d.state.clone();
-        for a in &d.actions {
-            match a {
-                Action::StartBuild { .. } => self.observed.build = Some(BuildResult::Running),
-                Action::SetPhase { phase, .. } if *phase != ReleasePhase::Building => {
-                    if self.state.in_flight.as_ref().is_none_or(|f| f.stage != Stage::Building) {
-                        self.observed.build = None;
-                    }
-                }
-                _ => {}
-            }
+        // The build result and health report belong to the release in
+        // flight; a new stage starts without them.
+        let stage = self.state.in_flight.as_ref().map(|f| f.stage);
+        if stage != Some(Stage::Building) {
+            self.observed.build = None;
+        } else if d
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::StartBuild { .. }))
+        {
+            self.observed.build = Some(BuildResult::Running);
         }
-        if self.state.in_flight.as_ref().is_none_or(|f| f.stage != Stage::Verifying) {
+        if self
+            .state
+            .in_flight
+            .as_ref()
+            .is_none_or(|f| f.stage != Stage::Verifying)
+        {
             self.observed.health = None;
         }
         self.log.extend(d.actions.iter().cloned());
@@ -67,7 +73,10 @@ impl Sim {
     }
 
     pub fn release(&self) -> String {
-        self.in_flight().expect("a release in flight").release.clone()
+        self.in_flight()
+            .expect("a release in flight")
+            .release
+            .clone()
     }
 
     pub fn finish_build(&mut self, result: BuildResult) {
@@ -83,7 +92,12 @@ impl Sim {
     pub fn report(&mut self, rollout: Rollout, restarts: u32) {
         let f = self.in_flight().expect("a release in flight").clone();
         let env = f.environment.expect("an environment");
-        let env = self.spec.environments.iter().find(|e| e.name == env).expect("known env");
+        let env = self
+            .spec
+            .environments
+            .iter()
+            .find(|e| e.name == env)
+            .expect("known env");
         self.observed.health = Some(HealthReport {
             release: f.release,
             workloads: env
@@ -104,7 +118,11 @@ impl Sim {
     }
 
     pub fn env(&self, name: &str) -> &EnvironmentState {
-        self.state.environments.iter().find(|e| e.name == name).expect("env")
+        self.state
+            .environments
+            .iter()
+            .find(|e| e.name == name)
+            .expect("env")
     }
 }
 
@@ -113,8 +131,14 @@ pub(crate) fn moves(actions: &[Action]) -> Vec<(&'static str, String, String)> {
     actions
         .iter()
         .filter_map(|a| match a {
-            Action::Deploy { environment, release, .. } => Some(("deploy", environment.clone(), release.clone())),
-            Action::Rollback { environment, to, .. } => Some(("rollback", environment.clone(), to.clone())),
+            Action::Deploy {
+                environment,
+                release,
+                ..
+            } => Some(("deploy", environment.clone(), release.clone())),
+            Action::Rollback {
+                environment, to, ..
+            } => Some(("rollback", environment.clone(), to.clone())),
             Action::StartBuild { release, .. } => Some(("build", String::new(), release.clone())),
             _ => None,
         })
@@ -135,7 +159,9 @@ pub(crate) fn events(actions: &[Action]) -> Vec<(&'static str, String)> {
     actions
         .iter()
         .filter_map(|a| match a {
-            Action::Event { reason, message, .. } => Some((*reason, message.clone())),
+            Action::Event {
+                reason, message, ..
+            } => Some((*reason, message.clone())),
             _ => None,
         })
         .collect()

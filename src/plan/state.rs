@@ -10,7 +10,9 @@ use crate::api::deployment::Target;
 use crate::api::release::Trigger;
 
 /// Release lifecycle phases.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash,
+)]
 pub enum ReleasePhase {
     /// Created, build not started.
     Pending,
