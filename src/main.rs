@@ -20,6 +20,14 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         dir: Option<std::path::PathBuf>,
     },
+    /// Check PackitDeployment manifests beyond what the CRD schema checks
+    /// (cron expressions, time zones, windows, freezes). Exits 1 when one is
+    /// invalid.
+    Validate {
+        /// YAML files, one PackitDeployment each.
+        #[arg(required = true)]
+        files: Vec<std::path::PathBuf>,
+    },
     /// Run the controller against the current kubeconfig context or the
     /// in-cluster service account.
     Run,
@@ -49,9 +57,37 @@ fn main() -> anyhow::Result<()> {
                 }
             }
         }
+        Command::Validate { files } => {
+            let mut invalid = false;
+            for file in files {
+                match validate_file(&file) {
+                    Ok(name) => println!("{}: {name} is valid", file.display()),
+                    Err(e) => {
+                        invalid = true;
+                        println!("{}: {e:#}", file.display());
+                    }
+                }
+            }
+            if invalid {
+                std::process::exit(1);
+            }
+        }
         Command::Run => {
             tracing::warn!("the controller is not part of this build yet; exiting");
         }
     }
     Ok(())
+}
+
+/// Parses one PackitDeployment manifest and validates its spec.
+fn validate_file(path: &std::path::Path) -> anyhow::Result<String> {
+    use packit_operator::api::{PackitDeployment, validate::validate};
+    let text = std::fs::read_to_string(path).context("reading the file")?;
+    let pkd: PackitDeployment = serde_saphyr::from_str(&text).context("not a PackitDeployment")?;
+    validate(&pkd.spec)?;
+    let ns = pkd.metadata.namespace.as_deref().unwrap_or("default");
+    Ok(format!(
+        "{ns}/{}",
+        pkd.metadata.name.as_deref().unwrap_or("<unnamed>")
+    ))
 }
