@@ -1,0 +1,40 @@
+# Developer entry points. Everything heavy lives in hack/; see the README's
+# "Local test cluster" section.
+SHELL := bash
+
+# Built binaries, Go build cache, cargo target dir and cluster state all live
+# outside the checkout so fresh clones reuse them.
+PACKIT_CACHE ?= $(HOME)/.cache/packit-operator
+CARGO_TARGET_DIR ?= $(PACKIT_CACHE)/target
+export PACKIT_CACHE CARGO_TARGET_DIR
+
+.PHONY: test lint unit deps binaries cluster-up cluster-down
+
+## test: lint, build or reuse the control plane, start the cluster, run every test, stop the cluster
+test:
+	hack/test.sh
+
+## lint: cargo fmt --check and clippy with warnings denied
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --all-targets -- -D warnings
+
+## unit: the tests that need no cluster (library and binary unit tests)
+unit:
+	cargo test --lib --bins
+
+## deps: install missing Debian packages (docker-registry, git, make, curl)
+deps:
+	hack/install-deps.sh
+
+## binaries: build the pinned kube-apiserver, kube-controller-manager, kube-scheduler, etcd, kwok, kwokctl and helm once
+binaries:
+	hack/build-binaries.sh
+
+## cluster-up: start or reuse the local cluster and registry; prints the environment to use them
+cluster-up:
+	hack/cluster-up.sh
+
+## cluster-down: stop the local cluster and registry
+cluster-down:
+	hack/cluster-down.sh

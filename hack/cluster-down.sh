@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Stops the local test cluster and its registry and removes their state.
+# Safe to run when nothing is running.
+set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+mkdir -p "$PACKIT_CLUSTER_DIR"
+exec 9>"$PACKIT_CLUSTER_DIR/lock"
+flock 9
+
+export KWOK_WORKDIR="$PACKIT_CLUSTER_DIR/kwok"
+REG_DIR="$PACKIT_CLUSTER_DIR/registry"
+
+if [[ -x "$PACKIT_BIN_DIR/kwokctl" && -d "$KWOK_WORKDIR/clusters/$PACKIT_CLUSTER_NAME" ]]; then
+  "$PACKIT_BIN_DIR/kwokctl" delete cluster --name "$PACKIT_CLUSTER_NAME" \
+    --kubeconfig "$PACKIT_CLUSTER_DIR/kubeconfig" >/dev/null 2>&1 ||
+    log "kwokctl could not delete cluster $PACKIT_CLUSTER_NAME cleanly"
+fi
+
+if [[ -f "$REG_DIR/pid" ]]; then
+  pid="$(cat "$REG_DIR/pid")"
+  if grep -qF docker-registry "/proc/$pid/cmdline" 2>/dev/null; then
+    kill "$pid" 2>/dev/null || true
+  fi
+fi
+
+rm -rf "$KWOK_WORKDIR" "$REG_DIR" "$PACKIT_CLUSTER_DIR/kubeconfig" "$PACKIT_CLUSTER_DIR/env.sh"
+log "cluster $PACKIT_CLUSTER_NAME is down"

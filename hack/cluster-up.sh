@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# Starts (or reuses) the local test cluster: a kwokctl cluster on the binary
+# runtime with the cached control plane, two fake nodes, the Stages of
+# hack/kwok/stages.yaml, and an OCI registry on 127.0.0.1. Prints the
+# environment to use it and how long the start took.
+set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+start_ns=$(date +%s%N)
+"$HACK_DIR/build-binaries.sh"
+command -v kubectl >/dev/null || die "kubectl is not installed"
+command -v docker-registry >/dev/null ||
+  die "docker-registry is not installed (run hack/install-deps.sh as root)"
+
+mkdir -p "$PACKIT_CLUSTER_DIR"
+# The lock is fd 9; processes meant to outlive this script get it closed
+# (9>&-), or they would hold it for as long as they run.
+exec 9>"$PACKIT_CLUSTER_DIR/lock"
+flock 9
+
+KUBECONFIG_PATH="$PACKIT_CLUSTER_DIR/kubeconfig"
+ENV_FILE="$PACKIT_CLUSTER_DIR/env.sh"
+REG_DIR="$PACKIT_CLUSTER_DIR/registry"
+export KWOK_WORKDIR="$PACKIT_CLUSTER_DIR/kwok"
+KWOKCTL="$PACKIT_BIN_DIR/kwokctl"
+k() { kubectl --kubeconfig "$KUBECONFIG_PATH" "$@"; }
+
+cluster_healthy() {
+  [[ -f "$KUBECONFIG_PATH" ]] &&
+    k get --raw /readyz >/dev/null 2>&1 &&
+    [[ "$(k get --raw /version 2>/dev/null)" == *"\"gitVersion\": \"$K8S_VERSION\""* ]] &&
+    [[ "$(k get nodes -l type=kwok -o name 2>/dev/null | wc -l)" -ge 2 ]]
+}
+
+registry_healthy() {
+  [[ -f "$REG_DIR/addr" ]] && curl -fsS -o /dev/null "http://$(cat "$REG_DIR/addr")/v2/"
+}
+
+# A port nothing listens on, from the range the kernel does not hand out
+# to outgoing connections by default.
+free_port() {
+  local port tries
+  for ((tries = 0; tries < 100; tries++)); do
+    port=$((20000 + RANDOM % 12000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      echo "$port"
+      return
+    fi
+  done
+  die "no free port found"
+}
+
+# stop_pidfile FILE NAME: end the process recorded in FILE if it is still NAME.
+stop_pidfile() {
+  local pid
+  [[ -f "$1" ]] || return 0
+  pid="$(cat "$1")"
+  if [[ -n "$pid" ]] && grep -qF "$2" "/proc/$pid/cmdline" 2>/dev/null; then
+    kill "$pid" 2>/dev/null || true
+  fi
+  rm -f "$1"
+}
+
+start_cluster() {
+  log "starting kwok cluster $PACKIT_CLUSTER_NAME (Kubernetes $K8S_VERSION)"
+  # Leftovers of a cluster that is no longer healthy (say, after a reboot).
+  "$KWOKCTL" delete cluster --name "$PACKIT_CLUSTER_NAME" --kubeconfig "$KUBECONFIG_PATH" >/dev/null 2>&1 || true
+  rm -f "$KUBECONFIG_PATH"
+  if ! "$KWOKCTL" create cluster \
+    --name "$PACKIT_CLUSTER_NAME" \
+    --runtime binary \
+    --config "$HACK_DIR/kwok/stages.yaml" \
+    --kubeconfig "$KUBECONFIG_PATH" \
+    --kube-apiserver-binary "$PACKIT_BIN_DIR/kube-apiserver" \
+    --kube-controller-manager-binary "$PACKIT_BIN_DIR/kube-controller-manager" \
+    --kube-scheduler-binary "$PACKIT_BIN_DIR/kube-scheduler" \
+    --kwok-controller-binary "$PACKIT_BIN_DIR/kwok" \
+    --etcd-binary "$PACKIT_BIN_DIR/etcd" \
+    --disable-qps-limits \
+    --wait 2m 9>&- >"$PACKIT_CLUSTER_DIR/kwokctl-create.log" 2>&1; then
+    cat "$PACKIT_CLUSTER_DIR/kwokctl-create.log" >&2
+    die "kwokctl could not create the cluster"
+  fi
+  k apply -f "$HACK_DIR/kwok/nodes.yaml" >/dev/null
+  k wait --for=condition=Ready node -l type=kwok --timeout=2m >/dev/null
+  # Pods need the default ServiceAccount of their namespace; wait until the
+  # controller manager creates them, starting with "default".
+  local deadline=$((SECONDS + 120))
+  until k get serviceaccount default -n default >/dev/null 2>&1; do
+    ((SECONDS < deadline)) || die "default ServiceAccount never appeared"
+    sleep 0.2
+  done
+}
+
+start_registry() {
+  local port deadline
+  stop_pidfile "$REG_DIR/pid" docker-registry
+  rm -rf "$REG_DIR"
+  mkdir -p "$REG_DIR/data"
+  cp "$HACK_DIR/registry/config.yml" "$REG_DIR/config.yml"
+  port="$(free_port)"
+  log "starting registry on 127.0.0.1:$port"
+  REGISTRY_HTTP_ADDR="127.0.0.1:$port" \
+    REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY="$REG_DIR/data" \
+    setsid docker-registry serve "$REG_DIR/config.yml" \
+    </dev/null >"$REG_DIR/log" 2>&1 9>&- &
+  echo $! >"$REG_DIR/pid"
+  echo "127.0.0.1:$port" >"$REG_DIR/addr"
+  deadline=$((SECONDS + 30))
+  until registry_healthy; do
+    if ((SECONDS >= deadline)) || ! kill -0 "$(cat "$REG_DIR/pid")" 2>/dev/null; then
+      cat "$REG_DIR/log" >&2
+      die "registry did not start"
+    fi
+    sleep 0.1
+  done
+}
+
+reused=()
+if cluster_healthy; then reused+=(cluster); else start_cluster; fi
+if registry_healthy; then reused+=(registry); else start_registry; fi
+
+cat >"$ENV_FILE" <<ENV
+export KUBECONFIG=$KUBECONFIG_PATH
+export PACKIT_REGISTRY=$(cat "$REG_DIR/addr")
+ENV
+elapsed_ms=$((($(date +%s%N) - start_ns) / 1000000))
+cat "$ENV_FILE"
+if ((${#reused[@]} == 2)); then
+  how="reused the running cluster"
+else
+  how="started"
+fi
+printf 'cluster %s is up (%s) in %d.%01ds; stop it with: make cluster-down\n' \
+  "$PACKIT_CLUSTER_NAME" "$how" $((elapsed_ms / 1000)) $((elapsed_ms % 1000 / 100))

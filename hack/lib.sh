@@ -1,0 +1,17 @@
+# Shared settings for the hack/ scripts; source it, do not run it.
+# shellcheck shell=bash
+
+HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_ROOT="$(cd "$HACK_DIR/.." && pwd)"
+# shellcheck source=versions.env
+. "$HACK_DIR/versions.env"
+
+PACKIT_CACHE="${PACKIT_CACHE:-$HOME/.cache/packit-operator}"
+# One directory per version set, so changing a pin never mixes binaries.
+PACKIT_BIN_DIR="$PACKIT_CACHE/bin/k8s-$K8S_VERSION-etcd-$ETCD_VERSION-kwok-$KWOK_VERSION-helm-$HELM_VERSION"
+PACKIT_CLUSTER_DIR="$PACKIT_CACHE/cluster"
+PACKIT_CLUSTER_NAME="${PACKIT_CLUSTER_NAME:-packit}"
+export PACKIT_CACHE PACKIT_BIN_DIR PACKIT_CLUSTER_DIR PACKIT_CLUSTER_NAME
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
