@@ -1,8 +1,16 @@
 //! packit-operator: scheduled, staged deployment for Kubernetes.
 //!
-//! `api` holds the custom resources, `plan` the pure decision core.
+//! `api` holds the custom resources, `plan` the pure decision core and
+//! `controller` the Kubernetes wiring around it; `git`, `build`, `deploy`
+//! and `health` are the edges it acts through.
 
 pub mod api;
+pub mod build;
+pub mod controller;
+pub mod deploy;
+pub mod git;
+pub mod health;
+pub mod labels;
 pub mod plan;
 
 /// Errors of the library.

@@ -29,11 +29,22 @@ enum Command {
         files: Vec<std::path::PathBuf>,
     },
     /// Run the controller against the current kubeconfig context or the
-    /// in-cluster service account.
-    Run,
+    /// in-cluster service account, until SIGINT or SIGTERM.
+    Run {
+        /// Directory for the bare git caches.
+        #[arg(long, env = "PACKIT_CACHE_DIR", default_value = "/tmp/packit-operator")]
+        cache_dir: std::path::PathBuf,
+        /// Name of this replica in Events (defaults to the host name).
+        #[arg(long, env = "POD_NAME")]
+        instance: Option<String>,
+        /// Only reconcile PackitDeployments in this namespace.
+        #[arg(long, env = "PACKIT_WATCH_NAMESPACE")]
+        namespace: Option<String>,
+    },
 }
 
-fn main() -> anyhow::Result<()> {
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
@@ -72,8 +83,16 @@ fn main() -> anyhow::Result<()> {
                 std::process::exit(1);
             }
         }
-        Command::Run => {
-            tracing::warn!("the controller is not part of this build yet; exiting");
+        Command::Run { cache_dir, instance, namespace } => {
+            let instance = instance.or_else(|| std::env::var("HOSTNAME").ok());
+            tracing::info!(cache = %cache_dir.display(), "starting the controller");
+            packit_operator::controller::run(packit_operator::controller::Settings {
+                cache_dir,
+                instance,
+                namespace,
+            })
+                .await
+                .context("running the controller")?;
         }
     }
     Ok(())

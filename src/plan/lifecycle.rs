@@ -750,6 +750,7 @@ impl Planner<'_> {
         });
         self.state.in_flight = Some(InFlight {
             release,
+            trigger: Some(trigger),
             stage: Stage::Building,
             environment: None,
             since: self.now,

@@ -111,6 +111,9 @@ pub struct TrainState {
 pub struct InFlight {
     /// PackitRelease name.
     pub release: String,
+    /// What started it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<Trigger>,
     /// What it is doing.
     pub stage: Stage,
     /// The environment it waits for or is verified in.

@@ -1,0 +1,133 @@
+//! The controller: watches PackitDeployments and everything that can move
+//! their trains (releases, build Jobs, target workloads and their pods) and
+//! reconciles each as observe -> plan -> persist -> act.
+
+mod build;
+pub mod conditions;
+mod environments;
+mod history;
+mod reconcile;
+mod release;
+mod requests;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::Reporter;
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Api, Client, Resource};
+
+use crate::api::{PackitDeployment, PackitRelease};
+use crate::build::registry::Registry;
+use crate::git::SourceCache;
+use crate::health::HttpProber;
+use crate::labels;
+
+pub use reconcile::reconcile;
+
+/// The name the operator writes under (server-side apply field manager and
+/// Event reporter).
+pub const MANAGER: &str = "packit-operator";
+
+/// What every reconcile shares.
+pub struct Context {
+    pub client: Client,
+    pub reporter: Reporter,
+    pub sources: SourceCache,
+    pub registry: Registry,
+    pub prober: HttpProber,
+}
+
+/// Reconcile failures; each is retried with a delay and logged.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("{0}")]
+    Deploy(#[from] crate::deploy::DeployError),
+    #[error("{0}")]
+    Health(#[from] crate::health::HealthError),
+    #[error("object without a namespace")]
+    NoNamespace,
+    #[error("serializing: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// Settings of `packit-operator run`.
+pub struct Settings {
+    /// Where bare git caches live.
+    pub cache_dir: PathBuf,
+    /// This replica's name, for Events.
+    pub instance: Option<String>,
+    /// Only PackitDeployments of this namespace (all when unset).
+    pub namespace: Option<String>,
+}
+
+/// Runs the controller until SIGINT or SIGTERM; reconciles in progress are
+/// let finish.
+pub async fn run(settings: Settings) -> Result<(), kube::Error> {
+    let client = Client::try_default().await?;
+    // Fail early, with a hint, when the CRDs are missing.
+    Api::<PackitDeployment>::all(client.clone())
+        .list(&kube::api::ListParams::default().limit(1))
+        .await
+        .inspect_err(|_| tracing::error!("cannot list PackitDeployments: are the CRDs installed? (kubectl apply -f crds/)"))?;
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        reporter: Reporter { controller: MANAGER.into(), instance: settings.instance.clone() },
+        sources: SourceCache::new(settings.cache_dir.clone()),
+        registry: Registry::new(),
+        prober: HttpProber::new(),
+    });
+    // Workloads may live in other (opted-in) namespaces, so they are watched
+    // everywhere, by the labels the operator puts on them.
+    let labelled = || match &settings.namespace {
+        Some(ns) => watcher::Config::default().labels(&format!("{},{}={ns}", labels::DEPLOYMENT, labels::DEPLOYMENT_NAMESPACE)),
+        None => watcher::Config::default().labels(labels::DEPLOYMENT),
+    };
+    let scoped = |client: &Client| match &settings.namespace {
+        Some(ns) => (Api::namespaced(client.clone(), ns), Api::namespaced(client.clone(), ns)),
+        None => (Api::all(client.clone()), Api::all(client.clone())),
+    };
+    let (deployments, releases): (Api<PackitDeployment>, Api<PackitRelease>) = scoped(&client);
+    Controller::new(deployments, watcher::Config::default())
+        .owns(releases, watcher::Config::default())
+        .owns(Api::<Job>::all(client.clone()), labelled())
+        .watches(Api::<Deployment>::all(client.clone()), labelled(), owner_of)
+        .watches(Api::<StatefulSet>::all(client.clone()), labelled(), owner_of)
+        .watches(Api::<Pod>::all(client.clone()), labelled(), owner_of)
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            match result {
+                Ok((obj, _)) => tracing::debug!(%obj, "reconciled"),
+                Err(e) => tracing::warn!(error = %e, "reconcile failed"),
+            }
+        })
+        .await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Maps a labelled workload, pod or Job to its PackitDeployment.
+fn owner_of<K: Resource>(obj: K) -> Option<ObjectRef<PackitDeployment>> {
+    let labels = obj.meta().labels.as_ref()?;
+    let name = labels.get(labels::DEPLOYMENT)?;
+    let namespace = labels
+        .get(labels::DEPLOYMENT_NAMESPACE)
+        .cloned()
+        .or_else(|| obj.meta().namespace.clone())?;
+    Some(ObjectRef::new(name).within(&namespace))
+}
+
+fn error_policy(obj: Arc<PackitDeployment>, error: &Error, _: Arc<Context>) -> Action {
+    tracing::warn!(deployment = %ObjectRef::from_obj(obj.as_ref()), %error, "will retry");
+    Action::requeue(Duration::from_secs(5))
+}

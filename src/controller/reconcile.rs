@@ -1,0 +1,305 @@
+//! One reconcile: validate -> observe -> plan -> persist the state -> act.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::{Api, Resource, ResourceExt};
+use serde_json::json;
+
+use super::conditions::{self, DEGRADED, INVALID_SPEC, PROGRESSING, READY, Want, reason};
+use super::{Context, Error, MANAGER, build, environments, history, release, requests};
+use crate::api::deployment::requests::{PROMOTE, ROLLBACK};
+use crate::api::validate::validate;
+use crate::api::{PackitDeployment, PackitDeploymentStatus, PackitRelease};
+use crate::labels;
+use crate::plan::{self, Action as Step, Decision, Observed, ReleasePhase, Stage, TrainState};
+
+/// The longest the controller waits without a watch event; a safety net,
+/// the planner's next instant is normally sooner.
+const MAX_REQUEUE: Duration = Duration::from_secs(3600);
+
+pub async fn reconcile(obj: Arc<PackitDeployment>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let namespace = obj.namespace().ok_or(Error::NoNamespace)?;
+    let api: Api<PackitDeployment> = Api::namespaced(ctx.client.clone(), &namespace);
+    // Plan from a fresh copy: the watch cache can lag behind this
+    // controller's own last status write, and a stale state would repeat
+    // actions.
+    let Some(pkd) = api.get_opt(&obj.name_any()).await? else {
+        return Ok(Action::await_change());
+    };
+    if pkd.meta().deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let now = Utc::now();
+    let r = Reconciler {
+        recorder: Recorder::new(ctx.client.clone(), ctx.reporter.clone()),
+        ctx: &ctx,
+        api,
+        namespace,
+        pkd,
+        now,
+    };
+    r.run().await
+}
+
+pub(super) struct Reconciler<'a> {
+    pub ctx: &'a Context,
+    pub recorder: Recorder,
+    pub api: Api<PackitDeployment>,
+    pub namespace: String,
+    pub pkd: PackitDeployment,
+    pub now: DateTime<Utc>,
+}
+
+impl Reconciler<'_> {
+    pub fn name(&self) -> String {
+        self.pkd.name_any()
+    }
+
+    pub fn releases_api(&self) -> Api<PackitRelease> {
+        Api::namespaced(self.ctx.client.clone(), &self.namespace)
+    }
+
+    pub async fn event(&self, reason: &str, message: String, warning: bool) {
+        let event = Event {
+            type_: if warning { EventType::Warning } else { EventType::Normal },
+            reason: reason.to_owned(),
+            note: Some(truncate(message, 1000)),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&event, &self.pkd.object_ref(&())).await {
+            tracing::warn!(error = %e, "publishing an Event failed");
+        }
+    }
+
+    async fn run(&self) -> Result<Action, Error> {
+        let status = self.pkd.status.clone().unwrap_or_default();
+        if let Err((why, message)) = self.check_spec().await {
+            return self.invalid(&status, why, message).await;
+        }
+
+        // Observe.
+        let releases = self.releases().await?;
+        let annotations = self.pkd.annotations().clone();
+        let (requests, bad) = requests::parse(&annotations, self.now);
+        let mut state = status.train.clone();
+        for b in bad {
+            let handled = match b.annotation {
+                PROMOTE => &mut state.handled.promote,
+                ROLLBACK => &mut state.handled.rollback,
+                _ => &mut state.handled.release,
+            };
+            if handled.as_deref() != Some(b.value.as_str()) {
+                *handled = Some(b.value.clone());
+                self.event("RequestRejected", format!("{} ignored: {}", b.annotation, b.why), true).await;
+            }
+        }
+        let mut observed = Observed {
+            name: self.name(),
+            built: releases
+                .iter()
+                .filter(|r| r.spec.images.is_some())
+                .map(ResourceExt::name_any)
+                .collect(),
+            requests,
+            ..Default::default()
+        };
+        if let Some(f) = &state.in_flight {
+            let current = releases.iter().find(|r| r.name_any() == f.release);
+            match f.stage {
+                Stage::Building => observed.build = Some(build::observe(self, &state, f, current, &releases).await),
+                Stage::Verifying => {
+                    if let (Some(env), Some(rel)) = (&f.environment, current) {
+                        observed.health = environments::health(self, env, rel).await?;
+                    }
+                }
+                Stage::Waiting => {}
+            }
+        }
+
+        // Plan, then persist the new state before acting on it.
+        let decision = match plan::plan(&self.pkd.spec, &state, &observed, self.now) {
+            Ok(d) => d,
+            Err(e) => return self.invalid(&status, reason::SPEC_INVALID, e.to_string()).await,
+        };
+        self.write_status(&status, &decision, &releases).await?;
+
+        // Act.
+        let mut soon = false;
+        for step in &decision.actions {
+            match step {
+                Step::StartBuild { release, trigger } => {
+                    if let Err(e) = release::create(self, release, *trigger, &decision.state, &releases).await {
+                        // Observing the build tries again and fails it.
+                        self.event(reason::SOURCE_UNAVAILABLE, format!("{release}: {e}"), true).await;
+                        soon = true;
+                    }
+                }
+                Step::SetPhase { release, phase, environment, message } => {
+                    release::set_phase(self, release, *phase, environment.as_deref(), message).await?;
+                }
+                Step::Event { reason, message, warning } => self.event(reason, message.clone(), *warning).await,
+                // Environments are brought to the state's releases below.
+                Step::Deploy { .. } | Step::Rollback { .. } => {}
+            }
+        }
+        let releases = self.releases().await?;
+        environments::ensure(self, &decision.state, &releases).await?;
+        history::prune(self, &decision.state, &releases).await?;
+
+        let wait = decision
+            .requeue_at
+            .and_then(|t| (t - self.now).to_std().ok())
+            .map_or(MAX_REQUEUE, |d| d.min(MAX_REQUEUE));
+        let wait = if soon || decision.actions.iter().any(|a| matches!(a, Step::StartBuild { .. })) {
+            wait.min(Duration::from_secs(1))
+        } else {
+            wait
+        };
+        Ok(Action::requeue(wait.max(Duration::from_millis(200))))
+    }
+
+    /// Spec problems the schema cannot catch, and namespaces that did not
+    /// opt in.
+    async fn check_spec(&self) -> Result<(), (&'static str, String)> {
+        validate(&self.pkd.spec).map_err(|e| (reason::SPEC_INVALID, e.to_string()))?;
+        environments::check_namespaces(self)
+            .await
+            .map_err(|m| (reason::NAMESPACE_NOT_ALLOWED, m))
+    }
+
+    async fn releases(&self) -> Result<Vec<PackitRelease>, Error> {
+        let selector = format!("{}={}", labels::DEPLOYMENT, self.name());
+        let mut list = self.releases_api().list(&ListParams::default().labels(&selector)).await?.items;
+        list.sort_by_key(|r| (r.creation_timestamp(), r.name_any()));
+        Ok(list)
+    }
+
+    async fn invalid(&self, status: &PackitDeploymentStatus, why: &'static str, message: String) -> Result<Action, Error> {
+        let previous = status.conditions.iter().find(|c| c.type_ == INVALID_SPEC);
+        if previous.is_none_or(|c| c.status != "True" || c.message != message) {
+            self.event("InvalidSpec", format!("nothing is deployed until this is fixed: {message}"), true).await;
+        }
+        let wanted = [
+            Want::new(INVALID_SPEC, true, why, message.clone()),
+            Want::new(READY, false, why, message),
+        ];
+        let mut next = status.clone();
+        next.conditions = conditions::merge(&status.conditions, &wanted, self.pkd.meta().generation, self.now);
+        next.observed_generation = self.pkd.meta().generation;
+        next.phase = Some("InvalidSpec".into());
+        self.apply_status(&next).await?;
+        Ok(Action::await_change())
+    }
+
+    async fn write_status(
+        &self,
+        previous: &PackitDeploymentStatus,
+        d: &Decision,
+        releases: &[PackitRelease],
+    ) -> Result<(), Error> {
+        let wanted = wanted_conditions(&d.state, &d.phase, releases);
+        let status = PackitDeploymentStatus {
+            observed_generation: self.pkd.meta().generation,
+            conditions: conditions::merge(&previous.conditions, &wanted, self.pkd.meta().generation, self.now),
+            phase: Some(d.phase.clone()),
+            releases: Some(summary(&d.state)),
+            next_build: d.next_build,
+            next_window: d.next_window,
+            train: d.state.clone(),
+        };
+        self.apply_status(&status).await
+    }
+
+    /// Server-side apply of the whole status, guarded by the resource
+    /// version read at the start: a concurrent writer makes this fail
+    /// instead of being overwritten.
+    async fn apply_status(&self, status: &PackitDeploymentStatus) -> Result<(), Error> {
+        let patch = json!({
+            "apiVersion": "packit.dev/v1alpha1",
+            "kind": "PackitDeployment",
+            "metadata": { "name": self.name(), "resourceVersion": self.pkd.resource_version() },
+            "status": status,
+        });
+        self.api
+            .patch_status(&self.name(), &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch))
+            .await?;
+        Ok(())
+    }
+}
+
+/// Ready, Progressing and Degraded from the train's state and the newest
+/// finished release.
+fn wanted_conditions(state: &TrainState, phase: &str, releases: &[PackitRelease]) -> Vec<Want> {
+    let last_final = releases.iter().rev().find_map(|r| {
+        let s = r.status.as_ref()?;
+        s.phase.filter(|p| p.is_final()).map(|p| (r.name_any(), p, s.message.clone().unwrap_or_default()))
+    });
+    let degraded = last_final.filter(|(_, p, _)| {
+        matches!(p, ReleasePhase::BuildFailed | ReleasePhase::StagingFailed | ReleasePhase::RolledBack | ReleasePhase::Failed)
+    });
+    let progressing = match &state.in_flight {
+        Some(f) => Want::new(PROGRESSING, true, reason::RELEASE_IN_FLIGHT, format!("{}: {phase}", f.release)),
+        None => Want::new(PROGRESSING, false, reason::IDLE, "no release in flight"),
+    };
+    let (ready, degraded) = match degraded {
+        Some((name, p, message)) => {
+            let message = format!("{name} {p:?}: {message}");
+            (
+                Want::new(READY, false, reason::LAST_RELEASE_FAILED, message.clone()),
+                Want::new(DEGRADED, true, reason::LAST_RELEASE_FAILED, message),
+            )
+        }
+        None => (
+            Want::new(READY, true, reason::HEALTHY, "every environment runs a release it verified or none yet"),
+            Want::new(DEGRADED, false, reason::HEALTHY, ""),
+        ),
+    };
+    vec![
+        Want::new(INVALID_SPEC, false, reason::SPEC_VALID, ""),
+        ready,
+        progressing,
+        degraded,
+    ]
+}
+
+/// `staging=<release> production=<release>` for `kubectl get`.
+fn summary(state: &TrainState) -> String {
+    let parts: Vec<String> = state
+        .environments
+        .iter()
+        .map(|e| format!("{}={}", e.name, e.release.as_deref().unwrap_or("-")))
+        .collect();
+    parts.join(" ")
+}
+
+fn truncate(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut cut = max.saturating_sub(3);
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push_str("...");
+    }
+    s
+}
+
+/// Releases the controller must never delete: running somewhere, in
+/// flight, the last verified one of each environment, or pinned.
+pub(super) fn protected(pkd: &PackitDeployment, state: &TrainState) -> BTreeSet<String> {
+    let mut keep = BTreeSet::new();
+    keep.extend(state.in_flight.as_ref().map(|f| f.release.clone()));
+    for e in &state.environments {
+        keep.extend(e.release.clone());
+        keep.extend(e.verified.last().cloned());
+    }
+    keep.extend(pkd.spec.environments.iter().filter_map(|e| e.pin.clone()));
+    keep
+}
