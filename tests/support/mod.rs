@@ -15,6 +15,7 @@
 
 pub mod cluster;
 pub mod git;
+pub mod operator;
 pub mod registry;
 pub mod wait;
 pub mod workloads;

@@ -1,0 +1,82 @@
+//! Running the operator binary against the test cluster, one process per
+//! test, scoped to the test's namespace so tests never share a controller.
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+use anyhow::{Context, Result};
+
+use super::cluster;
+
+/// A running `packit-operator run --namespace <ns>`; killed when dropped.
+pub struct Operator {
+    namespace: String,
+    child: Option<Child>,
+    dir: PathBuf,
+    starts: u32,
+}
+
+impl Operator {
+    pub fn start(namespace: &str) -> Result<Self> {
+        let dir = std::env::temp_dir().join(format!("packit-operator-{namespace}"));
+        std::fs::create_dir_all(&dir)?;
+        let mut op = Self {
+            namespace: namespace.to_owned(),
+            child: None,
+            dir,
+            starts: 0,
+        };
+        op.spawn()?;
+        Ok(op)
+    }
+
+    fn spawn(&mut self) -> Result<()> {
+        self.starts += 1;
+        let log = File::create(self.dir.join(format!("operator-{}.log", self.starts)))?;
+        let child = Command::new(env!("CARGO_BIN_EXE_packit-operator"))
+            .args(["run", "--namespace", &self.namespace])
+            .arg("--cache-dir")
+            .arg(self.dir.join("git"))
+            .env("KUBECONFIG", &cluster().kubeconfig)
+            .env("RUST_LOG", "info,packit_operator=debug")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("starting packit-operator")?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// Kills the process at once (SIGKILL: no graceful shutdown).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Kills and starts again, as a crash and a restart would.
+    pub fn restart(&mut self) -> Result<()> {
+        self.kill();
+        self.spawn()
+    }
+
+    /// Everything the operator logged, all runs, for failure messages.
+    pub fn logs(&self) -> String {
+        (1..=self.starts)
+            .filter_map(|i| std::fs::read_to_string(self.dir.join(format!("operator-{i}.log"))).ok())
+            .collect::<Vec<_>>()
+            .join("\n--- restart ---\n")
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            eprintln!("operator logs for {}:\n{}", self.namespace, self.logs());
+        }
+    }
+}
