@@ -1,0 +1,3 @@
+mod http_tests;
+mod restarts_tests;
+mod rollout_tests;
