@@ -8,7 +8,7 @@
 //! field stay with whoever set them.
 
 mod patch;
-pub mod workload;
+mod workload;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use kube::api::{Patch, PatchParams};
@@ -18,7 +18,7 @@ use crate::api::deployment::{Target, WorkloadKind};
 use crate::api::release::TargetImage;
 
 pub use patch::{owned_container_images, workload_patch};
-pub use workload::{Workload, WorkloadRef, kind_name, parse_kind};
+pub use workload::{Workload, WorkloadImages, WorkloadRef, group_images, kind_name, parse_kind};
 
 /// The field manager of every write the operator makes to workloads.
 pub const FIELD_MANAGER: &str = "packit-operator";
@@ -149,52 +149,30 @@ pub async fn apply_images(
 ) -> Result<Applied, DeployError> {
     check_label_value(&owner.name)?;
     check_label_value(&owner.namespace)?;
-    let groups = workload::group_images(images)?;
+    let groups = group_images(images)?;
     let labels = [
         (DEPLOYMENT_LABEL, owner.name.as_str()),
         (DEPLOYMENT_NAMESPACE_LABEL, owner.namespace.as_str()),
     ];
-    let mut applied = Applied::default();
+    // Read and check every workload before writing any, so a missing
+    // workload or container stops the deploy before it starts.
+    let mut plans = Vec::with_capacity(groups.len());
     for group in groups {
         let object = Workload::get(client, namespace, &group.workload).await?;
-        let mut up_to_date = true;
-        for (container, image) in &group.containers {
-            // A container the template lacks would be added by the apply:
-            // refuse instead.
-            let current = object.container_image(&group.workload, namespace, container)?;
-            up_to_date &= current == Some(image.as_str());
-        }
-        up_to_date &= has_labels(object.metadata().labels.as_ref(), &labels)
-            && has_labels(
-                object
-                    .template()
-                    .and_then(|t| t.metadata.as_ref()?.labels.as_ref()),
-                &labels,
-            );
-        if up_to_date {
-            applied.unchanged.push(group.workload);
+        let containers = containers_to_apply(&object, &group, namespace, &labels)?;
+        plans.push((group.workload, containers));
+    }
+
+    let mut applied = Applied::default();
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    for (workload, containers) in plans {
+        let Some(containers) = containers else {
+            applied.unchanged.push(workload);
             continue;
-        }
-
-        // Containers this manager set before but no target names now keep
-        // their current image in the apply: dropping them from it would
-        // remove an image only this manager owns.
-        let mut containers = group.containers.clone();
-        for name in owned_container_images(object.metadata(), FIELD_MANAGER) {
-            if containers.iter().any(|(c, _)| *c == name) {
-                continue;
-            }
-            if let Some(image) = object.containers().iter().find(|c| c.name == name) {
-                if let Some(current) = &image.image {
-                    containers.push((name, current.clone()));
-                }
-            }
-        }
-
-        let patch = workload_patch(&group.workload, &labels, &containers);
-        let params = PatchParams::apply(FIELD_MANAGER).force();
-        let name = group.workload.name.as_str();
-        let result = match group.workload.kind {
+        };
+        let patch = workload_patch(&workload, &labels, &containers);
+        let name = workload.name.as_str();
+        let result = match workload.kind {
             WorkloadKind::Deployment => Api::<Deployment>::namespaced(client.clone(), namespace)
                 .patch(name, &params, &Patch::Apply(&patch))
                 .await
@@ -205,13 +183,52 @@ pub async fn apply_images(
                 .map(drop),
         };
         result.map_err(|source| DeployError::Apply {
-            workload: group.workload.clone(),
+            workload: workload.clone(),
             namespace: namespace.to_owned(),
             source,
         })?;
-        applied.written.push(group.workload);
+        applied.written.push(workload);
     }
     Ok(applied)
+}
+
+/// The `(container, image)` pairs to apply to a workload as read, or `None`
+/// when it already has the images and labels. Every target container must
+/// exist: the apply would add a missing one.
+pub fn containers_to_apply(
+    object: &Workload,
+    group: &WorkloadImages,
+    namespace: &str,
+    labels: &[(&str, &str)],
+) -> Result<Option<Vec<(String, String)>>, DeployError> {
+    let mut up_to_date = true;
+    for (container, image) in &group.containers {
+        let current = object.container_image(&group.workload, namespace, container)?;
+        up_to_date &= current == Some(image.as_str());
+    }
+    let template_labels = object
+        .template()
+        .and_then(|t| t.metadata.as_ref()?.labels.as_ref());
+    up_to_date &= has_labels(object.metadata().labels.as_ref(), labels)
+        && has_labels(template_labels, labels);
+    if up_to_date {
+        return Ok(None);
+    }
+
+    // Containers this manager set before but no target names now keep their
+    // current image in the apply: leaving them out would remove an image
+    // only this manager owns.
+    let mut containers = group.containers.clone();
+    for name in owned_container_images(object.metadata(), FIELD_MANAGER) {
+        if containers.iter().any(|(c, _)| *c == name) {
+            continue;
+        }
+        let current = object.containers().iter().find(|c| c.name == name);
+        if let Some(image) = current.and_then(|c| c.image.clone()) {
+            containers.push((name, image));
+        }
+    }
+    Ok(Some(containers))
 }
 
 fn has_labels(

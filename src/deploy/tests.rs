@@ -1,7 +1,7 @@
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntry, ObjectMeta};
 use serde_json::json;
 
-use super::workload::group_images;
 use super::*;
 
 fn target(kind: &str, name: &str, container: &str, image: &str) -> TargetImage {
@@ -221,4 +221,142 @@ fn labels_must_all_be_present_with_their_values() {
     present.insert("app".to_owned(), "web".to_owned());
     assert!(has_labels(Some(&present), &LABELS));
     assert!(!has_labels(None, &LABELS));
+}
+
+/// A Deployment `web` as read from the cluster: containers `service`,
+/// `worker` and `proxy`, `labels` on it and its template, and the managed
+/// fields given.
+fn read_web(labels: serde_json::Value, managed_fields: Vec<ManagedFieldsEntry>) -> Workload {
+    let mut d: Deployment = serde_json::from_value(json!({
+        "metadata": { "name": "web", "labels": labels },
+        "spec": {
+            "selector": { "matchLabels": { "app": "web" } },
+            "template": {
+                "metadata": { "labels": labels },
+                "spec": { "containers": [
+                    { "name": "service", "image": "s@sha256:1" },
+                    { "name": "worker", "image": "w@sha256:1" },
+                    { "name": "proxy", "image": "envoy:1" },
+                ] },
+            },
+        },
+    }))
+    .unwrap();
+    d.metadata.managed_fields = Some(managed_fields);
+    Workload::Deployment(Box::new(d))
+}
+
+fn owner_labels() -> serde_json::Value {
+    json!({ "app": "web", DEPLOYMENT_LABEL: "packit", DEPLOYMENT_NAMESPACE_LABEL: "packit-prod" })
+}
+
+fn web_images(pairs: &[(&str, &str)]) -> WorkloadImages {
+    WorkloadImages {
+        workload: deployment("web"),
+        containers: pairs
+            .iter()
+            .map(|(c, i)| ((*c).to_owned(), (*i).to_owned()))
+            .collect(),
+    }
+}
+
+fn owns_images_of(containers: &[&str]) -> ManagedFieldsEntry {
+    let entries: serde_json::Map<String, serde_json::Value> = containers
+        .iter()
+        .map(|c| {
+            let key = format!("k:{}", json!({ "name": c }));
+            (key, json!({ ".": {}, "f:image": {}, "f:name": {} }))
+        })
+        .collect();
+    managed(
+        FIELD_MANAGER,
+        "Apply",
+        None,
+        json!({ "f:spec": { "f:template": { "f:spec": { "f:containers": entries } } } }),
+    )
+}
+
+#[test]
+fn nothing_to_apply_when_images_and_labels_are_there() {
+    let web = read_web(owner_labels(), vec![]);
+    let wanted = web_images(&[("service", "s@sha256:1"), ("worker", "w@sha256:1")]);
+    assert_eq!(
+        containers_to_apply(&web, &wanted, "ns", &LABELS).unwrap(),
+        None
+    );
+}
+
+#[test]
+fn a_new_image_is_applied_for_the_targets_only() {
+    let web = read_web(owner_labels(), vec![]);
+    let wanted = web_images(&[("service", "s@sha256:2"), ("worker", "w@sha256:1")]);
+    assert_eq!(
+        containers_to_apply(&web, &wanted, "ns", &LABELS).unwrap(),
+        Some(vec![
+            ("service".to_owned(), "s@sha256:2".to_owned()),
+            ("worker".to_owned(), "w@sha256:1".to_owned()),
+        ])
+    );
+}
+
+#[test]
+fn missing_labels_are_applied_even_with_the_images_in_place() {
+    let wanted = web_images(&[("service", "s@sha256:1")]);
+    let unlabelled = read_web(json!({ "app": "web" }), vec![]);
+    assert!(
+        containers_to_apply(&unlabelled, &wanted, "ns", &LABELS)
+            .unwrap()
+            .is_some()
+    );
+    // Labelled for another owner.
+    let other = read_web(
+        json!({ DEPLOYMENT_LABEL: "packit", DEPLOYMENT_NAMESPACE_LABEL: "elsewhere" }),
+        vec![],
+    );
+    assert!(
+        containers_to_apply(&other, &wanted, "ns", &LABELS)
+            .unwrap()
+            .is_some()
+    );
+    // Labels on the workload only, not on its pods.
+    let Workload::Deployment(mut d) = read_web(owner_labels(), vec![]) else {
+        unreachable!()
+    };
+    if let Some(spec) = d.spec.as_mut() {
+        spec.template.metadata = None;
+    }
+    let half = Workload::Deployment(d);
+    assert!(
+        containers_to_apply(&half, &wanted, "ns", &LABELS)
+            .unwrap()
+            .is_some()
+    );
+}
+
+#[test]
+fn containers_this_manager_set_before_keep_their_current_image() {
+    // The worker and a container since removed were targets earlier.
+    let web = read_web(
+        owner_labels(),
+        vec![owns_images_of(&["service", "worker", "gone"])],
+    );
+    let wanted = web_images(&[("service", "s@sha256:2")]);
+    assert_eq!(
+        containers_to_apply(&web, &wanted, "ns", &LABELS).unwrap(),
+        Some(vec![
+            ("service".to_owned(), "s@sha256:2".to_owned()),
+            ("worker".to_owned(), "w@sha256:1".to_owned()),
+        ])
+    );
+}
+
+#[test]
+fn a_container_missing_from_the_template_is_an_error() {
+    let web = read_web(owner_labels(), vec![]);
+    let wanted = web_images(&[("service", "s@sha256:2"), ("cron", "c@sha256:2")]);
+    let err = containers_to_apply(&web, &wanted, "packit-prod", &LABELS).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "Deployment web in namespace packit-prod has no container \"cron\""
+    );
 }

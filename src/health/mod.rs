@@ -11,8 +11,7 @@ use kube::core::Selector;
 use kube::{Api, Client};
 
 use crate::api::release::TargetImage;
-use crate::deploy::workload::group_images;
-use crate::deploy::{DeployError, Workload, WorkloadRef};
+use crate::deploy::{DeployError, Workload, WorkloadRef, group_images};
 use crate::plan::WorkloadHealth;
 
 pub use http::HttpProber;
@@ -33,8 +32,9 @@ pub struct Observation {
 /// Why health could not be observed.
 #[derive(Debug, thiserror::Error)]
 pub enum HealthError {
+    /// Reading a workload failed (boxed: it is large, and rare).
     #[error(transparent)]
-    Workload(#[from] DeployError),
+    Workload(Box<DeployError>),
     #[error("{workload} in namespace {namespace} has no usable pod selector: {reason}")]
     Selector {
         workload: WorkloadRef,
@@ -50,6 +50,12 @@ pub enum HealthError {
     },
     #[error("building the HTTP client: {0}")]
     HttpClient(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl From<DeployError> for HealthError {
+    fn from(error: DeployError) -> Self {
+        Self::Workload(Box::new(error))
+    }
 }
 
 /// Reads the workloads of `images` and their pods (by each workload's

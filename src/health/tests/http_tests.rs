@@ -64,6 +64,11 @@ async fn answer(mut stream: TcpStream, status: Arc<AtomicU16>, requests: Arc<Ato
             Ok(0) | Err(_) => return,
             Ok(n) => request.extend_from_slice(&buf[..n]),
         }
+        // A TLS handshake record: answer in plain HTTP, as servers do.
+        if request.first() == Some(&0x16) {
+            let _ = stream.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n").await;
+            return;
+        }
     }
     requests.fetch_add(1, Ordering::SeqCst);
     let status = status.load(Ordering::SeqCst);
@@ -265,6 +270,22 @@ async fn removed_checks_are_forgotten() {
         .probe_due("env", &[a.check("30s"), b.check("30s")], at(31))
         .await;
     assert_eq!(failures(&report), [1, 2]);
+}
+
+#[tokio::test]
+async fn https_to_a_server_without_tls_is_a_failure() {
+    // Exercises the TLS set-up (ring provider, platform verifier): the
+    // handshake fails against a plain HTTP server.
+    let server = Server::start(200).await;
+    let check = HttpCheck {
+        url: server.url.replace("http://", "https://"),
+        ..server.check("30s")
+    };
+    let prober = HttpProber::new().unwrap();
+    assert_eq!(
+        failures(&prober.probe_due("env", &[check], at(0)).await),
+        [1]
+    );
 }
 
 #[tokio::test]
