@@ -1,0 +1,126 @@
+//! Whether a deploy is healthy: rollout state and container restarts of the
+//! target workloads, and HTTP checks.
+
+mod http;
+mod restarts;
+mod rollout;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::ListParams;
+use kube::core::Selector;
+use kube::{Api, Client};
+
+use crate::api::release::TargetImage;
+use crate::deploy::{DeployError, Workload, WorkloadRef, group_images};
+use crate::plan::WorkloadHealth;
+
+pub use http::HttpProber;
+pub use restarts::{restarts_since_deploy, runs_image};
+pub use rollout::{PROGRESS_DEADLINE_EXCEEDED, deployment_rollout, statefulset_rollout};
+
+/// What `observe` saw.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observation {
+    /// Every target container's template already has the wanted image. When
+    /// not, the workloads still describe an earlier deploy and the report is
+    /// stale.
+    pub images_match: bool,
+    /// One per workload, in the order workloads first appear in the images.
+    pub workloads: Vec<WorkloadHealth>,
+}
+
+/// Why health could not be observed.
+#[derive(Debug, thiserror::Error)]
+pub enum HealthError {
+    /// Reading a workload failed (boxed: it is large, and rare).
+    #[error(transparent)]
+    Workload(Box<DeployError>),
+    #[error("{workload} in namespace {namespace} has no usable pod selector: {reason}")]
+    Selector {
+        workload: WorkloadRef,
+        namespace: String,
+        reason: String,
+    },
+    #[error("listing the pods of {workload} in namespace {namespace}: {source}")]
+    ListPods {
+        workload: WorkloadRef,
+        namespace: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("building the HTTP client: {0}")]
+    HttpClient(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl From<DeployError> for HealthError {
+    fn from(error: DeployError) -> Self {
+        Self::Workload(Box::new(error))
+    }
+}
+
+/// Reads the workloads of `images` and their pods (by each workload's
+/// selector) and reports, per workload, the rollout state and the restarts
+/// of the target containers that run the wanted image. A missing workload
+/// or container is an error.
+pub async fn observe(
+    client: &Client,
+    namespace: &str,
+    images: &[TargetImage],
+) -> Result<Observation, HealthError> {
+    let mut observation = Observation {
+        images_match: true,
+        workloads: Vec::new(),
+    };
+    for group in group_images(images)? {
+        let object = Workload::get(client, namespace, &group.workload).await?;
+        for (container, image) in &group.containers {
+            let current = object.container_image(&group.workload, namespace, container)?;
+            observation.images_match &= current == Some(image.as_str());
+        }
+        let rollout = match &object {
+            Workload::Deployment(d) => deployment_rollout(d),
+            Workload::StatefulSet(s) => statefulset_rollout(s),
+        };
+        let selector = pod_selector(&object, &group.workload, namespace)?;
+        let pods = Api::<Pod>::namespaced(client.clone(), namespace)
+            .list(&ListParams::default().labels_from(&selector))
+            .await
+            .map_err(|source| HealthError::ListPods {
+                workload: group.workload.clone(),
+                namespace: namespace.to_owned(),
+                source,
+            })?;
+        observation.workloads.push(WorkloadHealth {
+            name: group.workload.name,
+            rollout,
+            restarts: restarts_since_deploy(&pods.items, &group.containers),
+        });
+    }
+    Ok(observation)
+}
+
+fn pod_selector(
+    object: &Workload,
+    workload: &WorkloadRef,
+    namespace: &str,
+) -> Result<Selector, HealthError> {
+    let error = |reason: String| HealthError::Selector {
+        workload: workload.clone(),
+        namespace: namespace.to_owned(),
+        reason,
+    };
+    let selector: Selector = object
+        .selector()
+        .cloned()
+        .ok_or_else(|| error("none".to_owned()))?
+        .try_into()
+        .map_err(|e: kube::core::ParseExpressionError| error(e.to_string()))?;
+    // An empty selector would select every pod of the namespace.
+    if selector.selects_all() {
+        return Err(error("it selects every pod".to_owned()));
+    }
+    Ok(selector)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,40 @@
+//! Container restarts of a workload's pods since a deploy: pure.
+
+use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+
+/// Sums `restartCount` of the given `(container, image)` pairs over `pods`,
+/// counting only containers that run the wanted image: restarts of pods
+/// from before the deploy do not count against it.
+pub fn restarts_since_deploy(pods: &[Pod], containers: &[(String, String)]) -> u32 {
+    let statuses = pods
+        .iter()
+        .filter_map(|p| p.status.as_ref()?.container_statuses.as_ref())
+        .flatten();
+    statuses
+        .filter(|s| {
+            containers
+                .iter()
+                .any(|(name, image)| s.name == *name && runs_image(s, image))
+        })
+        .map(|s| u32::try_from(s.restart_count).unwrap_or(0))
+        .fold(0, u32::saturating_add)
+}
+
+/// Whether a container status shows the wanted image. Runtimes may report a
+/// normalised reference (`docker.io/library/...`), so a wanted image by
+/// digest also matches the same digest in `image` or `imageID`.
+pub fn runs_image(status: &ContainerStatus, wanted: &str) -> bool {
+    if status.image == wanted {
+        return true;
+    }
+    let Some(digest) = digest_of(wanted) else {
+        return false;
+    };
+    digest_of(&status.image) == Some(digest) || digest_of(&status.image_id) == Some(digest)
+}
+
+/// The `algorithm:hex` part after `@`, if any.
+fn digest_of(reference: &str) -> Option<&str> {
+    let (_, digest) = reference.rsplit_once('@')?;
+    digest.contains(':').then_some(digest)
+}
