@@ -122,7 +122,7 @@ async fn job_digest(
             let job = builder_job(&build.template, &request);
             return match jobs.create(&PostParams::default(), &job).await {
                 Ok(_) => Ok(None),
-                Err(kube::Error::Api(e)) if e.code == 409 => Ok(None),
+                Err(kube::Error::Api(e)) if e.is_already_exists() => Ok(None),
                 Err(e) => Err(format!("creating the builder Job {name}: {e}")),
             };
         }

@@ -46,7 +46,7 @@ pub fn merge(previous: &[Condition], wanted: &[Want], generation: Option<i64>, n
             let since = previous
                 .iter()
                 .find(|c| c.type_ == w.type_ && c.status == status)
-                .map_or(Time(now), |c| c.last_transition_time.clone());
+                .map_or_else(|| time(now), |c| c.last_transition_time.clone());
             Condition {
                 type_: w.type_.to_owned(),
                 status: status.to_owned(),
@@ -57,6 +57,11 @@ pub fn merge(previous: &[Condition], wanted: &[Want], generation: Option<i64>, n
             }
         })
         .collect()
+}
+
+/// A Kubernetes timestamp (whole seconds, as the API stores them).
+pub fn time(t: DateTime<Utc>) -> Time {
+    Time(k8s_openapi::jiff::Timestamp::from_second(t.timestamp()).unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -71,11 +76,11 @@ mod tests {
         let t1 = t0 + TimeDelta::hours(1);
         let first = merge(&[], &[Want::new(PROGRESSING, true, reason::RELEASE_IN_FLIGHT, "building")], Some(1), t0);
         let same = merge(&first, &[Want::new(PROGRESSING, true, reason::RELEASE_IN_FLIGHT, "staging")], Some(2), t1);
-        assert_eq!(same[0].last_transition_time, Time(t0));
+        assert_eq!(same[0].last_transition_time, time(t0));
         assert_eq!(same[0].message, "staging");
         assert_eq!(same[0].observed_generation, Some(2));
         let flipped = merge(&same, &[Want::new(PROGRESSING, false, reason::IDLE, "")], Some(2), t1);
-        assert_eq!(flipped[0].last_transition_time, Time(t1));
+        assert_eq!(flipped[0].last_transition_time, time(t1));
         assert_eq!(flipped[0].status, "False");
     }
 }

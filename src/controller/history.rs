@@ -23,7 +23,8 @@ pub async fn prune(r: &Reconciler<'_>, state: &TrainState, releases: &[PackitRel
     for name in to_prune(&names, &keep, r.pkd.spec.history_limit as usize) {
         tracing::info!(release = %name, "pruning");
         match r.releases_api().delete(&name, &DeleteParams::background()).await {
-            Ok(_) | Err(kube::Error::Api(kube::core::ErrorResponse { code: 404, .. })) => {}
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.is_not_found() => {}
             Err(e) => return Err(e.into()),
         }
     }

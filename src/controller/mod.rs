@@ -72,7 +72,7 @@ pub struct Settings {
 
 /// Runs the controller until SIGINT or SIGTERM; reconciles in progress are
 /// let finish.
-pub async fn run(settings: Settings) -> Result<(), kube::Error> {
+pub async fn run(settings: Settings) -> Result<(), Error> {
     let client = Client::try_default().await?;
     // Fail early, with a hint, when the CRDs are missing.
     Api::<PackitDeployment>::all(client.clone())
@@ -84,7 +84,7 @@ pub async fn run(settings: Settings) -> Result<(), kube::Error> {
         reporter: Reporter { controller: MANAGER.into(), instance: settings.instance.clone() },
         sources: SourceCache::new(settings.cache_dir.clone()),
         registry: Registry::new(),
-        prober: HttpProber::new(),
+        prober: HttpProber::new()?,
     });
     // Workloads may live in other (opted-in) namespaces, so they are watched
     // everywhere, by the labels the operator puts on them.

@@ -77,7 +77,7 @@ pub async fn create(
     release.metadata.owner_references = r.pkd.controller_owner_ref(&()).map(|o| vec![o]);
     let created = match api.create(&PostParams::default(), &release).await {
         Ok(c) => c,
-        Err(kube::Error::Api(e)) if e.code == 409 => api.get(name).await?,
+        Err(kube::Error::Api(e)) if e.is_already_exists() => api.get(name).await?,
         Err(e) => return Err(e.into()),
     };
     let summary: Vec<String> = created

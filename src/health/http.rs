@@ -35,10 +35,10 @@ struct CheckState {
 }
 
 impl HttpProber {
-    /// A prober with its own HTTP client (rustls with ring, the system's
+    /// A prober with its own HTTP client (rustls with aws-lc-rs, the system's
     /// trusted roots, no proxy).
     pub fn new() -> Result<Self, HealthError> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let verifier = rustls_platform_verifier::Verifier::new(provider.clone())
             .map_err(|e| HealthError::HttpClient(Box::new(e)))?;
         let tls = rustls::ClientConfig::builder_with_provider(provider)
