@@ -3,6 +3,8 @@
 //! `api` holds the custom resources, `plan` the pure decision core.
 
 pub mod api;
+pub mod build;
+pub mod git;
 pub mod plan;
 
 /// Errors of the library.
