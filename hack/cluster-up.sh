@@ -25,15 +25,21 @@ export KWOK_WORKDIR="$PACKIT_CLUSTER_DIR/kwok"
 KWOKCTL="$PACKIT_BIN_DIR/kwokctl"
 k() { kubectl --kubeconfig "$KUBECONFIG_PATH" "$@"; }
 
+# What the cluster was made from; a change means it must be made anew.
+config_hash() {
+  cat "$HACK_DIR/versions.env" "$HACK_DIR/kwok/stages.yaml" "$HACK_DIR/kwok/nodes.yaml" | sha256sum | cut -d' ' -f1
+}
+
 cluster_healthy() {
   [[ -f "$KUBECONFIG_PATH" ]] &&
+    [[ "$(cat "$PACKIT_CLUSTER_DIR/config-hash" 2>/dev/null)" == "$(config_hash)" ]] &&
     k get --raw /readyz >/dev/null 2>&1 &&
     [[ "$(k get --raw /version 2>/dev/null)" == *"\"gitVersion\": \"$K8S_VERSION\""* ]] &&
     [[ "$(k get nodes -l type=kwok -o name 2>/dev/null | wc -l)" -ge 2 ]]
 }
 
 registry_healthy() {
-  [[ -f "$REG_DIR/addr" ]] && curl -fsS -o /dev/null "http://$(cat "$REG_DIR/addr")/v2/"
+  [[ -f "$REG_DIR/addr" ]] && curl -fs -o /dev/null "http://$(cat "$REG_DIR/addr")/v2/"
 }
 
 # A port nothing listens on, from the range the kernel does not hand out
@@ -81,6 +87,7 @@ start_cluster() {
     cat "$PACKIT_CLUSTER_DIR/kwokctl-create.log" >&2
     die "kwokctl could not create the cluster"
   fi
+  config_hash >"$PACKIT_CLUSTER_DIR/config-hash"
   k apply -f "$HACK_DIR/kwok/nodes.yaml" >/dev/null
   k wait --for=condition=Ready node -l type=kwok --timeout=2m >/dev/null
   # Pods need the default ServiceAccount of their namespace; wait until the
