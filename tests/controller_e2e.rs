@@ -215,6 +215,20 @@ impl Train {
         meta.generation.context("a generation")
     }
 
+    /// Generations of the four workloads; each spec change bumps one.
+    async fn generations(&self) -> Result<Vec<i64>> {
+        let mut g = Vec::new();
+        for (kind, name) in [
+            ("Deployment", "service-stg"),
+            ("StatefulSet", "worker-stg"),
+            ("Deployment", "service-prod"),
+            ("StatefulSet", "worker-prod"),
+        ] {
+            g.push(self.generation(kind, name).await?);
+        }
+        Ok(g)
+    }
+
     /// Runs one release through to Released; returns its name and images.
     async fn full_release(&self, change: &str) -> Result<(String, BTreeMap<String, String>)> {
         self.release_now(change).await?;
@@ -443,14 +457,12 @@ async fn unreachable_sources_and_missing_digests_fail_the_build() -> Result<()> 
     t.ns.api::<PackitDeployment>().patch(PKD, &PatchParams::default(), &Patch::Merge(&patch)).await?;
     t.release_now("fixed").await?;
     let name = eventually("a new release in flight", TIMEOUT, || async {
-        let r = t.pkd().await?.status.and_then(|s| s.train.in_flight).map(|f| f.release);
-        Ok(r.filter(|r| t.ns.api::<PackitRelease>().get_opt(r).await.ok().flatten().is_some()))
+        let Some(name) = t.pkd().await?.status.and_then(|s| s.train.in_flight).map(|f| f.release) else {
+            return Ok(None);
+        };
+        Ok(t.ns.api::<PackitRelease>().get_opt(&name).await?.map(|_| name))
     })
-    .await;
-    let name = match name {
-        Ok(n) => n,
-        Err(e) => bail!("{e}"),
-    };
+    .await?;
     let pod = eventually("the builder pod", TIMEOUT, || async {
         let pods = t.ns.api::<Pod>().list(&ListParams::default().labels(&format!("packit.dev/release={name}"))).await?;
         Ok(pods.items.into_iter().next())
@@ -475,17 +487,7 @@ async fn operator_restarts_never_repeat_a_deploy() -> Result<()> {
         s["environments"][0]["health"]["soak"] = json!("6s");
     })
     .await?;
-    let generations = |t: &Train| {
-        let t = &*t;
-        async move {
-            let mut g = Vec::new();
-            for (kind, name) in [("Deployment", "service-stg"), ("StatefulSet", "worker-stg"), ("Deployment", "service-prod"), ("StatefulSet", "worker-prod")] {
-                g.push(t.generation(kind, name).await?);
-            }
-            Result::<Vec<i64>>::Ok(g)
-        }
-    };
-    let start = generations(&t).await?;
+    let start = t.generations().await?;
     t.release_now("first").await?;
     let name = t.in_flight().await?;
     // During the build.
@@ -507,7 +509,7 @@ async fn operator_restarts_never_repeat_a_deploy() -> Result<()> {
     // One release, and each workload was changed exactly once.
     let releases = t.ns.api::<PackitRelease>().list(&ListParams::default()).await?;
     assert_eq!(releases.items.len(), 1);
-    let end = generations(&t).await?;
+    let end = t.generations().await?;
     let bumps: Vec<i64> = end.iter().zip(&start).map(|(e, s)| e - s).collect();
     assert_eq!(bumps, [1, 1, 1, 1], "generations {start:?} -> {end:?}");
     Ok(())
