@@ -9,7 +9,9 @@ REPO_ROOT="$(cd "$HACK_DIR/.." && pwd)"
 PACKIT_CACHE="${PACKIT_CACHE:-$HOME/.cache/packit-operator}"
 # One directory per version set, so changing a pin never mixes binaries.
 PACKIT_BIN_DIR="$PACKIT_CACHE/bin/k8s-$K8S_VERSION-etcd-$ETCD_VERSION-kwok-$KWOK_VERSION-helm-$HELM_VERSION"
-PACKIT_CLUSTER_DIR="$PACKIT_CACHE/cluster"
+# State of the running cluster; point it elsewhere (with another
+# PACKIT_CLUSTER_NAME) to run a second cluster on the same binaries.
+PACKIT_CLUSTER_DIR="${PACKIT_CLUSTER_DIR:-$PACKIT_CACHE/cluster}"
 PACKIT_CLUSTER_NAME="${PACKIT_CLUSTER_NAME:-packit}"
 export PACKIT_CACHE PACKIT_BIN_DIR PACKIT_CLUSTER_DIR PACKIT_CLUSTER_NAME
 

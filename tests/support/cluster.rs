@@ -103,12 +103,16 @@ fn is_kwok_cluster(kubeconfig: &Path) -> bool {
 
 /// What `hack/cluster-up.sh` recorded for the running local cluster.
 fn cluster_env() -> Result<(Option<PathBuf>, Option<String>)> {
-    let cache = match std::env::var_os("PACKIT_CACHE") {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(std::env::var_os("HOME").context("HOME is not set")?)
-            .join(".cache/packit-operator"),
+    let dir = match (
+        std::env::var_os("PACKIT_CLUSTER_DIR"),
+        std::env::var_os("PACKIT_CACHE"),
+    ) {
+        (Some(dir), _) => PathBuf::from(dir),
+        (None, Some(cache)) => PathBuf::from(cache).join("cluster"),
+        (None, None) => PathBuf::from(std::env::var_os("HOME").context("HOME is not set")?)
+            .join(".cache/packit-operator/cluster"),
     };
-    let file = cache.join("cluster/env.sh");
+    let file = dir.join("env.sh");
     let text =
         std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
     Ok(parse_env(&text))
