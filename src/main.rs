@@ -83,7 +83,11 @@ async fn main() -> anyhow::Result<()> {
                 std::process::exit(1);
             }
         }
-        Command::Run { cache_dir, instance, namespace } => {
+        Command::Run {
+            cache_dir,
+            instance,
+            namespace,
+        } => {
             let instance = instance.or_else(|| std::env::var("HOSTNAME").ok());
             tracing::info!(cache = %cache_dir.display(), "starting the controller");
             packit_operator::controller::run(packit_operator::controller::Settings {
@@ -91,8 +95,8 @@ async fn main() -> anyhow::Result<()> {
                 instance,
                 namespace,
             })
-                .await
-                .context("running the controller")?;
+            .await
+            .context("running the controller")?;
         }
     }
     Ok(())

@@ -43,13 +43,27 @@ impl Train {
         let worker = GitRepo::new("stable")?;
         let base = push_image(&registry, &format!("{}/base", ns.name), "v0", "base").await?;
         for env in ["stg", "prod"] {
-            let mut d = deployment(&format!("service-{env}"), &base.by_digest(), 2, SimMode::Ready)?;
+            let mut d = deployment(
+                &format!("service-{env}"),
+                &base.by_digest(),
+                2,
+                SimMode::Ready,
+            )?;
             if let Some(spec) = d.spec.as_mut() {
                 spec.progress_deadline_seconds = Some(30);
             }
-            ns.api::<Deployment>().create(&PostParams::default(), &d).await?;
-            let s = statefulset(&format!("worker-{env}"), &base.by_digest(), 1, SimMode::Ready)?;
-            ns.api::<StatefulSet>().create(&PostParams::default(), &s).await?;
+            ns.api::<Deployment>()
+                .create(&PostParams::default(), &d)
+                .await?;
+            let s = statefulset(
+                &format!("worker-{env}"),
+                &base.by_digest(),
+                1,
+                SimMode::Ready,
+            )?;
+            ns.api::<StatefulSet>()
+                .create(&PostParams::default(), &s)
+                .await?;
         }
         let mut spec = json!({
             "components": [
@@ -103,22 +117,36 @@ impl Train {
             "metadata": { "name": PKD },
             "spec": spec,
         }))?;
-        ns.api::<PackitDeployment>().create(&PostParams::default(), &pkd).await?;
+        ns.api::<PackitDeployment>()
+            .create(&PostParams::default(), &pkd)
+            .await?;
         let op = Operator::start(&ns.name)?;
-        Ok(Self { ns, op, service, worker, registry })
+        Ok(Self {
+            ns,
+            op,
+            service,
+            worker,
+            registry,
+        })
     }
 
     async fn annotate(&self, key: &str, value: &str) -> Result<()> {
         let patch = json!({ "metadata": { "annotations": { key: value } } });
-        self.ns.api::<PackitDeployment>().patch(PKD, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+        self.ns
+            .api::<PackitDeployment>()
+            .patch(PKD, &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
         Ok(())
     }
 
     /// Asks for a release now, with new commits in both repositories.
     async fn release_now(&self, change: &str) -> Result<()> {
-        self.service.commit(&format!("service: {change}"), &[("service.txt", change)])?;
-        self.worker.commit(&format!("worker: {change}"), &[("worker.txt", change)])?;
-        self.annotate("packit.dev/release-requested-at", &Utc::now().to_rfc3339()).await
+        self.service
+            .commit(&format!("service: {change}"), &[("service.txt", change)])?;
+        self.worker
+            .commit(&format!("worker: {change}"), &[("worker.txt", change)])?;
+        self.annotate("packit.dev/release-requested-at", &Utc::now().to_rfc3339())
+            .await
     }
 
     async fn pkd(&self) -> Result<PackitDeployment> {
@@ -128,7 +156,12 @@ impl Train {
     /// The release in flight, once there is one.
     async fn in_flight(&self) -> Result<String> {
         eventually("a release in flight", TIMEOUT, || async {
-            Ok(self.pkd().await?.status.and_then(|s| s.train.in_flight).map(|f| f.release))
+            Ok(self
+                .pkd()
+                .await?
+                .status
+                .and_then(|s| s.train.in_flight)
+                .map(|f| f.release))
         })
         .await
     }
@@ -145,7 +178,10 @@ impl Train {
                 return Ok(Some(r));
             }
             if now.is_some_and(|p| p.is_final()) {
-                bail!("{name} ended {now:?}: {:?}", r.status.and_then(|s| s.message));
+                bail!(
+                    "{name} ended {now:?}: {:?}",
+                    r.status.and_then(|s| s.message)
+                );
             }
             Ok(None)
         })
@@ -169,7 +205,13 @@ impl Train {
         };
         let (service_commit, worker_commit) = (commit("service")?, commit("worker")?);
         println!("SIMULATED CI: pushing the worker image for {worker_commit}");
-        let worker = push_image(&self.registry, &format!("{}/worker", self.ns.name), &worker_commit, &worker_commit).await?;
+        let worker = push_image(
+            &self.registry,
+            &format!("{}/worker", self.ns.name),
+            &worker_commit,
+            &worker_commit,
+        )
+        .await?;
         let pod = eventually("the builder pod", TIMEOUT, || async {
             let pods = self
                 .ns
@@ -185,26 +227,78 @@ impl Train {
             .flatten()
             .map(|e| (e.name.clone(), e.value.clone().unwrap_or_default()))
             .collect();
-        ensure!(env.get("PACKIT_COMMIT") == Some(&service_commit), "builder env: {env:?}");
-        ensure!(env.get("PACKIT_RELEASE").map(String::as_str) == Some(release), "builder env: {env:?}");
-        println!("SIMULATED BUILDER: pushing {} for {service_commit}", env["PACKIT_IMAGE"]);
-        let tag = env["PACKIT_IMAGE"].rsplit(':').next().context("a tag")?.to_owned();
-        let service = push_image(&self.registry, &format!("{}/service", self.ns.name), &tag, &service_commit).await?;
+        ensure!(
+            env.get("PACKIT_COMMIT") == Some(&service_commit),
+            "builder env: {env:?}"
+        );
+        ensure!(
+            env.get("PACKIT_RELEASE").map(String::as_str) == Some(release),
+            "builder env: {env:?}"
+        );
+        println!(
+            "SIMULATED BUILDER: pushing {} for {service_commit}",
+            env["PACKIT_IMAGE"]
+        );
+        let tag = env["PACKIT_IMAGE"]
+            .rsplit(':')
+            .next()
+            .context("a tag")?
+            .to_owned();
+        let service = push_image(
+            &self.registry,
+            &format!("{}/service", self.ns.name),
+            &tag,
+            &service_commit,
+        )
+        .await?;
         let patch = json!({ "metadata": { "annotations": { "sim.packit.dev/termination-message": service.digest } } });
-        self.ns.api::<Pod>().patch(&pod.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?;
-        Ok([("service".to_owned(), service.by_digest()), ("worker".to_owned(), worker.by_digest())].into())
+        self.ns
+            .api::<Pod>()
+            .patch(
+                &pod.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await?;
+        Ok([
+            ("service".to_owned(), service.by_digest()),
+            ("worker".to_owned(), worker.by_digest()),
+        ]
+        .into())
     }
 
     async fn image(&self, kind: &str, name: &str) -> Result<String> {
         let template = match kind {
-            "Deployment" => self.ns.api::<Deployment>().get(name).await?.spec.context("spec")?.template,
-            _ => self.ns.api::<StatefulSet>().get(name).await?.spec.context("spec")?.template,
+            "Deployment" => {
+                self.ns
+                    .api::<Deployment>()
+                    .get(name)
+                    .await?
+                    .spec
+                    .context("spec")?
+                    .template
+            }
+            _ => {
+                self.ns
+                    .api::<StatefulSet>()
+                    .get(name)
+                    .await?
+                    .spec
+                    .context("spec")?
+                    .template
+            }
         };
-        template.spec.context("pod spec")?.containers[0].image.clone().context("an image")
+        template.spec.context("pod spec")?.containers[0]
+            .image
+            .clone()
+            .context("an image")
     }
 
     async fn images(&self, env: &str) -> Result<(String, String)> {
-        Ok((self.image("Deployment", &format!("service-{env}")).await?, self.image("StatefulSet", &format!("worker-{env}")).await?))
+        Ok((
+            self.image("Deployment", &format!("service-{env}")).await?,
+            self.image("StatefulSet", &format!("worker-{env}")).await?,
+        ))
     }
 
     async fn generation(&self, kind: &str, name: &str) -> Result<i64> {
@@ -251,10 +345,22 @@ impl Train {
     /// Makes the running pods of a workload crash-loop, as a bad release
     /// would after it rolled out.
     async fn break_pods(&self, app: &str) -> Result<()> {
-        let pods = self.ns.api::<Pod>().list(&ListParams::default().labels(&format!("app={app}"))).await?;
+        let pods = self
+            .ns
+            .api::<Pod>()
+            .list(&ListParams::default().labels(&format!("app={app}")))
+            .await?;
         for pod in pods.items {
-            let patch = json!({ "metadata": { "labels": { "sim.packit.dev/mode": "crash-loop" } } });
-            self.ns.api::<Pod>().patch(&pod.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?;
+            let patch =
+                json!({ "metadata": { "labels": { "sim.packit.dev/mode": "crash-loop" } } });
+            self.ns
+                .api::<Pod>()
+                .patch(
+                    &pod.name_any(),
+                    &PatchParams::default(),
+                    &Patch::Merge(&patch),
+                )
+                .await?;
         }
         Ok(())
     }
@@ -267,23 +373,47 @@ async fn a_full_train_builds_verifies_staging_and_releases_in_the_window() -> Re
     let release = t.release(&name).await?;
     // The digests recorded on the release are the ones pushed, and every
     // target of both environments runs them.
-    let recorded: BTreeMap<String, String> =
-        release.spec.images.clone().context("images")?.into_iter().map(|(k, v)| (k, v.0)).collect();
+    let recorded: BTreeMap<String, String> = release
+        .spec
+        .images
+        .clone()
+        .context("images")?
+        .into_iter()
+        .map(|(k, v)| (k, v.0))
+        .collect();
     assert_eq!(recorded, images);
     for env in ["stg", "prod"] {
-        assert_eq!(t.images(env).await?, (images["service"].clone(), images["worker"].clone()), "{env}");
+        assert_eq!(
+            t.images(env).await?,
+            (images["service"].clone(), images["worker"].clone()),
+            "{env}"
+        );
     }
     // Production was deployed inside a window (second 0-9 of each 15).
     let status = release.status.clone().context("status")?;
-    let prod = status.environments.iter().find(|e| e.name == "production").context("production progress")?;
+    let prod = status
+        .environments
+        .iter()
+        .find(|e| e.name == "production")
+        .context("production progress")?;
     let deployed = prod.deployed_at.context("deployed at")?;
-    assert!(deployed.timestamp() % 15 < 10, "deployed at {deployed}, outside the window");
+    assert!(
+        deployed.timestamp() % 15 < 10,
+        "deployed at {deployed}, outside the window"
+    );
     // The images the targets had before are on record.
     assert_eq!(prod.previous_images.len(), 2);
     let pkd = t.pkd().await?;
     let s = pkd.status.context("pkd status")?;
-    assert_eq!(s.releases.as_deref(), Some(format!("staging={name} production={name}").as_str()));
-    let ready = s.conditions.iter().find(|c| c.type_ == "Ready").context("Ready")?;
+    assert_eq!(
+        s.releases.as_deref(),
+        Some(format!("staging={name} production={name}").as_str())
+    );
+    let ready = s
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .context("Ready")?;
     assert_eq!(ready.status, "True");
     Ok(())
 }
@@ -297,39 +427,83 @@ async fn production_failing_during_soak_rolls_back_every_workload() -> Result<()
     let images = t.build(&second).await?;
     t.wait_phase(&second, ReleasePhase::Production).await?;
     eventually("production to run the second release", TIMEOUT, || async {
-        Ok((t.images("prod").await? == (images["service"].clone(), images["worker"].clone())).then_some(()))
+        Ok(
+            (t.images("prod").await? == (images["service"].clone(), images["worker"].clone()))
+                .then_some(()),
+        )
     })
     .await?;
     // Let the new pods come up, then make them crash during the soak.
     eventually("new production pods", TIMEOUT, || async {
-        let pods = t.ns.api::<Pod>().list(&ListParams::default().labels("app=worker-prod")).await?;
-        Ok(pods.items.iter().any(|p| p.spec.as_ref().is_some_and(|s| s.containers[0].image.as_deref() == Some(&images["worker"]))).then_some(()))
+        let pods =
+            t.ns.api::<Pod>()
+                .list(&ListParams::default().labels("app=worker-prod"))
+                .await?;
+        Ok(pods
+            .items
+            .iter()
+            .any(|p| {
+                p.spec
+                    .as_ref()
+                    .is_some_and(|s| s.containers[0].image.as_deref() == Some(&images["worker"]))
+            })
+            .then_some(()))
     })
     .await?;
     t.break_pods("service-prod").await?;
     t.break_pods("worker-prod").await?;
     let rolled = t.wait_phase(&second, ReleasePhase::RolledBack).await?;
-    assert!(rolled.status.and_then(|s| s.message).is_some_and(|m| m.contains("restarts")));
-    eventually("both production workloads back on the first release", TIMEOUT, || async {
-        Ok((t.images("prod").await? == (first_images["service"].clone(), first_images["worker"].clone())).then_some(()))
-    })
+    assert!(
+        rolled
+            .status
+            .and_then(|s| s.message)
+            .is_some_and(|m| m.contains("restarts"))
+    );
+    eventually(
+        "both production workloads back on the first release",
+        TIMEOUT,
+        || async {
+            Ok((t.images("prod").await?
+                == (
+                    first_images["service"].clone(),
+                    first_images["worker"].clone(),
+                ))
+                .then_some(()))
+        },
+    )
     .await?;
     let events = t.events().await?;
     assert!(
-        events.iter().any(|(r, m)| r == "RolledBack" && m.contains(&first) && m.contains("verification failed")),
+        events.iter().any(|(r, m)| r == "RolledBack"
+            && m.contains(&first)
+            && m.contains("verification failed")),
         "{events:?}"
     );
     // Staging keeps the second release, which passed there.
-    assert_eq!(t.images("stg").await?, (images["service"].clone(), images["worker"].clone()));
+    assert_eq!(
+        t.images("stg").await?,
+        (images["service"].clone(), images["worker"].clone())
+    );
     // The StatefulSet really rolled back: its pod runs the first image again.
-    eventually("the worker pod on the first image and ready", TIMEOUT, || async {
-        let pods = t.ns.api::<Pod>().list(&ListParams::default().labels("app=worker-prod")).await?;
-        Ok(pods
-            .items
-            .iter()
-            .all(|p| p.spec.as_ref().is_some_and(|s| s.containers[0].image.as_deref() == Some(&first_images["worker"])))
-            .then_some(()))
-    })
+    eventually(
+        "the worker pod on the first image and ready",
+        TIMEOUT,
+        || async {
+            let pods =
+                t.ns.api::<Pod>()
+                    .list(&ListParams::default().labels("app=worker-prod"))
+                    .await?;
+            Ok(pods
+                .items
+                .iter()
+                .all(|p| {
+                    p.spec.as_ref().is_some_and(|s| {
+                        s.containers[0].image.as_deref() == Some(&first_images["worker"])
+                    })
+                })
+                .then_some(()))
+        },
+    )
     .await?;
     Ok(())
 }
@@ -340,15 +514,24 @@ async fn a_rollback_for_later_happens_then_and_not_before() -> Result<()> {
     let (first, first_images) = t.full_release("first").await?;
     let (_, second_images) = t.full_release("second").await?;
     let at = Utc::now() + chrono::TimeDelta::seconds(12);
-    let request = json!({ "requestedAt": Utc::now(), "environment": "production", "at": at }).to_string();
+    let request =
+        json!({ "requestedAt": Utc::now(), "environment": "production", "at": at }).to_string();
     t.annotate("packit.dev/rollback", &request).await?;
     eventually("the rollback to be scheduled", TIMEOUT, || async {
-        Ok(t.pkd().await?.status.is_some_and(|s| !s.train.scheduled_rollbacks.is_empty()).then_some(()))
+        Ok(t.pkd()
+            .await?
+            .status
+            .is_some_and(|s| !s.train.scheduled_rollbacks.is_empty())
+            .then_some(()))
     })
     .await?;
     // Still the second release until `at`.
     while Utc::now() < at - chrono::TimeDelta::seconds(2) {
-        assert_eq!(t.images("prod").await?.0, second_images["service"], "rolled back before {at}");
+        assert_eq!(
+            t.images("prod").await?.0,
+            second_images["service"],
+            "rolled back before {at}"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     eventually("production back on the first release", TIMEOUT, || async {
@@ -357,7 +540,12 @@ async fn a_rollback_for_later_happens_then_and_not_before() -> Result<()> {
     .await?;
     assert!(Utc::now() >= at, "rolled back before {at}");
     let events = t.events().await?;
-    assert!(events.iter().any(|(r, m)| r == "RolledBack" && m.contains(&first)), "{events:?}");
+    assert!(
+        events
+            .iter()
+            .any(|(r, m)| r == "RolledBack" && m.contains(&first)),
+        "{events:?}"
+    );
     Ok(())
 }
 
@@ -371,14 +559,18 @@ async fn a_freeze_blocks_the_production_deploy_but_not_a_rollback() -> Result<()
         "end": Utc::now() + chrono::TimeDelta::hours(1),
         "reason": "conference"
     }] } } });
-    t.ns.api::<PackitDeployment>().patch(PKD, &PatchParams::default(), &Patch::Merge(&freeze)).await?;
+    t.ns.api::<PackitDeployment>()
+        .patch(PKD, &PatchParams::default(), &Patch::Merge(&freeze))
+        .await?;
     t.release_now("third").await?;
     let third = t.in_flight().await?;
     t.build(&third).await?;
     // Built, but frozen: nothing is deployed and the release says why.
     let waiting = eventually("the release to wait for the freeze", TIMEOUT, || async {
         let r = t.release(&third).await?;
-        Ok(r.status.and_then(|s| s.message).filter(|m| m.contains("conference")))
+        Ok(r.status
+            .and_then(|s| s.message)
+            .filter(|m| m.contains("conference")))
     })
     .await?;
     assert!(waiting.contains("frozen until"), "{waiting}");
@@ -388,26 +580,53 @@ async fn a_freeze_blocks_the_production_deploy_but_not_a_rollback() -> Result<()
     let request = json!({ "requestedAt": Utc::now(), "environment": "production" }).to_string();
     t.annotate("packit.dev/rollback", &request).await?;
     eventually("production back on the first release", TIMEOUT, || async {
-        Ok((t.images("prod").await? == (first_images["service"].clone(), first_images["worker"].clone())).then_some(()))
+        Ok((t.images("prod").await?
+            == (
+                first_images["service"].clone(),
+                first_images["worker"].clone(),
+            ))
+            .then_some(()))
     })
     .await?;
     let events = t.events().await?;
-    assert!(events.iter().any(|(r, m)| r == "RolledBack" && m.contains(&first)), "{events:?}");
+    assert!(
+        events
+            .iter()
+            .any(|(r, m)| r == "RolledBack" && m.contains(&first)),
+        "{events:?}"
+    );
     Ok(())
 }
 
 #[tokio::test]
 async fn bad_input_is_reported_and_touches_nothing() -> Result<()> {
     // An unknown time zone: InvalidSpec, an Event, nothing built or deployed.
-    let t = Train::new("train-bad", |s| s["schedule"]["timeZone"] = json!("Europe/Pargue")).await?;
-    let before = t.images("prod").await?;
-    let cond = eventually("InvalidSpec", TIMEOUT, || async {
-        Ok(t.pkd().await?.status.and_then(|s| s.conditions.into_iter().find(|c| c.type_ == "InvalidSpec" && c.status == "True")))
+    let t = Train::new("train-bad", |s| {
+        s["schedule"]["timeZone"] = json!("Europe/Pargue")
     })
     .await?;
-    assert!(cond.message.contains(r#"spec.schedule.timeZone: "Europe/Pargue""#), "{}", cond.message);
+    let before = t.images("prod").await?;
+    let cond = eventually("InvalidSpec", TIMEOUT, || async {
+        Ok(t.pkd().await?.status.and_then(|s| {
+            s.conditions
+                .into_iter()
+                .find(|c| c.type_ == "InvalidSpec" && c.status == "True")
+        }))
+    })
+    .await?;
+    assert!(
+        cond.message
+            .contains(r#"spec.schedule.timeZone: "Europe/Pargue""#),
+        "{}",
+        cond.message
+    );
     let events = t.events().await?;
-    assert!(events.iter().any(|(r, m)| r == "InvalidSpec" && m.contains("Europe/Pargue")), "{events:?}");
+    assert!(
+        events
+            .iter()
+            .any(|(r, m)| r == "InvalidSpec" && m.contains("Europe/Pargue")),
+        "{events:?}"
+    );
 
     // A target in a namespace that did not opt in.
     let other = TestNs::new("train-other").await?;
@@ -416,18 +635,36 @@ async fn bad_input_is_reported_and_touches_nothing() -> Result<()> {
         "environments": [{ "name": "production", "namespace": other.name,
             "targets": [{ "kind": "Deployment", "name": "service-prod", "container": "app", "component": "service" }] }]
     } });
-    t.ns.api::<PackitDeployment>().patch(PKD, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+    t.ns.api::<PackitDeployment>()
+        .patch(PKD, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
     let cond = eventually("NamespaceNotAllowed", TIMEOUT, || async {
-        Ok(t.pkd().await?.status.and_then(|s| s.conditions.into_iter().find(|c| c.type_ == "InvalidSpec" && c.reason == "NamespaceNotAllowed")))
+        Ok(t.pkd().await?.status.and_then(|s| {
+            s.conditions
+                .into_iter()
+                .find(|c| c.type_ == "InvalidSpec" && c.reason == "NamespaceNotAllowed")
+        }))
     })
     .await?;
-    assert!(cond.message.contains("packit.dev/allow-from"), "{}", cond.message);
+    assert!(
+        cond.message.contains("packit.dev/allow-from"),
+        "{}",
+        cond.message
+    );
 
     // A target naming an undeclared component never gets in.
     let bad = json!({ "spec": { "environments": [{ "name": "production",
         "targets": [{ "kind": "Deployment", "name": "service-prod", "container": "app", "component": "frontend" }] }] } });
-    let err = t.ns.api::<PackitDeployment>().patch(PKD, &PatchParams::default(), &Patch::Merge(&bad)).await.unwrap_err();
-    assert!(err.to_string().contains("every target must name a component"), "{err}");
+    let err =
+        t.ns.api::<PackitDeployment>()
+            .patch(PKD, &PatchParams::default(), &Patch::Merge(&bad))
+            .await
+            .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("every target must name a component"),
+        "{err}"
+    );
     assert_eq!(t.images("prod").await?, before, "nothing touched");
     let _ = Api::<Namespace>::all(t.ns.client.clone());
     Ok(())
@@ -439,13 +676,20 @@ async fn unreachable_sources_and_missing_digests_fail_the_build() -> Result<()> 
         s["components"][1]["source"]["url"] = json!("file:///nonexistent/packit.git");
     })
     .await?;
-    t.annotate("packit.dev/release-requested-at", &Utc::now().to_rfc3339()).await?;
-    eventually("a Degraded condition naming the repository", TIMEOUT, || async {
-        let pkd = t.pkd().await?;
-        let events = t.events().await?;
-        let ok = events.iter().any(|(_, m)| m.contains("/nonexistent/packit.git"));
-        Ok(ok.then_some(pkd))
-    })
+    t.annotate("packit.dev/release-requested-at", &Utc::now().to_rfc3339())
+        .await?;
+    eventually(
+        "a Degraded condition naming the repository",
+        TIMEOUT,
+        || async {
+            let pkd = t.pkd().await?;
+            let events = t.events().await?;
+            let ok = events
+                .iter()
+                .any(|(_, m)| m.contains("/nonexistent/packit.git"));
+            Ok(ok.then_some(pkd))
+        },
+    )
     .await?;
     // The controller keeps serving: fix the URL and a release goes through
     // until the registry lacks the digest the builder claims.
@@ -454,30 +698,57 @@ async fn unreachable_sources_and_missing_digests_fail_the_build() -> Result<()> 
         { "name": "worker", "source": { "url": t.worker.url() }, "image": format!("{}/{}/worker", t.registry, t.ns.name),
           "build": { "strategy": "External", "timeout": "120s" } }
     ] } });
-    t.ns.api::<PackitDeployment>().patch(PKD, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+    t.ns.api::<PackitDeployment>()
+        .patch(PKD, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
     t.release_now("fixed").await?;
     let name = eventually("a new release in flight", TIMEOUT, || async {
-        let Some(name) = t.pkd().await?.status.and_then(|s| s.train.in_flight).map(|f| f.release) else {
+        let Some(name) = t
+            .pkd()
+            .await?
+            .status
+            .and_then(|s| s.train.in_flight)
+            .map(|f| f.release)
+        else {
             return Ok(None);
         };
-        Ok(t.ns.api::<PackitRelease>().get_opt(&name).await?.map(|_| name))
+        Ok(t.ns
+            .api::<PackitRelease>()
+            .get_opt(&name)
+            .await?
+            .map(|_| name))
     })
     .await?;
     let pod = eventually("the builder pod", TIMEOUT, || async {
-        let pods = t.ns.api::<Pod>().list(&ListParams::default().labels(&format!("packit.dev/release={name}"))).await?;
+        let pods =
+            t.ns.api::<Pod>()
+                .list(&ListParams::default().labels(&format!("packit.dev/release={name}")))
+                .await?;
         Ok(pods.items.into_iter().next())
     })
     .await?;
     let bogus = format!("sha256:{}", "0".repeat(64));
-    let patch = json!({ "metadata": { "annotations": { "sim.packit.dev/termination-message": bogus } } });
-    t.ns.api::<Pod>().patch(&pod.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?;
+    let patch =
+        json!({ "metadata": { "annotations": { "sim.packit.dev/termination-message": bogus } } });
+    t.ns.api::<Pod>()
+        .patch(
+            &pod.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await?;
     let failed = eventually("BuildFailed", TIMEOUT, || async {
         let r = t.release(&name).await?;
-        Ok(r.status.filter(|s| s.phase == Some(ReleasePhase::BuildFailed)))
+        Ok(r.status
+            .filter(|s| s.phase == Some(ReleasePhase::BuildFailed)))
     })
     .await?;
     assert!(failed.message.unwrap_or_default().contains(&bogus));
-    assert_eq!(t.images("prod").await?.0, t.images("stg").await?.0, "nothing deployed");
+    assert_eq!(
+        t.images("prod").await?.0,
+        t.images("stg").await?.0,
+        "nothing deployed"
+    );
     Ok(())
 }
 
@@ -492,7 +763,10 @@ async fn operator_restarts_never_repeat_a_deploy() -> Result<()> {
     let name = t.in_flight().await?;
     // During the build.
     eventually("the builder Job", TIMEOUT, || async {
-        let pods = t.ns.api::<Pod>().list(&ListParams::default().labels(&format!("packit.dev/release={name}"))).await?;
+        let pods =
+            t.ns.api::<Pod>()
+                .list(&ListParams::default().labels(&format!("packit.dev/release={name}")))
+                .await?;
         Ok((!pods.items.is_empty()).then_some(()))
     })
     .await?;
@@ -505,9 +779,15 @@ async fn operator_restarts_never_repeat_a_deploy() -> Result<()> {
     t.wait_phase(&name, ReleasePhase::Production).await?;
     t.op.restart()?;
     t.wait_phase(&name, ReleasePhase::Released).await?;
-    assert_eq!(t.images("prod").await?, (images["service"].clone(), images["worker"].clone()));
+    assert_eq!(
+        t.images("prod").await?,
+        (images["service"].clone(), images["worker"].clone())
+    );
     // One release, and each workload was changed exactly once.
-    let releases = t.ns.api::<PackitRelease>().list(&ListParams::default()).await?;
+    let releases =
+        t.ns.api::<PackitRelease>()
+            .list(&ListParams::default())
+            .await?;
     assert_eq!(releases.items.len(), 1);
     let end = t.generations().await?;
     let bumps: Vec<i64> = end.iter().zip(&start).map(|(e, s)| e - s).collect();

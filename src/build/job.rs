@@ -41,12 +41,18 @@ pub fn job_name(release: &str, component: &str) -> String {
         return name;
     }
     let hash = fnv1a(name.as_bytes());
-    let keep = name.char_indices().take_while(|(i, _)| *i < 54).map(|(_, c)| c).collect::<String>();
+    let keep = name
+        .char_indices()
+        .take_while(|(i, _)| *i < 54)
+        .map(|(_, c)| c)
+        .collect::<String>();
     format!("{}-{hash:08x}", keep.trim_end_matches('-'))
 }
 
 fn fnv1a(bytes: &[u8]) -> u32 {
-    bytes.iter().fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(*b)).wrapping_mul(0x0100_0193))
+    bytes.iter().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(*b)).wrapping_mul(0x0100_0193)
+    })
 }
 
 /// The builder Job: the user's template with the build's facts as env vars
@@ -63,7 +69,9 @@ pub fn builder_job(template: &PodTemplateSpec, req: &BuildRequest<'_>) -> Job {
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .collect();
     let meta = template.metadata.get_or_insert_with(Default::default);
-    meta.labels.get_or_insert_with(Default::default).extend(build_labels.clone());
+    meta.labels
+        .get_or_insert_with(Default::default)
+        .extend(build_labels.clone());
     let env = [
         ("PACKIT_REPO_URL", req.repo_url),
         ("PACKIT_BRANCH", req.branch),
@@ -74,7 +82,12 @@ pub fn builder_job(template: &PodTemplateSpec, req: &BuildRequest<'_>) -> Job {
     ];
     if let Some(spec) = &mut template.spec {
         spec.restart_policy = Some("Never".into());
-        for c in spec.init_containers.iter_mut().flatten().chain(spec.containers.iter_mut()) {
+        for c in spec
+            .init_containers
+            .iter_mut()
+            .flatten()
+            .chain(spec.containers.iter_mut())
+        {
             let vars = c.env.get_or_insert_with(Vec::new);
             vars.retain(|v| !env.iter().any(|(k, _)| *k == v.name));
             vars.extend(env.iter().map(|(k, v)| EnvVar {
@@ -169,8 +182,16 @@ mod tests {
                     name: "buildah".into(),
                     image: Some("quay.io/buildah/stable".into()),
                     env: Some(vec![
-                        EnvVar { name: "KEEP".into(), value: Some("1".into()), value_from: None },
-                        EnvVar { name: "PACKIT_COMMIT".into(), value: Some("stale".into()), value_from: None },
+                        EnvVar {
+                            name: "KEEP".into(),
+                            value: Some("1".into()),
+                            value_from: None,
+                        },
+                        EnvVar {
+                            name: "PACKIT_COMMIT".into(),
+                            value: Some("stale".into()),
+                            value_from: None,
+                        },
                     ]),
                     ..Default::default()
                 }],
@@ -182,7 +203,10 @@ mod tests {
     #[test]
     fn the_job_carries_the_build_facts() {
         let job = builder_job(&template(), &request());
-        assert_eq!(job.metadata.name.as_deref(), Some("packit-service-20261120-170000-service"));
+        assert_eq!(
+            job.metadata.name.as_deref(),
+            Some("packit-service-20261120-170000-service")
+        );
         let spec = job.spec.unwrap();
         assert_eq!(spec.backoff_limit, Some(0));
         assert_eq!(spec.active_deadline_seconds, Some(2700));
@@ -197,10 +221,16 @@ mod tests {
         assert!(env.contains(&("KEEP".into(), "1".into())));
         assert!(env.contains(&("PACKIT_COMMIT".into(), request().commit.into())));
         assert!(env.contains(&("PACKIT_IMAGE".into(), request().destination)));
-        assert!(env.contains(&("PACKIT_RELEASE".into(), "packit-service-20261120-170000".into())));
+        assert!(env.contains(&(
+            "PACKIT_RELEASE".into(),
+            "packit-service-20261120-170000".into()
+        )));
         assert_eq!(env.iter().filter(|(k, _)| k == "PACKIT_COMMIT").count(), 1);
         let labels = spec.template.metadata.unwrap().labels.unwrap();
-        assert_eq!(labels.get(labels::RELEASE).map(String::as_str), Some("packit-service-20261120-170000"));
+        assert_eq!(
+            labels.get(labels::RELEASE).map(String::as_str),
+            Some("packit-service-20261120-170000")
+        );
     }
 
     #[test]
@@ -256,12 +286,24 @@ mod tests {
         let digest = format!("sha256:{}", "ab".repeat(32));
         assert_eq!(job_outcome(&job(None), &[]), JobOutcome::Running);
         assert_eq!(
-            job_outcome(&job(Some(("Complete", "Completed", ""))), &[pod(&format!("{digest}\n"))]),
+            job_outcome(
+                &job(Some(("Complete", "Completed", ""))),
+                &[pod(&format!("{digest}\n"))]
+            ),
             JobOutcome::Succeeded(digest)
         );
         assert_eq!(
-            job_outcome(&job(Some(("Failed", "BackoffLimitExceeded", "Job has reached the specified backoff limit"))), &[]),
-            JobOutcome::Failed("BackoffLimitExceeded: Job has reached the specified backoff limit".into())
+            job_outcome(
+                &job(Some((
+                    "Failed",
+                    "BackoffLimitExceeded",
+                    "Job has reached the specified backoff limit"
+                ))),
+                &[]
+            ),
+            JobOutcome::Failed(
+                "BackoffLimitExceeded: Job has reached the specified backoff limit".into()
+            )
         );
         assert!(matches!(
             job_outcome(&job(Some(("Complete", "Completed", ""))), &[pod("pushed!")]),

@@ -43,7 +43,10 @@ pub async fn observe(
     let mut images = BTreeMap::new();
     for c in &r.pkd.spec.components {
         let Some(built) = release.spec.components.iter().find(|x| x.name == c.name) else {
-            return BuildResult::Failed(format!("component {} is missing from the release", c.name));
+            return BuildResult::Failed(format!(
+                "component {} is missing from the release",
+                c.name
+            ));
         };
         let commit = &built.source.commit;
         let digest = match c.build.strategy {
@@ -52,16 +55,18 @@ pub async fn observe(
                 Ok(None) => return BuildResult::Running,
                 Err(why) => return BuildResult::Failed(format!("{}: {why}", c.name)),
             },
-            BuildStrategy::External => match r.ctx.registry.find_by_revision(&c.image, commit).await {
-                Ok(Some(d)) => d,
-                Ok(None) => return BuildResult::Running,
-                Err(e) => {
-                    // CI may not have pushed yet or the registry blips; the
-                    // build timeout decides.
-                    tracing::info!(component = %c.name, error = %e, "image not found yet");
-                    return BuildResult::Running;
+            BuildStrategy::External => {
+                match r.ctx.registry.find_by_revision(&c.image, commit).await {
+                    Ok(Some(d)) => d,
+                    Ok(None) => return BuildResult::Running,
+                    Err(e) => {
+                        // CI may not have pushed yet or the registry blips; the
+                        // build timeout decides.
+                        tracing::info!(component = %c.name, error = %e, "image not found yet");
+                        return BuildResult::Running;
+                    }
                 }
-            },
+            }
         };
         if let Err(e) = r.ctx.registry.confirm(&c.image, &digest).await {
             return BuildResult::Failed(format!("{}: {e}", c.name));
@@ -99,7 +104,8 @@ async fn job_digest(
             let Some(build) = &component.build.job else {
                 return Err("strategy Job without a job template".into());
             };
-            let timeout = duration::parse(&component.build.timeout).map_or(3600, |d| d.num_seconds());
+            let timeout =
+                duration::parse(&component.build.timeout).map_or(3600, |d| d.num_seconds());
             let owners = [
                 r.pkd.controller_owner_ref(&()),
                 release.owner_ref(&()).map(|mut o| {
@@ -139,4 +145,3 @@ async fn job_digest(
         JobOutcome::Failed(why) => Err(format!("builder Job {name} failed: {why}")),
     }
 }
-

@@ -31,14 +31,29 @@ pub struct Want {
 }
 
 impl Want {
-    pub fn new(type_: &'static str, status: bool, reason: &'static str, message: impl Into<String>) -> Self {
-        Self { type_, status, reason, message: message.into() }
+    pub fn new(
+        type_: &'static str,
+        status: bool,
+        reason: &'static str,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            type_,
+            status,
+            reason,
+            message: message.into(),
+        }
     }
 }
 
 /// The conditions to write: `wanted`, keeping the previous transition time
 /// of each condition whose status is unchanged.
-pub fn merge(previous: &[Condition], wanted: &[Want], generation: Option<i64>, now: DateTime<Utc>) -> Vec<Condition> {
+pub fn merge(
+    previous: &[Condition],
+    wanted: &[Want],
+    generation: Option<i64>,
+    now: DateTime<Utc>,
+) -> Vec<Condition> {
     wanted
         .iter()
         .map(|w| {
@@ -74,12 +89,37 @@ mod tests {
     fn transition_time_moves_only_when_status_changes() {
         let t0 = Utc.with_ymd_and_hms(2026, 11, 20, 17, 0, 0).unwrap();
         let t1 = t0 + TimeDelta::hours(1);
-        let first = merge(&[], &[Want::new(PROGRESSING, true, reason::RELEASE_IN_FLIGHT, "building")], Some(1), t0);
-        let same = merge(&first, &[Want::new(PROGRESSING, true, reason::RELEASE_IN_FLIGHT, "staging")], Some(2), t1);
+        let first = merge(
+            &[],
+            &[Want::new(
+                PROGRESSING,
+                true,
+                reason::RELEASE_IN_FLIGHT,
+                "building",
+            )],
+            Some(1),
+            t0,
+        );
+        let same = merge(
+            &first,
+            &[Want::new(
+                PROGRESSING,
+                true,
+                reason::RELEASE_IN_FLIGHT,
+                "staging",
+            )],
+            Some(2),
+            t1,
+        );
         assert_eq!(same[0].last_transition_time, time(t0));
         assert_eq!(same[0].message, "staging");
         assert_eq!(same[0].observed_generation, Some(2));
-        let flipped = merge(&same, &[Want::new(PROGRESSING, false, reason::IDLE, "")], Some(2), t1);
+        let flipped = merge(
+            &same,
+            &[Want::new(PROGRESSING, false, reason::IDLE, "")],
+            Some(2),
+            t1,
+        );
         assert_eq!(flipped[0].last_transition_time, time(t1));
         assert_eq!(flipped[0].status, "False");
     }

@@ -5,9 +5,9 @@
 use k8s_openapi::api::core::v1::Namespace;
 use kube::{Api, ResourceExt};
 
+use super::Error;
 use super::reconcile::Reconciler;
 use super::release::{image_of, update_status};
-use super::Error;
 use crate::api::PackitRelease;
 use crate::api::deployment::Environment;
 use crate::api::release::TargetImage;
@@ -68,7 +68,11 @@ pub fn wanted_images(release: &PackitRelease, env: &Environment) -> Option<Vec<T
 
 /// Health of `env` for `release`, or none while its workloads do not run
 /// the release yet (a stale report must not count).
-pub async fn health(r: &Reconciler<'_>, env_name: &str, release: &PackitRelease) -> Result<Option<HealthReport>, Error> {
+pub async fn health(
+    r: &Reconciler<'_>,
+    env_name: &str,
+    release: &PackitRelease,
+) -> Result<Option<HealthReport>, Error> {
     let Some(env) = r.pkd.spec.environments.iter().find(|e| e.name == env_name) else {
         return Ok(None);
     };
@@ -79,8 +83,18 @@ pub async fn health(r: &Reconciler<'_>, env_name: &str, release: &PackitRelease)
     if !observation.images_match {
         return Ok(None);
     }
-    let key = format!("{}/{}/{}/{}", r.namespace, r.name(), env.name, release.name_any());
-    let http = r.ctx.prober.probe_due(&key, &env.health.http_checks, r.now).await;
+    let key = format!(
+        "{}/{}/{}/{}",
+        r.namespace,
+        r.name(),
+        env.name,
+        release.name_any()
+    );
+    let http = r
+        .ctx
+        .prober
+        .probe_due(&key, &env.health.http_checks, r.now)
+        .await;
     Ok(Some(HealthReport {
         release: release.name_any(),
         workloads: observation.workloads,
@@ -91,15 +105,26 @@ pub async fn health(r: &Reconciler<'_>, env_name: &str, release: &PackitRelease)
 /// Brings every environment to the release the state says it runs. The
 /// images the targets had before are recorded on that release first, so a
 /// rollback never depends on workload history.
-pub async fn ensure(r: &Reconciler<'_>, state: &TrainState, releases: &[PackitRelease]) -> Result<(), Error> {
-    let owner = Owner { name: r.name(), namespace: r.namespace.clone() };
+pub async fn ensure(
+    r: &Reconciler<'_>,
+    state: &TrainState,
+    releases: &[PackitRelease],
+) -> Result<(), Error> {
+    let owner = Owner {
+        name: r.name(),
+        namespace: r.namespace.clone(),
+    };
     for (env, env_state) in r.pkd.spec.environments.iter().zip(&state.environments) {
-        let Some(name) = &env_state.release else { continue };
+        let Some(name) = &env_state.release else {
+            continue;
+        };
         let Some(release) = releases.iter().find(|x| &x.name_any() == name) else {
             tracing::warn!(release = %name, env = %env.name, "release to run is missing");
             continue;
         };
-        let Some(wanted) = wanted_images(release, env) else { continue };
+        let Some(wanted) = wanted_images(release, env) else {
+            continue;
+        };
         let ns = namespace_of(r, env);
         let current = deploy::current_images(&r.ctx.client, &ns, &env.targets).await?;
         if current == wanted {
@@ -114,11 +139,13 @@ pub async fn ensure(r: &Reconciler<'_>, state: &TrainState, releases: &[PackitRe
             update_status(&r.releases_api(), name, |s| {
                 match s.environments.iter_mut().find(|e| e.name == env.name) {
                     Some(e) => e.previous_images = current.clone(),
-                    None => s.environments.push(crate::api::release::EnvironmentProgress {
-                        name: env.name.clone(),
-                        previous_images: current.clone(),
-                        ..Default::default()
-                    }),
+                    None => s
+                        .environments
+                        .push(crate::api::release::EnvironmentProgress {
+                            name: env.name.clone(),
+                            previous_images: current.clone(),
+                            ..Default::default()
+                        }),
                 }
             })
             .await?;

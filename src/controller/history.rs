@@ -14,15 +14,27 @@ use crate::plan::TrainState;
 /// `releases` is sorted oldest first.
 pub fn to_prune(releases: &[String], keep: &BTreeSet<String>, limit: usize) -> Vec<String> {
     let excess = releases.len().saturating_sub(limit);
-    releases[..excess].iter().filter(|r| !keep.contains(*r)).cloned().collect()
+    releases[..excess]
+        .iter()
+        .filter(|r| !keep.contains(*r))
+        .cloned()
+        .collect()
 }
 
-pub async fn prune(r: &Reconciler<'_>, state: &TrainState, releases: &[PackitRelease]) -> Result<(), Error> {
+pub async fn prune(
+    r: &Reconciler<'_>,
+    state: &TrainState,
+    releases: &[PackitRelease],
+) -> Result<(), Error> {
     let names: Vec<String> = releases.iter().map(ResourceExt::name_any).collect();
     let keep = protected(&r.pkd, state);
     for name in to_prune(&names, &keep, r.pkd.spec.history_limit as usize) {
         tracing::info!(release = %name, "pruning");
-        match r.releases_api().delete(&name, &DeleteParams::background()).await {
+        match r
+            .releases_api()
+            .delete(&name, &DeleteParams::background())
+            .await
+        {
             Ok(_) => {}
             Err(kube::Error::Api(s)) if s.is_not_found() => {}
             Err(e) => return Err(e.into()),

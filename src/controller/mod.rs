@@ -78,10 +78,17 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
     Api::<PackitDeployment>::all(client.clone())
         .list(&kube::api::ListParams::default().limit(1))
         .await
-        .inspect_err(|_| tracing::error!("cannot list PackitDeployments: are the CRDs installed? (kubectl apply -f crds/)"))?;
+        .inspect_err(|_| {
+            tracing::error!(
+                "cannot list PackitDeployments: are the CRDs installed? (kubectl apply -f crds/)"
+            )
+        })?;
     let ctx = Arc::new(Context {
         client: client.clone(),
-        reporter: Reporter { controller: MANAGER.into(), instance: settings.instance.clone() },
+        reporter: Reporter {
+            controller: MANAGER.into(),
+            instance: settings.instance.clone(),
+        },
         sources: SourceCache::new(settings.cache_dir.clone()),
         registry: Registry::new(),
         prober: HttpProber::new()?,
@@ -89,11 +96,18 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
     // Workloads may live in other (opted-in) namespaces, so they are watched
     // everywhere, by the labels the operator puts on them.
     let labelled = || match &settings.namespace {
-        Some(ns) => watcher::Config::default().labels(&format!("{},{}={ns}", labels::DEPLOYMENT, labels::DEPLOYMENT_NAMESPACE)),
+        Some(ns) => watcher::Config::default().labels(&format!(
+            "{},{}={ns}",
+            labels::DEPLOYMENT,
+            labels::DEPLOYMENT_NAMESPACE
+        )),
         None => watcher::Config::default().labels(labels::DEPLOYMENT),
     };
     let scoped = |client: &Client| match &settings.namespace {
-        Some(ns) => (Api::namespaced(client.clone(), ns), Api::namespaced(client.clone(), ns)),
+        Some(ns) => (
+            Api::namespaced(client.clone(), ns),
+            Api::namespaced(client.clone(), ns),
+        ),
         None => (Api::all(client.clone()), Api::all(client.clone())),
     };
     let (deployments, releases): (Api<PackitDeployment>, Api<PackitRelease>) = scoped(&client);
@@ -101,7 +115,11 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
         .owns(releases, watcher::Config::default())
         .owns(Api::<Job>::all(client.clone()), labelled())
         .watches(Api::<Deployment>::all(client.clone()), labelled(), owner_of)
-        .watches(Api::<StatefulSet>::all(client.clone()), labelled(), owner_of)
+        .watches(
+            Api::<StatefulSet>::all(client.clone()),
+            labelled(),
+            owner_of,
+        )
         .watches(Api::<Pod>::all(client.clone()), labelled(), owner_of)
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)

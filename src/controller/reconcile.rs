@@ -67,13 +67,21 @@ impl Reconciler<'_> {
 
     pub async fn event(&self, reason: &str, message: String, warning: bool) {
         let event = Event {
-            type_: if warning { EventType::Warning } else { EventType::Normal },
+            type_: if warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
             reason: reason.to_owned(),
             note: Some(truncate(message, 1000)),
             action: "Reconcile".into(),
             secondary: None,
         };
-        if let Err(e) = self.recorder.publish(&event, &self.pkd.object_ref(&())).await {
+        if let Err(e) = self
+            .recorder
+            .publish(&event, &self.pkd.object_ref(&()))
+            .await
+        {
             tracing::warn!(error = %e, "publishing an Event failed");
         }
     }
@@ -97,7 +105,12 @@ impl Reconciler<'_> {
             };
             if handled.as_deref() != Some(b.value.as_str()) {
                 *handled = Some(b.value.clone());
-                self.event("RequestRejected", format!("{} ignored: {}", b.annotation, b.why), true).await;
+                self.event(
+                    "RequestRejected",
+                    format!("{} ignored: {}", b.annotation, b.why),
+                    true,
+                )
+                .await;
             }
         }
         let mut observed = Observed {
@@ -113,7 +126,9 @@ impl Reconciler<'_> {
         if let Some(f) = &state.in_flight {
             let current = releases.iter().find(|r| r.name_any() == f.release);
             match f.stage {
-                Stage::Building => observed.build = Some(build::observe(self, &state, f, current, &releases).await),
+                Stage::Building => {
+                    observed.build = Some(build::observe(self, &state, f, current, &releases).await)
+                }
                 Stage::Verifying => {
                     if let (Some(env), Some(rel)) = (&f.environment, current) {
                         observed.health = environments::health(self, env, rel).await?;
@@ -126,7 +141,11 @@ impl Reconciler<'_> {
         // Plan, then persist the new state before acting on it.
         let decision = match plan::plan(&self.pkd.spec, &state, &observed, self.now) {
             Ok(d) => d,
-            Err(e) => return self.invalid(&status, reason::SPEC_INVALID, e.to_string()).await,
+            Err(e) => {
+                return self
+                    .invalid(&status, reason::SPEC_INVALID, e.to_string())
+                    .await;
+            }
         };
         self.write_status(&status, &decision, &releases).await?;
 
@@ -135,16 +154,29 @@ impl Reconciler<'_> {
         for step in &decision.actions {
             match step {
                 Step::StartBuild { release, trigger } => {
-                    if let Err(e) = release::create(self, release, *trigger, &decision.state, &releases).await {
+                    if let Err(e) =
+                        release::create(self, release, *trigger, &decision.state, &releases).await
+                    {
                         // Observing the build tries again and fails it.
-                        self.event(reason::SOURCE_UNAVAILABLE, format!("{release}: {e}"), true).await;
+                        self.event(reason::SOURCE_UNAVAILABLE, format!("{release}: {e}"), true)
+                            .await;
                         soon = true;
                     }
                 }
-                Step::SetPhase { release, phase, environment, message } => {
-                    release::set_phase(self, release, *phase, environment.as_deref(), message).await?;
+                Step::SetPhase {
+                    release,
+                    phase,
+                    environment,
+                    message,
+                } => {
+                    release::set_phase(self, release, *phase, environment.as_deref(), message)
+                        .await?;
                 }
-                Step::Event { reason, message, warning } => self.event(reason, message.clone(), *warning).await,
+                Step::Event {
+                    reason,
+                    message,
+                    warning,
+                } => self.event(reason, message.clone(), *warning).await,
                 // Environments are brought to the state's releases below.
                 Step::Deploy { .. } | Step::Rollback { .. } => {}
             }
@@ -157,7 +189,12 @@ impl Reconciler<'_> {
             .requeue_at
             .and_then(|t| (t - self.now).to_std().ok())
             .map_or(MAX_REQUEUE, |d| d.min(MAX_REQUEUE));
-        let wait = if soon || decision.actions.iter().any(|a| matches!(a, Step::StartBuild { .. })) {
+        let wait = if soon
+            || decision
+                .actions
+                .iter()
+                .any(|a| matches!(a, Step::StartBuild { .. }))
+        {
             wait.min(Duration::from_secs(1))
         } else {
             wait
@@ -176,22 +213,41 @@ impl Reconciler<'_> {
 
     async fn releases(&self) -> Result<Vec<PackitRelease>, Error> {
         let selector = format!("{}={}", labels::DEPLOYMENT, self.name());
-        let mut list = self.releases_api().list(&ListParams::default().labels(&selector)).await?.items;
+        let mut list = self
+            .releases_api()
+            .list(&ListParams::default().labels(&selector))
+            .await?
+            .items;
         list.sort_by_key(|r| (r.creation_timestamp(), r.name_any()));
         Ok(list)
     }
 
-    async fn invalid(&self, status: &PackitDeploymentStatus, why: &'static str, message: String) -> Result<Action, Error> {
+    async fn invalid(
+        &self,
+        status: &PackitDeploymentStatus,
+        why: &'static str,
+        message: String,
+    ) -> Result<Action, Error> {
         let previous = status.conditions.iter().find(|c| c.type_ == INVALID_SPEC);
         if previous.is_none_or(|c| c.status != "True" || c.message != message) {
-            self.event("InvalidSpec", format!("nothing is deployed until this is fixed: {message}"), true).await;
+            self.event(
+                "InvalidSpec",
+                format!("nothing is deployed until this is fixed: {message}"),
+                true,
+            )
+            .await;
         }
         let wanted = [
             Want::new(INVALID_SPEC, true, why, message.clone()),
             Want::new(READY, false, why, message),
         ];
         let mut next = status.clone();
-        next.conditions = conditions::merge(&status.conditions, &wanted, self.pkd.meta().generation, self.now);
+        next.conditions = conditions::merge(
+            &status.conditions,
+            &wanted,
+            self.pkd.meta().generation,
+            self.now,
+        );
         next.observed_generation = self.pkd.meta().generation;
         next.phase = Some("InvalidSpec".into());
         self.apply_status(&next).await?;
@@ -207,7 +263,12 @@ impl Reconciler<'_> {
         let wanted = wanted_conditions(&d.state, &d.phase, releases);
         let status = PackitDeploymentStatus {
             observed_generation: self.pkd.meta().generation,
-            conditions: conditions::merge(&previous.conditions, &wanted, self.pkd.meta().generation, self.now),
+            conditions: conditions::merge(
+                &previous.conditions,
+                &wanted,
+                self.pkd.meta().generation,
+                self.now,
+            ),
             phase: Some(d.phase.clone()),
             releases: Some(summary(&d.state)),
             next_build: d.next_build,
@@ -228,7 +289,11 @@ impl Reconciler<'_> {
             "status": status,
         });
         self.api
-            .patch_status(&self.name(), &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch))
+            .patch_status(
+                &self.name(),
+                &PatchParams::apply(MANAGER).force(),
+                &Patch::Apply(&patch),
+            )
             .await?;
         Ok(())
     }
@@ -239,13 +304,26 @@ impl Reconciler<'_> {
 fn wanted_conditions(state: &TrainState, phase: &str, releases: &[PackitRelease]) -> Vec<Want> {
     let last_final = releases.iter().rev().find_map(|r| {
         let s = r.status.as_ref()?;
-        s.phase.filter(|p| p.is_final()).map(|p| (r.name_any(), p, s.message.clone().unwrap_or_default()))
+        s.phase
+            .filter(|p| p.is_final())
+            .map(|p| (r.name_any(), p, s.message.clone().unwrap_or_default()))
     });
     let degraded = last_final.filter(|(_, p, _)| {
-        matches!(p, ReleasePhase::BuildFailed | ReleasePhase::StagingFailed | ReleasePhase::RolledBack | ReleasePhase::Failed)
+        matches!(
+            p,
+            ReleasePhase::BuildFailed
+                | ReleasePhase::StagingFailed
+                | ReleasePhase::RolledBack
+                | ReleasePhase::Failed
+        )
     });
     let progressing = match &state.in_flight {
-        Some(f) => Want::new(PROGRESSING, true, reason::RELEASE_IN_FLIGHT, format!("{}: {phase}", f.release)),
+        Some(f) => Want::new(
+            PROGRESSING,
+            true,
+            reason::RELEASE_IN_FLIGHT,
+            format!("{}: {phase}", f.release),
+        ),
         None => Want::new(PROGRESSING, false, reason::IDLE, "no release in flight"),
     };
     let (ready, degraded) = match degraded {
@@ -257,7 +335,12 @@ fn wanted_conditions(state: &TrainState, phase: &str, releases: &[PackitRelease]
             )
         }
         None => (
-            Want::new(READY, true, reason::HEALTHY, "every environment runs a release it verified or none yet"),
+            Want::new(
+                READY,
+                true,
+                reason::HEALTHY,
+                "every environment runs a release it verified or none yet",
+            ),
             Want::new(DEGRADED, false, reason::HEALTHY, ""),
         ),
     };

@@ -48,13 +48,24 @@ pub async fn create(
     let mut components = Vec::new();
     for (i, c) in r.pkd.spec.components.iter().enumerate() {
         let before = previous.and_then(|p| p.spec.components.iter().find(|x| x.name == c.name));
-        let source = revision(r, &format!("spec.components[{i}].source"), &c.source, before.map(|b| &b.source)).await?;
+        let source = revision(
+            r,
+            &format!("spec.components[{i}].source"),
+            &c.source,
+            before.map(|b| &b.source),
+        )
+        .await?;
         let mut includes = Vec::new();
         for (j, inc) in c.includes.iter().enumerate() {
             let old = before.and_then(|b| b.includes.iter().find(|x| x.url == inc.url));
-            includes.push(revision(r, &format!("spec.components[{i}].includes[{j}]"), inc, old).await?);
+            includes
+                .push(revision(r, &format!("spec.components[{i}].includes[{j}]"), inc, old).await?);
         }
-        components.push(ReleaseComponent { name: c.name.clone(), source, includes });
+        components.push(ReleaseComponent {
+            name: c.name.clone(),
+            source,
+            includes,
+        });
     }
     let rebuild = previous.is_some()
         && components.iter().all(|c| {
@@ -84,7 +95,13 @@ pub async fn create(
         .spec
         .components
         .iter()
-        .map(|c| format!("{}@{}", c.name, &c.source.commit[..c.source.commit.len().min(7)]))
+        .map(|c| {
+            format!(
+                "{}@{}",
+                c.name,
+                &c.source.commit[..c.source.commit.len().min(7)]
+            )
+        })
         .collect();
     update_status(&api, name, |s| {
         s.phase.get_or_insert(ReleasePhase::Building);
@@ -108,7 +125,11 @@ async fn revision(
         Some(s) => Some(credentials(r, &format!("{field}.secretRef"), &s.name).await?),
         None => None,
     };
-    let commit = r.ctx.sources.resolve(&source.url, &source.branch, credentials.as_ref()).await?;
+    let commit = r
+        .ctx
+        .sources
+        .resolve(&source.url, &source.branch, credentials.as_ref())
+        .await?;
     Ok(Revision {
         url: source.url.clone(),
         commit,
@@ -117,20 +138,32 @@ async fn revision(
 }
 
 /// HTTPS credentials from a Secret's `username` and `password` keys.
-async fn credentials(r: &Reconciler<'_>, field: &str, name: &str) -> Result<Credentials, SourceError> {
-    let err = |message: String| SourceError::Credentials { field: field.to_owned(), message };
+async fn credentials(
+    r: &Reconciler<'_>,
+    field: &str,
+    name: &str,
+) -> Result<Credentials, SourceError> {
+    let err = |message: String| SourceError::Credentials {
+        field: field.to_owned(),
+        message,
+    };
     let secrets: Api<Secret> = Api::namespaced(r.ctx.client.clone(), &r.namespace);
-    let secret = secrets
-        .get_opt(name)
-        .await?
-        .ok_or_else(|| err(format!("Secret {name:?} not found in namespace {}", r.namespace)))?;
+    let secret = secrets.get_opt(name).await?.ok_or_else(|| {
+        err(format!(
+            "Secret {name:?} not found in namespace {}",
+            r.namespace
+        ))
+    })?;
     let data = secret.data.unwrap_or_default();
     let key = |k: &str| {
         data.get(k)
             .and_then(|v| String::from_utf8(v.0.clone()).ok())
             .ok_or_else(|| err(format!("Secret {name:?} has no UTF-8 key {k:?}")))
     };
-    Ok(Credentials { username: key("username")?, password: key("password")? })
+    Ok(Credentials {
+        username: key("username")?,
+        password: key("password")?,
+    })
 }
 
 /// Records a phase, and the environment's progress it implies.
@@ -143,7 +176,11 @@ pub async fn set_phase(
 ) -> Result<(), Error> {
     let api = r.releases_api();
     if api.get_opt(release).await?.is_none() {
-        tracing::info!(release, ?phase, "release object is gone; phase not recorded");
+        tracing::info!(
+            release,
+            ?phase,
+            "release object is gone; phase not recorded"
+        );
         return Ok(());
     }
     let now = r.now;
@@ -154,7 +191,11 @@ pub async fn set_phase(
         let progress = match s.environments.iter_mut().position(|e| e.name == env) {
             Some(i) => &mut s.environments[i],
             None => {
-                s.environments.push(crate::api::release::EnvironmentProgress { name: env.to_owned(), ..Default::default() });
+                s.environments
+                    .push(crate::api::release::EnvironmentProgress {
+                        name: env.to_owned(),
+                        ..Default::default()
+                    });
                 s.environments.last_mut().expect("just pushed")
             }
         };
@@ -165,9 +206,10 @@ pub async fn set_phase(
                 progress.failed_at = None;
             }
             ReleasePhase::Verified | ReleasePhase::Released => progress.verified_at = Some(now),
-            ReleasePhase::StagingFailed | ReleasePhase::RolledBack | ReleasePhase::Failed | ReleasePhase::Cancelled => {
-                progress.failed_at = Some(now)
-            }
+            ReleasePhase::StagingFailed
+            | ReleasePhase::RolledBack
+            | ReleasePhase::Failed
+            | ReleasePhase::Cancelled => progress.failed_at = Some(now),
             _ => {}
         }
         progress.message = Some(message.to_owned());
@@ -196,12 +238,21 @@ pub async fn update_status(
         "metadata": { "name": name, "resourceVersion": current.resource_version() },
         "status": status,
     });
-    api.patch_status(name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch)).await?;
+    api.patch_status(
+        name,
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
     Ok(())
 }
 
 /// The image each component of a built release deploys, by digest.
 pub fn image_of<'a>(release: &'a PackitRelease, component: &str) -> Option<&'a str> {
-    release.spec.images.as_ref()?.get(component).map(|i| i.0.as_str())
+    release
+        .spec
+        .images
+        .as_ref()?
+        .get(component)
+        .map(|i| i.0.as_str())
 }
-

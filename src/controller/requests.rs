@@ -36,30 +36,48 @@ struct PromoteJson {
 
 /// Parses the request annotations. A value that is not a timestamp still
 /// counts as a request made `now` (any new value is a new request).
-pub fn parse(annotations: &BTreeMap<String, String>, now: DateTime<Utc>) -> (Requests, Vec<BadRequest>) {
+pub fn parse(
+    annotations: &BTreeMap<String, String>,
+    now: DateTime<Utc>,
+) -> (Requests, Vec<BadRequest>) {
     let mut bad = Vec::new();
-    let stamp = |v: &str| DateTime::parse_from_rfc3339(v.trim()).map_or(now, |t| t.with_timezone(&Utc));
-    let release = annotations.get(RELEASE).filter(|v| !v.is_empty()).map(|v| Request {
-        id: v.clone(),
-        requested_at: stamp(v),
-    });
-    let promote = annotations.get(PROMOTE).filter(|v| !v.is_empty()).and_then(|v| {
-        if v.trim_start().starts_with('{') {
-            match serde_json::from_str::<PromoteJson>(v) {
-                Ok(p) => Some(PromoteRequest {
-                    id: v.clone(),
-                    requested_at: p.requested_at.unwrap_or(now),
-                    force: p.force,
-                }),
-                Err(e) => {
-                    bad.push(BadRequest { annotation: PROMOTE, value: v.clone(), why: e.to_string() });
-                    None
+    let stamp =
+        |v: &str| DateTime::parse_from_rfc3339(v.trim()).map_or(now, |t| t.with_timezone(&Utc));
+    let release = annotations
+        .get(RELEASE)
+        .filter(|v| !v.is_empty())
+        .map(|v| Request {
+            id: v.clone(),
+            requested_at: stamp(v),
+        });
+    let promote = annotations
+        .get(PROMOTE)
+        .filter(|v| !v.is_empty())
+        .and_then(|v| {
+            if v.trim_start().starts_with('{') {
+                match serde_json::from_str::<PromoteJson>(v) {
+                    Ok(p) => Some(PromoteRequest {
+                        id: v.clone(),
+                        requested_at: p.requested_at.unwrap_or(now),
+                        force: p.force,
+                    }),
+                    Err(e) => {
+                        bad.push(BadRequest {
+                            annotation: PROMOTE,
+                            value: v.clone(),
+                            why: e.to_string(),
+                        });
+                        None
+                    }
                 }
+            } else {
+                Some(PromoteRequest {
+                    id: v.clone(),
+                    requested_at: stamp(v),
+                    force: false,
+                })
             }
-        } else {
-            Some(PromoteRequest { id: v.clone(), requested_at: stamp(v), force: false })
-        }
-    });
+        });
     let rollback = annotations.get(ROLLBACK).filter(|v| !v.is_empty()).and_then(|v| {
         match serde_json::from_str::<RollbackJson>(v) {
             Ok(r) => Some(RollbackRequest {
@@ -78,7 +96,14 @@ pub fn parse(annotations: &BTreeMap<String, String>, now: DateTime<Utc>) -> (Req
             }
         }
     });
-    (Requests { release, promote, rollback }, bad)
+    (
+        Requests {
+            release,
+            promote,
+            rollback,
+        },
+        bad,
+    )
 }
 
 #[cfg(test)]
@@ -92,7 +117,10 @@ mod tests {
     }
 
     fn annotations(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     #[test]
@@ -100,29 +128,51 @@ mod tests {
         let (r, bad) = parse(
             &annotations(&[
                 (RELEASE, "2026-11-30T08:00:00Z"),
-                (PROMOTE, r#"{"requestedAt": "2026-11-30T08:30:00Z", "force": true}"#),
-                (ROLLBACK, r#"{"environment": "production", "at": "2026-11-30T10:00:00+01:00"}"#),
+                (
+                    PROMOTE,
+                    r#"{"requestedAt": "2026-11-30T08:30:00Z", "force": true}"#,
+                ),
+                (
+                    ROLLBACK,
+                    r#"{"environment": "production", "at": "2026-11-30T10:00:00+01:00"}"#,
+                ),
             ]),
             now(),
         );
         assert!(bad.is_empty());
-        assert_eq!(r.release.unwrap().requested_at, Utc.with_ymd_and_hms(2026, 11, 30, 8, 0, 0).unwrap());
+        assert_eq!(
+            r.release.unwrap().requested_at,
+            Utc.with_ymd_and_hms(2026, 11, 30, 8, 0, 0).unwrap()
+        );
         let p = r.promote.unwrap();
         assert!(p.force);
         let rb = r.rollback.unwrap();
         assert_eq!(rb.environment, "production");
         assert_eq!(rb.to, None);
-        assert_eq!(rb.at, Some(Utc.with_ymd_and_hms(2026, 11, 30, 9, 0, 0).unwrap()));
+        assert_eq!(
+            rb.at,
+            Some(Utc.with_ymd_and_hms(2026, 11, 30, 9, 0, 0).unwrap())
+        );
         assert_eq!(rb.requested_at, now());
     }
 
     #[test]
     fn any_value_is_a_request_but_bad_json_is_reported() {
-        let (r, bad) = parse(&annotations(&[(RELEASE, "please"), (ROLLBACK, "production")]), now());
-        assert_eq!(r.release.map(|r| (r.id, r.requested_at)), Some(("please".into(), now())));
+        let (r, bad) = parse(
+            &annotations(&[(RELEASE, "please"), (ROLLBACK, "production")]),
+            now(),
+        );
+        assert_eq!(
+            r.release.map(|r| (r.id, r.requested_at)),
+            Some(("please".into(), now()))
+        );
         assert!(r.rollback.is_none());
         assert_eq!(bad.len(), 1);
         assert_eq!(bad[0].annotation, ROLLBACK);
-        assert!(bad[0].why.contains("expected {\"requestedAt\""), "{}", bad[0].why);
+        assert!(
+            bad[0].why.contains("expected {\"requestedAt\""),
+            "{}",
+            bad[0].why
+        );
     }
 }

@@ -66,7 +66,9 @@ impl Operator {
     /// Everything the operator logged, all runs, for failure messages.
     pub fn logs(&self) -> String {
         (1..=self.starts)
-            .filter_map(|i| std::fs::read_to_string(self.dir.join(format!("operator-{i}.log"))).ok())
+            .filter_map(|i| {
+                std::fs::read_to_string(self.dir.join(format!("operator-{i}.log"))).ok()
+            })
             .collect::<Vec<_>>()
             .join("\n--- restart ---\n")
     }
