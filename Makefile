@@ -8,7 +8,7 @@ PACKIT_CACHE ?= $(HOME)/.cache/packit-operator
 CARGO_TARGET_DIR ?= $(PACKIT_CACHE)/target
 export PACKIT_CACHE CARGO_TARGET_DIR
 
-.PHONY: test lint unit deps binaries cluster-up cluster-down
+.PHONY: test lint unit deps binaries cluster-up cluster-down demo demo-down
 
 ## test: lint, build or reuse the control plane, start the cluster, run every test, stop the cluster
 test:
@@ -37,4 +37,14 @@ cluster-up:
 
 ## cluster-down: stop the local cluster and registry
 cluster-down:
+	hack/cluster-down.sh
+
+## demo: a whole release train on the local cluster (left running afterwards)
+demo:
+	hack/demo.sh
+
+## demo-down: stop the demo's operator and the local cluster
+demo-down:
+	-[ -f $(PACKIT_CACHE)/demo/operator.pid ] && kill $$(cat $(PACKIT_CACHE)/demo/operator.pid)
+	-rm -f $(PACKIT_CACHE)/demo/operator.pid
 	hack/cluster-down.sh
