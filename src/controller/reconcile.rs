@@ -147,7 +147,7 @@ impl Reconciler<'_> {
                     .await;
             }
         };
-        self.write_status(&status, &decision, &releases).await?;
+        self.write_status(&status, &decision).await?;
 
         // Act.
         let mut soon = false;
@@ -258,9 +258,8 @@ impl Reconciler<'_> {
         &self,
         previous: &PackitDeploymentStatus,
         d: &Decision,
-        releases: &[PackitRelease],
     ) -> Result<(), Error> {
-        let wanted = wanted_conditions(&d.state, &d.phase, releases);
+        let wanted = wanted_conditions(&d.state, &d.phase);
         let status = PackitDeploymentStatus {
             observed_generation: self.pkd.meta().generation,
             conditions: conditions::merge(
@@ -299,18 +298,12 @@ impl Reconciler<'_> {
     }
 }
 
-/// Ready, Progressing and Degraded from the train's state and the newest
-/// finished release.
-fn wanted_conditions(state: &TrainState, phase: &str, releases: &[PackitRelease]) -> Vec<Want> {
-    let last_final = releases.iter().rev().find_map(|r| {
-        let s = r.status.as_ref()?;
-        s.phase
-            .filter(|p| p.is_final())
-            .map(|p| (r.name_any(), p, s.message.clone().unwrap_or_default()))
-    });
-    let degraded = last_final.filter(|(_, p, _)| {
+/// Ready, Progressing and Degraded from the train's state: degraded while
+/// the last release that left the train failed.
+fn wanted_conditions(state: &TrainState, phase: &str) -> Vec<Want> {
+    let failed = state.last_finished.as_ref().filter(|f| {
         matches!(
-            p,
+            f.phase,
             ReleasePhase::BuildFailed
                 | ReleasePhase::StagingFailed
                 | ReleasePhase::RolledBack
@@ -326,21 +319,16 @@ fn wanted_conditions(state: &TrainState, phase: &str, releases: &[PackitRelease]
         ),
         None => Want::new(PROGRESSING, false, reason::IDLE, "no release in flight"),
     };
-    let (ready, degraded) = match degraded {
-        Some((name, p, message)) => {
-            let message = format!("{name} {p:?}: {message}");
+    let (ready, degraded) = match failed {
+        Some(f) => {
+            let message = format!("{} {:?}: {}", f.release, f.phase, f.message);
             (
                 Want::new(READY, false, reason::LAST_RELEASE_FAILED, message.clone()),
                 Want::new(DEGRADED, true, reason::LAST_RELEASE_FAILED, message),
             )
         }
         None => (
-            Want::new(
-                READY,
-                true,
-                reason::HEALTHY,
-                "every environment runs a release it verified or none yet",
-            ),
+            Want::new(READY, true, reason::HEALTHY, "no failed release"),
             Want::new(DEGRADED, false, reason::HEALTHY, ""),
         ),
     };

@@ -248,7 +248,8 @@ impl Planner<'_> {
             && let Some(from) = &from
         {
             let msg = format!("production rolled back to {target} on request");
-            self.set_phase(from, ReleasePhase::RolledBack, Some(env_name), msg);
+            let from = from.clone();
+            self.finished(&from, ReleasePhase::RolledBack, Some(env_name), msg);
         }
         self.rollback(env, target, RollbackCause::Requested { requested_at });
     }
@@ -695,8 +696,18 @@ impl Planner<'_> {
     /// Ends the release in flight with a final phase.
     fn end_in_flight(&mut self, phase: ReleasePhase, env: Option<&str>, message: String) {
         if let Some(f) = self.state.in_flight.take() {
-            self.set_phase(&f.release, phase, env, message);
+            self.finished(&f.release, phase, env, message);
         }
+    }
+
+    /// Records a release's final phase, also as the train's last outcome.
+    fn finished(&mut self, release: &str, phase: ReleasePhase, env: Option<&str>, message: String) {
+        self.state.last_finished = Some(Finished {
+            release: release.to_owned(),
+            phase,
+            message: message.clone(),
+        });
+        self.set_phase(release, phase, env, message);
     }
 
     // --- new builds ---------------------------------------------------------------

@@ -88,6 +88,10 @@ pub struct TrainState {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_build_slot: Option<DateTime<Utc>>,
 
+    /// The last release that left the train, and how.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_finished: Option<Finished>,
+
     /// The newest release started, so the next name never repeats it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_release: Option<String>,
@@ -131,6 +135,18 @@ pub struct InFlight {
     /// Why it is waiting, for status.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+/// How a release left the train.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Finished {
+    /// PackitRelease name.
+    pub release: String,
+    /// Its final phase.
+    pub phase: ReleasePhase,
+    /// Why.
+    pub message: String,
 }
 
 /// A person's promotion request.

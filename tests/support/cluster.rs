@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow, bail, ensure};
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use kube::api::{Api, PostParams};
@@ -282,4 +282,75 @@ fn unique_name(prefix: &str) -> String {
         nanos % 0xffff,
         COUNTER.fetch_add(1, Ordering::Relaxed)
     )
+}
+
+/// Restarts the cluster's kube-apiserver process with the command line it
+/// had, as an upgrade or a crash would; returns once it serves again. Only
+/// for test binaries that run nothing else at the same time.
+pub fn restart_apiserver() -> Result<()> {
+    let cluster_dir = cluster()
+        .kubeconfig
+        .parent()
+        .context("the kubeconfig has a directory")?
+        .to_owned();
+    let pid_file = std::fs::read_dir(cluster_dir.join("kwok/clusters"))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().join("pids/kube-apiserver.pid"))
+        .find(|p| p.exists())
+        .context("no kube-apiserver pid file")?;
+    let pid = std::fs::read_to_string(&pid_file)?.trim().to_owned();
+    let proc_dir = PathBuf::from(format!("/proc/{pid}"));
+    let args: Vec<String> = std::fs::read(proc_dir.join("cmdline"))?
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    let cwd = std::fs::read_link(proc_dir.join("cwd"))?;
+    let (program, rest) = args.split_first().context("an empty command line")?;
+    // SIGKILL, as a crash: a graceful stop waits for open watches to end.
+    let status = Command::new("kill").args(["-KILL", &pid]).status()?;
+    ensure!(status.success(), "could not stop kube-apiserver {pid}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let alive = || {
+        std::fs::read_to_string(proc_dir.join("stat")).is_ok_and(|s| {
+            s.rsplit(')')
+                .next()
+                .is_some_and(|rest| !rest.trim_start().starts_with('Z'))
+        })
+    };
+    while alive() {
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "kube-apiserver {pid} did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(
+        pid_file
+            .parent()
+            .and_then(Path::parent)
+            .context("cluster dir")?
+            .join("logs/kube-apiserver.log"),
+    )?;
+    let child = Command::new("setsid")
+        .arg(program)
+        .args(rest)
+        .current_dir(cwd)
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()?;
+    // setsid execs the server in place, so the child's pid is the server's.
+    std::fs::write(&pid_file, child.id().to_string())?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        if kubectl(&["get", "--raw", "/readyz"]).is_ok() {
+            return Ok(());
+        }
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "kube-apiserver did not come back"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }

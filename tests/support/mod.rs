@@ -17,6 +17,7 @@ pub mod cluster;
 pub mod git;
 pub mod operator;
 pub mod registry;
+pub mod train;
 pub mod wait;
 pub mod workloads;
 

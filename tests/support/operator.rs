@@ -63,6 +63,13 @@ impl Operator {
         self.spawn()
     }
 
+    /// Whether the process is still alive.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
     /// Everything the operator logged, all runs, for failure messages.
     pub fn logs(&self) -> String {
         (1..=self.starts)
