@@ -184,7 +184,7 @@ follow "$R2" RolledBack
 
 say "events of the train"
 k -n "$NS" get events --field-selector involvedObject.name=packit-service \
-  --sort-by=.metadata.creationTimestamp -o custom-columns=TYPE:.type,REASON:.reason,MESSAGE:.note,MESSAGE:.message | tail -n 25
+  --sort-by=.metadata.creationTimestamp -o custom-columns=TYPE:.type,REASON:.reason,MESSAGE:.message | tail -n 25
 
 say "releases and what runs where"
 k get packitdeployments,packitreleases -A

@@ -11,6 +11,11 @@ cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
 
 "$HACK_DIR/build-binaries.sh"
+# An operator left running by `make demo` would act on the tests' objects too.
+if [[ -f "$PACKIT_CACHE/demo/operator.pid" ]]; then
+  kill "$(cat "$PACKIT_CACHE/demo/operator.pid")" 2>/dev/null || true
+  rm -f "$PACKIT_CACHE/demo/operator.pid"
+fi
 trap '"$HACK_DIR/cluster-down.sh"' EXIT
 "$HACK_DIR/cluster-up.sh"
 # shellcheck source=/dev/null

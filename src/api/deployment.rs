@@ -35,8 +35,18 @@ use super::schema::{DNS_LABEL, DURATION, IMAGE_REPOSITORY, preserve_unknown_obje
         json_path = ".status.releases",
         description = "The release running in each environment"
     ),
-    printcolumn(name = "Next Build", type_ = "date", json_path = ".status.nextBuild"),
-    printcolumn(name = "Next Window", type_ = "date", json_path = ".status.nextWindow"),
+    printcolumn(
+        name = "Next Build",
+        type_ = "string",
+        json_path = ".status.nextBuild",
+        description = "When the next scheduled build starts"
+    ),
+    printcolumn(
+        name = "Next Window",
+        type_ = "string",
+        json_path = ".status.nextWindow",
+        description = "When the next production window opens"
+    ),
     printcolumn(
         name = "Age",
         type_ = "date",

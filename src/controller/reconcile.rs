@@ -17,11 +17,16 @@ use crate::api::deployment::requests::{PROMOTE, ROLLBACK};
 use crate::api::validate::validate;
 use crate::api::{PackitDeployment, PackitDeploymentStatus, PackitRelease};
 use crate::labels;
-use crate::plan::{self, Action as Step, Decision, Observed, ReleasePhase, Stage, TrainState};
+use crate::plan::{
+    self, Action as Step, BuildResult, Decision, Observed, ReleasePhase, Stage, TrainState,
+};
 
 /// The longest the controller waits without a watch event; a safety net,
 /// the planner's next instant is normally sooner.
 const MAX_REQUEUE: Duration = Duration::from_secs(3600);
+
+/// How often a build waiting for an image pushed by CI looks again.
+const EXTERNAL_POLL: Duration = Duration::from_secs(5);
 
 pub async fn reconcile(obj: Arc<PackitDeployment>, ctx: Arc<Context>) -> Result<Action, Error> {
     let namespace = obj.namespace().ok_or(Error::NoNamespace)?;
@@ -196,6 +201,9 @@ impl Reconciler<'_> {
                 .any(|a| matches!(a, Step::StartBuild { .. }))
         {
             wait.min(Duration::from_secs(1))
+        } else if observed.build == Some(BuildResult::Running) {
+            // Pushes to a registry trigger no watch: poll for CI's images.
+            wait.min(EXTERNAL_POLL)
         } else {
             wait
         };
