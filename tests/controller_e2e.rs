@@ -68,6 +68,30 @@ async fn a_full_train_builds_verifies_staging_and_releases_in_the_window() -> Re
         .find(|c| c.type_ == "Ready")
         .context("Ready")?;
     assert_eq!(ready.status, "True");
+
+    // Another build without new commits is a rebuild (base-image updates),
+    // and the release says so.
+    t.annotate("packit.dev/release-requested-at", "rebuild")
+        .await?;
+    let again = eventually("a second release", TIMEOUT, || async {
+        let r = t
+            .pkd()
+            .await?
+            .status
+            .and_then(|s| s.train.in_flight)
+            .map(|f| f.release);
+        Ok(r.filter(|r| *r != name))
+    })
+    .await?;
+    let rebuilt = eventually("the rebuild flag", TIMEOUT, || async {
+        Ok(t.release(&again).await?.status.filter(|s| s.rebuild))
+    })
+    .await?;
+    assert!(rebuilt.message.unwrap_or_default().contains("base-image"));
+    assert_eq!(
+        t.release(&again).await?.spec.previous.as_deref(),
+        Some(name.as_str())
+    );
     Ok(())
 }
 
