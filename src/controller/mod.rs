@@ -34,7 +34,7 @@ pub use reconcile::reconcile;
 
 /// The name the operator writes under (server-side apply field manager and
 /// Event reporter).
-pub const MANAGER: &str = "packit-operator";
+pub const MANAGER: &str = crate::deploy::FIELD_MANAGER;
 
 /// What every reconcile shares.
 pub struct Context {

@@ -49,7 +49,13 @@ pub async fn reconcile(obj: Arc<PackitDeployment>, ctx: Arc<Context>) -> Result<
         pkd,
         now,
     };
-    r.run().await
+    let result = r.run().await;
+    if let Err(e) = &result {
+        // Where the user looks: the Event says what blocks the train (a
+        // missing workload, an API error); the retry follows.
+        r.event("ReconcileFailed", e.to_string(), true).await;
+    }
+    result
 }
 
 pub(super) struct Reconciler<'a> {

@@ -23,12 +23,11 @@ pub use workload::{Workload, WorkloadImages, WorkloadRef, group_images, kind_nam
 /// The field manager of every write the operator makes to workloads.
 pub const FIELD_MANAGER: &str = "packit-operator";
 
-/// Label naming the PackitDeployment that deploys a workload, set on the
-/// workload and its pod template.
-pub const DEPLOYMENT_LABEL: &str = "packit.dev/deployment";
-/// Label with that PackitDeployment's namespace (workloads may live in
-/// another namespace).
-pub const DEPLOYMENT_NAMESPACE_LABEL: &str = "packit.dev/deployment-namespace";
+/// Labels naming the PackitDeployment (and its namespace) that deploys a
+/// workload, set on the workload and its pod template.
+pub use crate::labels::{
+    DEPLOYMENT as DEPLOYMENT_LABEL, DEPLOYMENT_NAMESPACE as DEPLOYMENT_NAMESPACE_LABEL,
+};
 
 /// The PackitDeployment on whose behalf images are applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
