@@ -102,12 +102,38 @@ impl Reconciler<'_> {
         if let Err((why, message)) = self.check_spec().await {
             return self.invalid(&status, why, message).await;
         }
-
-        // Observe.
         let releases = self.releases().await?;
-        let annotations = self.pkd.annotations().clone();
-        let (requests, bad) = requests::parse(&annotations, self.now);
         let mut state = status.train.clone();
+        let observed = self.observe(&mut state, &releases).await?;
+        let decision = match plan::plan(&self.pkd.spec, &state, &observed, self.now) {
+            Ok(d) => d,
+            Err(e) => {
+                return self
+                    .invalid(&status, reason::SPEC_INVALID, e.to_string())
+                    .await;
+            }
+        };
+        // Persist the new state before acting on it: a restart then resumes
+        // from it instead of repeating an action.
+        self.write_status(&status, &decision).await?;
+        self.act(&decision, &releases).await?;
+        let releases = self.releases().await?;
+        environments::ensure(self, &decision.state, &releases).await?;
+        history::prune(self, &decision.state, &releases).await?;
+        Ok(Action::requeue(requeue_after(
+            &decision, &observed, self.now,
+        )))
+    }
+
+    /// What the planner needs to know: requests, built releases, and the
+    /// build or health of the release in flight. Requests that cannot be
+    /// parsed are rejected here, once each.
+    async fn observe(
+        &self,
+        state: &mut TrainState,
+        releases: &[PackitRelease],
+    ) -> Result<Observed, Error> {
+        let (requests, bad) = requests::parse(self.pkd.annotations(), self.now);
         for b in bad {
             let handled = match b.annotation {
                 PROMOTE => &mut state.handled.promote,
@@ -116,12 +142,8 @@ impl Reconciler<'_> {
             };
             if handled.as_deref() != Some(b.value.as_str()) {
                 *handled = Some(b.value.clone());
-                self.event(
-                    "RequestRejected",
-                    format!("{} ignored: {}", b.annotation, b.why),
-                    true,
-                )
-                .await;
+                let message = format!("{} ignored: {}", b.annotation, b.why);
+                self.event("RequestRejected", message, true).await;
             }
         }
         let mut observed = Observed {
@@ -136,42 +158,31 @@ impl Reconciler<'_> {
         };
         if let Some(f) = &state.in_flight {
             let current = releases.iter().find(|r| r.name_any() == f.release);
-            match f.stage {
-                Stage::Building => {
-                    observed.build = Some(build::observe(self, &state, f, current, &releases).await)
+            match (f.stage, &f.environment, current) {
+                (Stage::Building, _, _) => {
+                    observed.build = Some(build::observe(self, state, f, current, releases).await);
                 }
-                Stage::Verifying => {
-                    if let (Some(env), Some(rel)) = (&f.environment, current) {
-                        observed.health = environments::health(self, env, rel).await?;
-                    }
+                (Stage::Verifying, Some(env), Some(rel)) => {
+                    observed.health = environments::health(self, env, rel).await?;
                 }
-                Stage::Waiting => {}
+                _ => {}
             }
         }
+        Ok(observed)
+    }
 
-        // Plan, then persist the new state before acting on it.
-        let decision = match plan::plan(&self.pkd.spec, &state, &observed, self.now) {
-            Ok(d) => d,
-            Err(e) => {
-                return self
-                    .invalid(&status, reason::SPEC_INVALID, e.to_string())
-                    .await;
-            }
-        };
-        self.write_status(&status, &decision).await?;
-
-        // Act.
-        let mut soon = false;
+    /// Carries out the decision's steps; deploys and rollbacks happen in
+    /// `environments::ensure`, which brings every environment to its release.
+    async fn act(&self, decision: &Decision, releases: &[PackitRelease]) -> Result<(), Error> {
         for step in &decision.actions {
             match step {
                 Step::StartBuild { release, trigger } => {
-                    if let Err(e) =
-                        release::create(self, release, *trigger, &decision.state, &releases).await
-                    {
-                        // Observing the build tries again and fails it.
+                    let created =
+                        release::create(self, release, *trigger, &decision.state, releases).await;
+                    if let Err(e) = created {
+                        // The next reconcile (soon) tries again and fails the build.
                         self.event(reason::SOURCE_UNAVAILABLE, format!("{release}: {e}"), true)
                             .await;
-                        soon = true;
                     }
                 }
                 Step::SetPhase {
@@ -187,33 +198,13 @@ impl Reconciler<'_> {
                     reason,
                     message,
                     warning,
-                } => self.event(reason, message.clone(), *warning).await,
-                // Environments are brought to the state's releases below.
+                } => {
+                    self.event(reason, message.clone(), *warning).await;
+                }
                 Step::Deploy { .. } | Step::Rollback { .. } => {}
             }
         }
-        let releases = self.releases().await?;
-        environments::ensure(self, &decision.state, &releases).await?;
-        history::prune(self, &decision.state, &releases).await?;
-
-        let wait = decision
-            .requeue_at
-            .and_then(|t| (t - self.now).to_std().ok())
-            .map_or(MAX_REQUEUE, |d| d.min(MAX_REQUEUE));
-        let wait = if soon
-            || decision
-                .actions
-                .iter()
-                .any(|a| matches!(a, Step::StartBuild { .. }))
-        {
-            wait.min(Duration::from_secs(1))
-        } else if observed.build == Some(BuildResult::Running) {
-            // Pushes to a registry trigger no watch: poll for CI's images.
-            wait.min(EXTERNAL_POLL)
-        } else {
-            wait
-        };
-        Ok(Action::requeue(wait.max(Duration::from_millis(200))))
+        Ok(())
     }
 
     /// Spec problems the schema cannot catch, and namespaces that did not
@@ -354,6 +345,27 @@ fn wanted_conditions(state: &TrainState, phase: &str) -> Vec<Want> {
     ]
 }
 
+/// When to reconcile again without a watch event: the planner's next
+/// instant, sooner right after a build started (to create its Job) or while
+/// waiting for CI's images (a registry push triggers no watch).
+fn requeue_after(decision: &Decision, observed: &Observed, now: DateTime<Utc>) -> Duration {
+    let planned = decision.requeue_at.map_or(MAX_REQUEUE, |t| {
+        (t - now).to_std().unwrap_or_default().min(MAX_REQUEUE)
+    });
+    let started = decision
+        .actions
+        .iter()
+        .any(|a| matches!(a, Step::StartBuild { .. }));
+    let wait = if started {
+        planned.min(Duration::from_secs(1))
+    } else if observed.build == Some(BuildResult::Running) {
+        planned.min(EXTERNAL_POLL)
+    } else {
+        planned
+    };
+    wait.max(Duration::from_millis(200))
+}
+
 /// `staging=<release> production=<release>` for `kubectl get`.
 fn summary(state: &TrainState) -> String {
     let parts: Vec<String> = state
@@ -387,4 +399,62 @@ pub(super) fn protected(pkd: &PackitDeployment, state: &TrainState) -> BTreeSet<
     }
     keep.extend(pkd.spec.environments.iter().filter_map(|e| e.pin.clone()));
     keep
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeDelta;
+
+    use super::*;
+    use crate::api::release::Trigger;
+
+    fn decision(requeue_in: Option<i64>, actions: Vec<Step>, now: DateTime<Utc>) -> Decision {
+        Decision {
+            actions,
+            state: TrainState::default(),
+            requeue_at: requeue_in.map(|s| now + TimeDelta::seconds(s)),
+            phase: "Idle".into(),
+            next_build: None,
+            next_window: None,
+        }
+    }
+
+    #[test]
+    fn requeues_at_the_planned_instant_or_sooner_when_polling() {
+        let now = Utc::now();
+        let idle = Observed::default();
+        let building = Observed {
+            build: Some(BuildResult::Running),
+            ..Default::default()
+        };
+        assert_eq!(
+            requeue_after(&decision(Some(90), vec![], now), &idle, now),
+            Duration::from_secs(90)
+        );
+        assert_eq!(
+            requeue_after(&decision(None, vec![], now), &idle, now),
+            MAX_REQUEUE
+        );
+        assert_eq!(
+            requeue_after(&decision(Some(86_400), vec![], now), &idle, now),
+            MAX_REQUEUE
+        );
+        assert_eq!(
+            requeue_after(&decision(Some(3600), vec![], now), &building, now),
+            EXTERNAL_POLL
+        );
+        let start = Step::StartBuild {
+            release: "r".into(),
+            trigger: Trigger::Manual,
+        };
+        assert_eq!(
+            requeue_after(&decision(Some(3600), vec![start], now), &idle, now),
+            Duration::from_secs(1)
+        );
+        // A planned instant in the past still waits a moment.
+        assert_eq!(
+            requeue_after(&decision(Some(-5), vec![], now), &idle, now),
+            Duration::from_millis(200)
+        );
+    }
 }
