@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use chrono::Utc;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use kube::api::{ListParams, Patch, PatchParams};
@@ -17,7 +18,8 @@ use packit_operator::plan::ReleasePhase;
 use serde_json::json;
 
 use support::train::{PKD, TIMEOUT, Train};
-use support::{TestNs, eventually};
+use support::workloads::{deployment_rolled_out, statefulset_rolled_out};
+use support::{TestNs, eventually, wait_for};
 
 #[tokio::test]
 async fn a_full_train_builds_verifies_staging_and_releases_in_the_window() -> Result<()> {
@@ -110,22 +112,24 @@ async fn production_failing_during_soak_rolls_back_every_workload() -> Result<()
         )
     })
     .await?;
-    // Let the new pods come up, then make them crash during the soak.
-    eventually("new production pods", TIMEOUT, || async {
-        let pods =
-            t.ns.api::<Pod>()
-                .list(&ListParams::default().labels("app=worker-prod"))
-                .await?;
-        Ok(pods
-            .items
-            .iter()
-            .any(|p| {
-                p.spec
-                    .as_ref()
-                    .is_some_and(|s| s.containers[0].image.as_deref() == Some(&images["worker"]))
-            })
-            .then_some(()))
-    })
+    // Let the rollout finish, then make the new pods crash during the soak.
+    let deployments = t.ns.api::<Deployment>();
+    wait_for(
+        &deployments,
+        "service-prod",
+        "the production rollout",
+        TIMEOUT,
+        deployment_rolled_out,
+    )
+    .await?;
+    let statefulsets = t.ns.api::<StatefulSet>();
+    wait_for(
+        &statefulsets,
+        "worker-prod",
+        "the production rollout",
+        TIMEOUT,
+        statefulset_rolled_out,
+    )
     .await?;
     t.break_pods("service-prod").await?;
     t.break_pods("worker-prod").await?;

@@ -349,17 +349,24 @@ impl Train {
             .api::<Pod>()
             .list(&ListParams::default().labels(&format!("app={app}")))
             .await?;
+        let patch = json!({ "metadata": { "labels": { "sim.packit.dev/mode": "crash-loop" } } });
         for pod in pods.items {
-            let patch =
-                json!({ "metadata": { "labels": { "sim.packit.dev/mode": "crash-loop" } } });
-            self.ns
+            let patched = self
+                .ns
                 .api::<Pod>()
                 .patch(
                     &pod.name_any(),
                     &PatchParams::default(),
                     &Patch::Merge(&patch),
                 )
-                .await?;
+                .await;
+            match patched {
+                // An old pod of the rollout may be gone by now.
+                Err(kube::Error::Api(s)) if s.is_not_found() => {}
+                other => {
+                    other?;
+                }
+            }
         }
         Ok(())
     }
