@@ -99,7 +99,7 @@ pub async fn create(
             format!(
                 "{}@{}",
                 c.name,
-                &c.source.commit[..c.source.commit.len().min(7)]
+                c.source.commit.get(..7).unwrap_or(&c.source.commit)
             )
         })
         .collect();
