@@ -344,12 +344,14 @@ impl Planner<'_> {
             return;
         }
         self.state.handled.promote = Some(req.id.clone());
-        let promotion = Promotion {
-            requested_at: req.requested_at,
-            force: req.force,
-        };
         match &mut self.state.in_flight {
             Some(f) => {
+                // A forced promotion stays forced: the release may already
+                // have skipped the earlier environments because of it.
+                let promotion = Promotion {
+                    requested_at: req.requested_at,
+                    force: req.force || f.promote.as_ref().is_some_and(|p| p.force),
+                };
                 let msg = format!(
                     "{} will be promoted to production without waiting for the window{}",
                     f.release,
@@ -489,11 +491,10 @@ impl Planner<'_> {
             return false;
         }
         let cause = match &f.promote {
-            Some(p) if production && p.force && !self.passed_before(&f.release, env) => {
-                DeployCause::Forced
-            }
-            Some(_) if production => DeployCause::Promoted,
-            _ => DeployCause::Train,
+            _ if !production => DeployCause::Train,
+            Some(p) if p.force && !self.passed_before(&f.release, env) => DeployCause::Forced,
+            Some(_) => DeployCause::Promoted,
+            None => DeployCause::Train,
         };
         let name = self.env_spec(env).name.clone();
         let phase = if production {
