@@ -671,10 +671,9 @@ impl Planner<'_> {
             true,
         );
         let production = env == self.production_index();
-        let target = self
-            .env_spec(env)
-            .rollback
-            .automatic
+        // A pin holds the environment: nothing rolls it elsewhere.
+        let spec = self.env_spec(env);
+        let target = (spec.rollback.automatic && spec.pin.is_none())
             .then(|| self.rollback_target(env, None).ok())
             .flatten();
         let phase = match (&target, production) {
@@ -685,7 +684,7 @@ impl Planner<'_> {
         let message = match &target {
             Some(t) => format!("{reason}; {name} rolled back to {t}"),
             None => format!(
-                "{reason}; {name} not rolled back (no earlier verified release or automatic rollback off)"
+                "{reason}; {name} not rolled back (pinned, automatic rollback off, or no earlier verified release)"
             ),
         };
         self.end_in_flight(phase, Some(&name), message);
