@@ -62,9 +62,9 @@ Examples:
   kubectl packit release packit-service          build a release now
   kubectl packit promote packit-service          deploy to production without waiting for the window
   kubectl packit rollback packit-service --environment production
-  kubectl packit rollback packit-service --environment production --to packit-service-20261127-1 --at 'monday 09:00' --tz Europe/Prague
-  kubectl packit changelog packit-service-20261127-1
-  kubectl packit logs packit-service-20261127-1
+  kubectl packit rollback packit-service --environment production --to packit-service-20261127-170000 --at 'monday 09:00' --tz Europe/Prague
+  kubectl packit changelog packit-service-20261127-170000
+  kubectl packit logs packit-service-20261127-170000
 
 Exit codes:
   0  done
