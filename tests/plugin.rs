@@ -9,6 +9,7 @@ use std::process::{Command, Output};
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, TimeDelta, Utc};
+use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use packit_operator::api::deployment::requests::{PROMOTE, RELEASE, ROLLBACK};
 use packit_operator::api::{PackitDeployment, PackitRelease};
@@ -363,6 +364,21 @@ async fn changelog_and_logs() -> Result<()> {
     expect(&out, 2);
     assert!(
         stderr(&out).contains("no build pods (label packit.dev/release=svc-2)"),
+        "{}",
+        stderr(&out)
+    );
+
+    // The fake nodes keep no container logs, so reading one fails: the
+    // plugin names the pod and container it could not read and exits 3.
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": { "name": "svc-1-service", "labels": { "packit.dev/release": "svc-1" } },
+        "spec": { "containers": [{ "name": "builder", "image": "builder" }] }
+    }))?;
+    ns.api::<Pod>().create(&PostParams::default(), &pod).await?;
+    let out = plugin(n, &["logs", "svc-1", "--no-follow"]);
+    expect(&out, 3);
+    assert!(
+        stderr(&out).contains("logs of svc-1-service/builder"),
         "{}",
         stderr(&out)
     );

@@ -4,6 +4,7 @@ use chrono::Utc;
 use futures::{AsyncBufReadExt, StreamExt, stream};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, LogParams, Patch, PatchParams};
+use kube::config::KubeConfigOptions;
 use kube::{Client, Config, ResourceExt};
 use serde::Serialize;
 
@@ -17,7 +18,7 @@ use crate::labels;
 /// Runs one parsed command line.
 pub async fn run(cli: Cli) -> Result<()> {
     let zone = Zone::from_arg(cli.tz.as_deref()).map_err(Failure::usage)?;
-    let (client, ns) = connect(cli.namespace).await?;
+    let (client, ns) = connect(cli.namespace, cli.context).await?;
     let ctx = Ctx {
         client,
         ns,
@@ -43,12 +44,23 @@ pub async fn run(cli: Cli) -> Result<()> {
     }
 }
 
-async fn connect(namespace: Option<String>) -> Result<(Client, String)> {
-    let config = Config::infer().await.map_err(|e| {
-        Failure::cluster(format!(
-            "no usable kubeconfig ({e}); set KUBECONFIG or select a context with kubectl config use-context"
-        ))
-    })?;
+async fn connect(namespace: Option<String>, context: Option<String>) -> Result<(Client, String)> {
+    let config = match context {
+        // A context only exists in a kubeconfig: no in-cluster fallback.
+        Some(context) => {
+            let options = KubeConfigOptions { context: Some(context.clone()), ..Default::default() };
+            Config::from_kubeconfig(&options).await.map_err(|e| {
+                Failure::cluster(format!(
+                    "cannot use kubeconfig context {context:?} ({e}); list them with kubectl config get-contexts"
+                ))
+            })?
+        }
+        None => Config::infer().await.map_err(|e| {
+            Failure::cluster(format!(
+                "no usable kubeconfig ({e}); set KUBECONFIG or select a context with kubectl config use-context"
+            ))
+        })?,
+    };
     let ns = namespace.unwrap_or_else(|| config.default_namespace.clone());
     let client = Client::try_from(config)
         .map_err(|e| Failure::cluster(format!("cannot build a client from the kubeconfig: {e}")))?;

@@ -81,6 +81,10 @@ pub struct Cli {
     #[arg(short, long, global = true)]
     pub namespace: Option<String>,
 
+    /// kubeconfig context to use (default: the current one).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub context: Option<String>,
+
     /// Output format of status and history.
     #[arg(short, long, global = true, value_enum, default_value_t = Format::Table)]
     pub output: Format,
