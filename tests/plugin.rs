@@ -427,3 +427,78 @@ fn usage_help_and_unreachable_cluster() -> Result<()> {
     );
     Ok(())
 }
+
+/// With the operator running: the requests the plugin writes are the ones
+/// the controller acts on, and status and history show what it did.
+#[tokio::test]
+async fn the_operator_acts_on_the_plugins_requests() -> Result<()> {
+    use packit_operator::plan::ReleasePhase;
+    use support::train::{PKD, Train};
+
+    let t = Train::new("plugin-train", |_| {}).await?;
+    let (first, first_images) = t.full_release("first").await?;
+    let n = t.ns.name.clone();
+
+    // A release asked for with the plugin is built.
+    t.service
+        .commit("service: second", &[("service.txt", "second")])?;
+    t.worker
+        .commit("worker: second", &[("worker.txt", "second")])?;
+    expect(&plugin(&n, &["release", PKD]), 0);
+    let second = t.in_flight().await?;
+    assert_ne!(second, first);
+    assert_eq!(
+        t.release(&second).await?.spec.trigger,
+        packit_operator::api::release::Trigger::Manual
+    );
+    t.build(&second).await?;
+    t.wait_phase(&second, ReleasePhase::Released).await?;
+
+    let json: Value =
+        serde_json::from_str(&expect(&plugin(&n, &["history", PKD, "-o", "json"]), 0))?;
+    let names: Vec<&str> = json
+        .as_array()
+        .context("a list")?
+        .iter()
+        .filter_map(|r| r["name"].as_str())
+        .collect();
+    assert_eq!(names, [second.as_str(), first.as_str()]);
+    assert_eq!(json[0]["trigger"], "Manual");
+    let text = expect(&plugin(&n, &["status", PKD]), 0);
+    assert!(text.contains(&second), "{text}");
+
+    // A rollback for later is scheduled by the operator, not run.
+    expect(
+        &plugin(&n, &["rollback", PKD, "-e", "production", "--at", "+1h"]),
+        0,
+    );
+    let scheduled = support::eventually(
+        "the rollback to be scheduled",
+        support::DEFAULT_TIMEOUT,
+        || async {
+            Ok(t.pkd()
+                .await?
+                .status
+                .and_then(|s| s.train.scheduled_rollbacks.first().cloned()))
+        },
+    )
+    .await?;
+    assert_eq!(scheduled.environment, "production");
+    assert!(
+        close_to(scheduled.at, Utc::now() + TimeDelta::hours(1)),
+        "{scheduled:?}"
+    );
+
+    // One for now, to the first release by name, is done.
+    expect(
+        &plugin(&n, &["rollback", PKD, "-e", "production", "--to", &first]),
+        0,
+    );
+    support::eventually(
+        "production back on the first release",
+        support::DEFAULT_TIMEOUT,
+        || async { Ok((t.images("prod").await?.0 == first_images["service"]).then_some(())) },
+    )
+    .await?;
+    Ok(())
+}
