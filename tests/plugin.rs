@@ -238,6 +238,12 @@ async fn status_and_history() -> Result<()> {
     assert_eq!(all.len(), 3, "{json}");
     assert_eq!(json[0]["trigger"], "Schedule");
     expect(&plugin(n, &["history", "nope"]), 2);
+    // The releases of a deployment that is gone are still shown.
+    let text = expect(&plugin(n, &["history", "other"]), 0);
+    assert!(
+        text.contains("other-1") && text.contains("Building"),
+        "{text}"
+    );
     Ok(())
 }
 

@@ -104,6 +104,16 @@ fn print_for_machines<T: Serialize>(format: Format, value: &T) -> Result<bool> {
     Ok(true)
 }
 
+/// A log line, prefixed with `[pod/container]` when several are streamed
+/// together, as `kubectl logs --prefix` does.
+pub fn log_line(label: &str, line: &str, prefixed: bool) -> String {
+    if prefixed {
+        format!("[{label}] {line}")
+    } else {
+        line.to_owned()
+    }
+}
+
 struct Ctx {
     client: Client,
     ns: String,
@@ -172,10 +182,6 @@ impl Ctx {
     }
 
     async fn history(&self, deployment: Option<&str>) -> Result<()> {
-        if let Some(name) = deployment {
-            // A typo should not look like an empty history.
-            self.deployment(name).await?;
-        }
         let list = self
             .releases()
             .list(&ListParams::default())
@@ -187,6 +193,13 @@ impl Ctx {
             .filter(|r| deployment.is_none_or(|d| r.spec.deployment == d))
             .map(ReleaseSummary::of)
             .collect();
+        if let Some(name) = deployment
+            && views.is_empty()
+        {
+            // A typo should not look like an empty history; the releases of
+            // a deleted deployment are still shown.
+            self.deployment(name).await?;
+        }
         history::newest_first(&mut views);
         if print_for_machines(self.format, &views)? {
             return Ok(());
@@ -216,7 +229,7 @@ impl Ctx {
     }
 
     async fn release(&self, name: &str) -> Result<()> {
-        self.deployment(name).await?;
+        let pkd = self.deployment(name).await?;
         let value = requests::release(Utc::now());
         self.annotate(name, requests::RELEASE, &value).await?;
         println!(
@@ -224,6 +237,14 @@ impl Ctx {
             self.ns,
             requests::RELEASE
         );
+        if let Some(f) = pkd.status.as_ref().and_then(|s| s.train.in_flight.as_ref()) {
+            // Only one release is in flight at a time.
+            println!(
+                "Note: {} is in flight ({}); the new build does not run beside it.",
+                f.release,
+                status::variant_name(&f.stage).to_lowercase()
+            );
+        }
         println!(
             "Follow it with: kubectl packit status {name} -n {}",
             self.ns
@@ -427,8 +448,7 @@ impl Ctx {
         let mut failed = false;
         while let Some((label, line)) = merged.next().await {
             match line {
-                Ok(line) if prefixed => println!("[{label}] {line}"),
-                Ok(line) => println!("{line}"),
+                Ok(line) => println!("{}", log_line(&label, &line, prefixed)),
                 Err(e) => {
                     failed = true;
                     eprintln!("error: logs of {label}: {e}");
@@ -442,5 +462,42 @@ impl Ctx {
             )));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Exit;
+    use super::*;
+
+    #[test]
+    fn log_lines_are_prefixed_only_when_mixed() {
+        assert_eq!(log_line("p/c", "hello", false), "hello");
+        assert_eq!(log_line("p/c", "hello", true), "[p/c] hello");
+    }
+
+    #[test]
+    fn api_errors_map_to_exit_codes() {
+        let status = |code: u16| {
+            kube::Error::Api(Box::new(kube::core::Status {
+                code,
+                message: "m".into(),
+                ..Default::default()
+            }))
+        };
+        let missing = || "gone".to_owned();
+        let f = api_error(status(404), "reading", missing);
+        assert_eq!((f.exit, f.message.as_str()), (Exit::NotFound, "gone"));
+        let f = api_error(status(403), "reading", missing);
+        assert_eq!(f.exit, Exit::Cluster);
+        assert!(
+            f.message.contains("not allowed reading: m"),
+            "{}",
+            f.message
+        );
+        assert_eq!(
+            api_error(status(500), "reading", missing).exit,
+            Exit::Cluster
+        );
     }
 }
