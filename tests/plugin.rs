@@ -508,3 +508,63 @@ async fn the_operator_acts_on_the_plugins_requests() -> Result<()> {
     .await?;
     Ok(())
 }
+
+/// Following the logs of a release that is still building waits for its
+/// build pod instead of giving up.
+#[tokio::test]
+async fn logs_wait_for_the_build_pod() -> Result<()> {
+    apply_crds()?;
+    let ns = TestNs::new("plugin-logs").await?;
+    train(&ns).await?;
+    let n = ns.name.as_str();
+    let releases: Api<PackitRelease> = ns.api();
+    let r: PackitRelease = serde_json::from_value(json!({
+        "apiVersion": "packit.dev/v1alpha1",
+        "kind": "PackitRelease",
+        "metadata": { "name": "svc-3" },
+        "spec": {
+            "deployment": "svc",
+            "trigger": "Manual",
+            "components": [{ "name": "service", "source": { "url": "https://example.com/svc.git", "commit": COMMIT } }]
+        }
+    }))?;
+    releases.create(&PostParams::default(), &r).await?;
+    releases
+        .patch_status(
+            "svc-3",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "status": { "phase": "Building" } })),
+        )
+        .await?;
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kubectl-packit"))
+        .env("KUBECONFIG", &cluster().kubeconfig)
+        .args(["logs", "svc-3", "-n", n])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    // Still waiting a while later: nothing to stream yet.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert!(
+        child.try_wait()?.is_none(),
+        "logs gave up before the pod existed"
+    );
+
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": { "name": "svc-3-service", "labels": { "packit.dev/release": "svc-3" } },
+        "spec": { "containers": [{ "name": "builder", "image": "builder" }] }
+    }))?;
+    ns.api::<Pod>().create(&PostParams::default(), &pod).await?;
+    support::eventually("logs to finish", support::DEFAULT_TIMEOUT, || {
+        let done = child.try_wait().map(|s| s.is_some());
+        async move { Ok(done?.then_some(())) }
+    })
+    .await?;
+    // The fake nodes keep no logs, so reading the started pod's fails.
+    let out = child.wait_with_output()?;
+    expect(&out, 3);
+    let err = stderr(&out);
+    assert!(err.contains("Waiting for the build pods of svc-3"), "{err}");
+    assert!(err.contains("logs of svc-3-service/builder"), "{err}");
+    Ok(())
+}

@@ -14,6 +14,7 @@ use super::when::{self, Zone};
 use super::{Cli, Command, Failure, Format, Result, requests};
 use crate::api::{PackitDeployment, PackitRelease};
 use crate::labels;
+use crate::plan::ReleasePhase;
 
 /// Runs one parsed command line.
 pub async fn run(cli: Cli) -> Result<()> {
@@ -102,6 +103,13 @@ fn print_for_machines<T: Serialize>(format: Format, value: &T) -> Result<bool> {
     };
     print!("{text}");
     Ok(true)
+}
+
+fn is_pending(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .is_none_or(|p| p == "Pending")
 }
 
 /// A log line, prefixed with `[pod/container]` when several are streamed
@@ -393,11 +401,33 @@ impl Ctx {
         self.release_named(name).await?;
         let pods_api: Api<Pod> = Api::namespaced(self.client.clone(), &self.ns);
         let selector = format!("{}={name}", labels::RELEASE);
-        let mut pods = pods_api
-            .list(&ListParams::default().labels(&selector))
-            .await
-            .map_err(|e| api_error(e, "listing build pods", || "pods are not served".into()))?
-            .items;
+        let mut announced = false;
+        let mut pods = loop {
+            let pods = pods_api
+                .list(&ListParams::default().labels(&selector))
+                .await
+                .map_err(|e| api_error(e, "listing build pods", || "pods are not served".into()))?
+                .items;
+            // Right after a release request the build pods do not exist or
+            // have not started yet; following waits for them while the
+            // release is still building.
+            let starting = pods.is_empty() || pods.iter().any(is_pending);
+            if !follow || !starting {
+                break pods;
+            }
+            let phase = self.release_named(name).await?.status.and_then(|s| s.phase);
+            if !matches!(
+                phase,
+                None | Some(ReleasePhase::Pending | ReleasePhase::Building)
+            ) {
+                break pods;
+            }
+            if !announced {
+                eprintln!("Waiting for the build pods of {name} to start...");
+                announced = true;
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        };
         if pods.is_empty() {
             return Err(Failure::not_found(format!(
                 "release {name} has no build pods (label {selector}); the build has not started, \
