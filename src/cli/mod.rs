@@ -163,7 +163,8 @@ read in the local time zone or --tz."
         /// The PackitRelease.
         release: String,
     },
-    /// Stream the logs of a release's build Job pods.
+    /// Stream the logs of a release's build Job pods; while the release is
+    /// building, wait for them to start.
     Logs {
         /// The PackitRelease.
         release: String,
