@@ -1,0 +1,243 @@
+//! `kubectl packit`, the kubectl plugin for release trains: arguments, exit
+//! codes and the commands. `status`, `history`, `requests` and `when` hold
+//! the pure parts (views, annotation values, times); `cluster` talks to the
+//! API server.
+
+pub mod cluster;
+pub mod history;
+pub mod requests;
+pub mod status;
+pub mod table;
+pub mod when;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Exit codes, stable for scripts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Ok = 0,
+    /// Bad arguments or input.
+    Usage = 1,
+    /// A named deployment, release, environment or changelog does not exist.
+    NotFound = 2,
+    /// The cluster could not be reached, or the API server refused.
+    Cluster = 3,
+}
+
+/// A failure with the exit code it maps to and a message that says what to do.
+#[derive(Debug)]
+pub struct Failure {
+    pub exit: Exit,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn usage(message: impl Into<String>) -> Self {
+        Failure {
+            exit: Exit::Usage,
+            message: message.into(),
+        }
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Failure {
+            exit: Exit::NotFound,
+            message: message.into(),
+        }
+    }
+    pub fn cluster(message: impl Into<String>) -> Self {
+        Failure {
+            exit: Exit::Cluster,
+            message: message.into(),
+        }
+    }
+}
+
+pub type Result<T, E = Failure> = std::result::Result<T, E>;
+
+const EXAMPLES: &str = "\
+Examples:
+  kubectl packit status                          every deployment in the namespace
+  kubectl packit status packit-service -o json
+  kubectl packit history packit-service          releases, newest first
+  kubectl packit release packit-service          build a release now
+  kubectl packit promote packit-service          deploy to production without waiting for the window
+  kubectl packit rollback packit-service --environment production
+  kubectl packit rollback packit-service --environment production --to packit-service-20261127-170000 --at 'monday 09:00' --tz Europe/Prague
+  kubectl packit changelog packit-service-20261127-170000
+  kubectl packit logs packit-service-20261127-170000
+
+Exit codes:
+  0  done
+  1  bad arguments or input (e.g. a time that cannot be read)
+  2  the named deployment, release, environment or changelog does not exist
+  3  the cluster cannot be reached or the API server refused the request";
+
+/// Release trains on Kubernetes: see where each PackitDeployment is, its
+/// release history, and ask for a build, a promotion or a rollback.
+#[derive(Parser, Debug)]
+#[command(name = "kubectl-packit", bin_name = "kubectl packit", version, after_help = EXAMPLES)]
+pub struct Cli {
+    /// Namespace (default: the current kubeconfig context's).
+    #[arg(short, long, global = true)]
+    pub namespace: Option<String>,
+
+    /// kubeconfig context to use (default: the current one).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub context: Option<String>,
+
+    /// Output format of status and history.
+    #[arg(short, long, global = true, value_enum, default_value_t = Format::Table)]
+    pub output: Format,
+
+    /// IANA time zone for times shown and typed (default: the local one).
+    #[arg(long, global = true, value_name = "ZONE")]
+    pub tz: Option<String>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Output formats.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// Text for people.
+    Table,
+    /// JSON for scripts.
+    Json,
+    /// YAML for scripts.
+    Yaml,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Deployments: phase, the release in each environment, next build and
+    /// window, the release in flight and conditions.
+    Status {
+        /// A PackitDeployment (default: all in the namespace).
+        deployment: Option<String>,
+    },
+    /// Releases newest first: phase, trigger, commits, age and progress per
+    /// environment.
+    History {
+        /// Only the releases of this PackitDeployment.
+        deployment: Option<String>,
+    },
+    /// Build a release now (sets packit.dev/release-requested-at).
+    Release {
+        /// The PackitDeployment.
+        deployment: String,
+    },
+    /// Deploy the release in flight to production without waiting for the
+    /// window, once it passed staging (sets packit.dev/promote-requested-at).
+    Promote {
+        /// The PackitDeployment.
+        deployment: String,
+        /// Deploy even before it passed the earlier environments (recorded
+        /// on the release).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Roll an environment back to the previous good release, or to one
+    /// named, now or later (sets packit.dev/rollback).
+    #[command(
+        after_help = "TIME is an RFC 3339 time, `2026-11-30 09:00`, `09:00` (the next 09:00), \
+`today 17:00`, `tomorrow 08:00`, `monday 09:00` (the next Monday), or `+2h`, `+30m`, `+1d`; \
+read in the local time zone or --tz."
+    )]
+    Rollback {
+        /// The PackitDeployment.
+        deployment: String,
+        /// The environment to roll back, e.g. production.
+        #[arg(short, long, value_name = "ENV")]
+        environment: String,
+        /// A release verified healthy in that environment (default: the one
+        /// before the current).
+        #[arg(long, value_name = "RELEASE")]
+        to: Option<String>,
+        /// When to roll back (default: now).
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
+    },
+    /// Print the Markdown changelog of a release.
+    Changelog {
+        /// The PackitRelease.
+        release: String,
+    },
+    /// Stream the logs of a release's build Job pods; while the release is
+    /// building, wait for them to start.
+    Logs {
+        /// The PackitRelease.
+        release: String,
+        /// Print what is there and stop instead of following.
+        #[arg(long)]
+        no_follow: bool,
+    },
+}
+
+/// Parses the arguments and runs the command; returns the exit code.
+pub async fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version go to stdout and succeed; clap's own usage
+            // exit code (2) would clash with "not found".
+            let code = if e.use_stderr() {
+                Exit::Usage
+            } else {
+                Exit::Ok
+            };
+            let _ = e.print();
+            return code as i32;
+        }
+    };
+    match cluster::run(cli).await {
+        Ok(()) => Exit::Ok as i32,
+        Err(f) => {
+            eprintln!("error: {}", f.message);
+            f.exit as i32
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn arguments_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_flags_after_the_subcommand() {
+        let cli = Cli::try_parse_from([
+            "kubectl-packit",
+            "rollback",
+            "svc",
+            "-e",
+            "production",
+            "--at",
+            "+2h",
+            "-n",
+            "team",
+        ])
+        .unwrap();
+        assert_eq!(cli.namespace.as_deref(), Some("team"));
+        assert!(matches!(
+            cli.command,
+            Command::Rollback { ref environment, ref at, .. }
+                if environment == "production" && at.as_deref() == Some("+2h")
+        ));
+        assert!(Cli::try_parse_from(["kubectl-packit", "rollback", "svc"]).is_err());
+        assert!(Cli::try_parse_from(["kubectl-packit", "status", "-o", "xml"]).is_err());
+    }
+
+    #[test]
+    fn help_documents_exit_codes() {
+        let help = Cli::command().render_long_help().to_string();
+        assert!(help.contains("Exit codes:"), "{help}");
+        assert!(help.contains("kubectl packit rollback"), "{help}");
+    }
+}
