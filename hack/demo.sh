@@ -86,7 +86,8 @@ BASE="$REG/packit/base@$(push_image packit/base v0 base)"
 sed "s|IMAGE|$BASE|" examples/demo/workloads.yaml | k apply -f - >/dev/null
 
 say "starting the operator (log: $DEMO_DIR/operator.log)"
-nohup "$OPERATOR" run --cache-dir "$DEMO_DIR/git-cache" >"$DEMO_DIR/operator.log" 2>&1 &
+METRICS=127.0.0.1:18080
+nohup "$OPERATOR" run --cache-dir "$DEMO_DIR/git-cache" --metrics-addr "$METRICS" >"$DEMO_DIR/operator.log" 2>&1 &
 echo $! >"$DEMO_DIR/operator.pid"
 
 say "applying examples/packit-service.yaml with local repositories and a fast schedule"
@@ -199,5 +200,6 @@ The cluster and the operator keep running. Look around:
   kubectl -n $NS describe packitdeployment packit-service
   kubectl -n $NS get events --sort-by=.metadata.creationTimestamp
   less $DEMO_DIR/operator.log
+  curl -s http://$METRICS/metrics | grep ^packit_
 Stop everything with: make demo-down
 EOF

@@ -12,6 +12,7 @@ pub mod deploy;
 pub mod git;
 pub mod health;
 pub mod labels;
+pub mod metrics;
 pub mod plan;
 
 /// Errors of the library.

@@ -40,18 +40,29 @@ enum Command {
         /// Only reconcile PackitDeployments in this namespace.
         #[arg(long, env = "PACKIT_WATCH_NAMESPACE")]
         namespace: Option<String>,
+        /// Address of the /metrics, /healthz and /readyz endpoints.
+        #[arg(long, env = "PACKIT_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+        metrics_addr: std::net::SocketAddr,
+        /// Log as JSON lines instead of text.
+        #[arg(long)]
+        log_json: bool,
     },
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if matches!(cli.command, Command::Run { log_json: true, .. }) {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
+    match cli.command {
         Command::Crd { dir } => {
             let docs = packit_operator::api::crd_documents().context("generating CRDs")?;
             match dir {
@@ -87,6 +98,8 @@ async fn main() -> anyhow::Result<()> {
             cache_dir,
             instance,
             namespace,
+            metrics_addr,
+            ..
         } => {
             let instance = instance.or_else(|| std::env::var("HOSTNAME").ok());
             tracing::info!(cache = %cache_dir.display(), "starting the controller");
@@ -94,6 +107,7 @@ async fn main() -> anyhow::Result<()> {
                 cache_dir,
                 instance,
                 namespace,
+                metrics_addr,
             })
             .await
             .context("running the controller")?;

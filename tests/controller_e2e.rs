@@ -71,6 +71,23 @@ async fn a_full_train_builds_verifies_staging_and_releases_in_the_window() -> Re
         .context("Ready")?;
     assert_eq!(ready.status, "True");
 
+    // The operator's endpoints tell the same story.
+    assert_eq!(t.op.get("/readyz").await?, "ok\n");
+    let metrics = t.op.get("/metrics").await?;
+    let released = format!(
+        r#"packit_releases{{namespace="{}",deployment="train",phase="Released"}} 1"#,
+        t.ns.name
+    );
+    assert!(metrics.contains(&released), "{metrics}");
+    assert!(
+        metrics.contains(r#"packit_reconciles_total{result="ok"}"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("packit_next_window_timestamp_seconds{"),
+        "{metrics}"
+    );
+
     // Another build without new commits is a rebuild (base-image updates),
     // and the release says so.
     t.annotate("packit.dev/release-requested-at", "rebuild")

@@ -29,6 +29,7 @@ use crate::build::registry::Registry;
 use crate::git::SourceCache;
 use crate::health::HttpProber;
 use crate::labels;
+use crate::metrics::{self, Metrics};
 
 pub use reconcile::reconcile;
 
@@ -43,6 +44,7 @@ pub struct Context {
     pub sources: SourceCache,
     pub registry: Registry,
     pub prober: HttpProber,
+    pub metrics: Arc<Metrics>,
 }
 
 /// Reconcile failures; each is retried with a delay and logged.
@@ -58,6 +60,8 @@ pub enum Error {
     NoNamespace,
     #[error("serializing: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("serving metrics on {0}: {1}")]
+    Serve(std::net::SocketAddr, std::io::Error),
 }
 
 /// Settings of `packit-operator run`.
@@ -68,11 +72,22 @@ pub struct Settings {
     pub instance: Option<String>,
     /// Only PackitDeployments of this namespace (all when unset).
     pub namespace: Option<String>,
+    /// Where `/metrics`, `/healthz` and `/readyz` are served.
+    pub metrics_addr: std::net::SocketAddr,
 }
 
 /// Runs the controller until SIGINT or SIGTERM; reconciles in progress are
 /// let finish.
 pub async fn run(settings: Settings) -> Result<(), Error> {
+    let metrics = Arc::new(Metrics::new());
+    let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let listener = tokio::net::TcpListener::bind(settings.metrics_addr)
+        .await
+        .map_err(|e| Error::Serve(settings.metrics_addr, e))?;
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
+    }
+    tokio::spawn(metrics::serve(listener, metrics.clone(), ready.clone()));
     let client = Client::try_default().await?;
     // Fail early, with a hint, when the CRDs are missing.
     Api::<PackitDeployment>::all(client.clone())
@@ -92,6 +107,7 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
         sources: SourceCache::new(settings.cache_dir.clone()),
         registry: Registry::new(),
         prober: HttpProber::new()?,
+        metrics,
     });
     // Workloads may live in other (opted-in) namespaces, so they are watched
     // everywhere, by the labels the operator puts on them.
@@ -111,6 +127,7 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
         None => (Api::all(client.clone()), Api::all(client.clone())),
     };
     let (deployments, releases): (Api<PackitDeployment>, Api<PackitRelease>) = scoped(&client);
+    ready.store(true, std::sync::atomic::Ordering::Relaxed);
     Controller::new(deployments, watcher::Config::default())
         .owns(releases, watcher::Config::default())
         .owns(Api::<Job>::all(client.clone()), labelled())
@@ -148,4 +165,18 @@ fn owner_of<K: Resource>(obj: K) -> Option<ObjectRef<PackitDeployment>> {
 fn error_policy(obj: Arc<PackitDeployment>, error: &Error, _: Arc<Context>) -> Action {
     tracing::warn!(deployment = %ObjectRef::from_obj(obj.as_ref()), %error, "will retry");
     Action::requeue(Duration::from_secs(5))
+}
+
+impl Error {
+    /// A short name for the metrics' `kind` label.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Kube(_) => "kube",
+            Error::Deploy(_) => "deploy",
+            Error::Health(_) => "health",
+            Error::NoNamespace => "no_namespace",
+            Error::Json(_) => "json",
+            Error::Serve(..) => "serve",
+        }
+    }
 }

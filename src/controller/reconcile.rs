@@ -17,8 +17,10 @@ use crate::api::deployment::requests::{PROMOTE, ROLLBACK};
 use crate::api::validate::validate;
 use crate::api::{PackitDeployment, PackitDeploymentStatus, PackitRelease};
 use crate::labels;
+use crate::metrics::{DeploymentLabels, ErrorLabels, PhaseLabels, ResultLabels};
 use crate::plan::{
-    self, Action as Step, BuildResult, Decision, Observed, ReleasePhase, Stage, TrainState,
+    self, Action as Step, BuildResult, Decision, Observed, ReleasePhase, RollbackCause, Stage,
+    TrainState,
 };
 
 /// The longest the controller waits without a watch event; a safety net,
@@ -49,8 +51,18 @@ pub async fn reconcile(obj: Arc<PackitDeployment>, ctx: Arc<Context>) -> Result<
         pkd,
         now,
     };
+    let started = std::time::Instant::now();
     let result = r.run().await;
+    let m = &ctx.metrics;
+    m.reconcile_seconds.observe(started.elapsed().as_secs_f64());
+    let outcome = if result.is_ok() { "ok" } else { "error" };
+    m.reconciles
+        .get_or_create(&ResultLabels { result: outcome })
+        .inc();
     if let Err(e) = &result {
+        m.errors
+            .get_or_create(&ErrorLabels { kind: e.kind() })
+            .inc();
         // Where the user looks: the Event says what blocks the train (a
         // missing workload, an API error); the retry follows.
         r.event("ReconcileFailed", e.to_string(), true).await;
@@ -119,6 +131,24 @@ impl Reconciler<'_> {
         self.act(&decision, &releases).await?;
         let releases = self.releases().await?;
         environments::ensure(self, &decision.state, &releases).await?;
+        let automatic_rollback = decision.actions.iter().any(|a| {
+            matches!(
+                a,
+                Step::Rollback {
+                    cause: RollbackCause::Automatic(_),
+                    ..
+                }
+            )
+        });
+        if automatic_rollback {
+            // Detected during this reconcile, applied by `ensure` just now.
+            let seconds = (Utc::now() - self.now)
+                .to_std()
+                .unwrap_or_default()
+                .as_secs_f64();
+            self.ctx.metrics.rollback_seconds.observe(seconds);
+        }
+        self.record_metrics(&decision, &releases);
         history::prune(self, &decision.state, &releases).await?;
         Ok(Action::requeue(requeue_after(
             &decision, &observed, self.now,
@@ -205,6 +235,42 @@ impl Reconciler<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Releases by phase and the next build and window, for this deployment.
+    fn record_metrics(&self, decision: &Decision, releases: &[PackitRelease]) {
+        let m = &self.ctx.metrics;
+        let labels = DeploymentLabels {
+            namespace: self.namespace.clone(),
+            deployment: self.name(),
+        };
+        for phase in ReleasePhase::ALL {
+            let count = releases
+                .iter()
+                .filter(|r| r.status.as_ref().and_then(|s| s.phase) == Some(phase))
+                .count();
+            let phase_labels = PhaseLabels {
+                namespace: labels.namespace.clone(),
+                deployment: labels.deployment.clone(),
+                phase: format!("{phase:?}"),
+            };
+            m.releases
+                .get_or_create(&phase_labels)
+                .set(i64::try_from(count).unwrap_or(i64::MAX));
+        }
+        for (family, at) in [
+            (&m.next_build, decision.next_build),
+            (&m.next_window, decision.next_window),
+        ] {
+            match at {
+                Some(t) => {
+                    family.get_or_create(&labels).set(t.timestamp());
+                }
+                None => {
+                    family.remove(&labels);
+                }
+            }
+        }
     }
 
     /// Spec problems the schema cannot catch, and namespaces that did not

@@ -45,6 +45,24 @@ pub enum ReleasePhase {
 }
 
 impl ReleasePhase {
+    /// Every phase, in lifecycle order.
+    pub const ALL: [ReleasePhase; 14] = [
+        Self::Pending,
+        Self::Building,
+        Self::Built,
+        Self::Staging,
+        Self::Verified,
+        Self::AwaitingWindow,
+        Self::Production,
+        Self::Released,
+        Self::BuildFailed,
+        Self::StagingFailed,
+        Self::RolledBack,
+        Self::Failed,
+        Self::Superseded,
+        Self::Cancelled,
+    ];
+
     /// Whether the release has left the train for good.
     pub fn is_final(self) -> bool {
         matches!(

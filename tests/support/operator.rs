@@ -12,6 +12,8 @@ use super::cluster;
 /// A running `packit-operator run --namespace <ns>`; killed when dropped.
 pub struct Operator {
     namespace: String,
+    /// Where this operator serves /metrics, /healthz and /readyz.
+    pub metrics_addr: std::net::SocketAddr,
     child: Option<Child>,
     dir: PathBuf,
     starts: u32,
@@ -21,8 +23,11 @@ impl Operator {
     pub fn start(namespace: &str) -> Result<Self> {
         let dir = std::env::temp_dir().join(format!("packit-operator-{namespace}"));
         std::fs::create_dir_all(&dir)?;
+        // Tests run several operators at once: each gets a free port.
+        let metrics_addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
         let mut op = Self {
             namespace: namespace.to_owned(),
+            metrics_addr,
             child: None,
             dir,
             starts: 0,
@@ -36,6 +41,8 @@ impl Operator {
         let log = File::create(self.dir.join(format!("operator-{}.log", self.starts)))?;
         let child = Command::new(env!("CARGO_BIN_EXE_packit-operator"))
             .args(["run", "--namespace", &self.namespace])
+            .arg("--metrics-addr")
+            .arg(self.metrics_addr.to_string())
             .arg("--cache-dir")
             .arg(self.dir.join("git"))
             .env("KUBECONFIG", &cluster().kubeconfig)
@@ -47,6 +54,23 @@ impl Operator {
             .context("starting packit-operator")?;
         self.child = Some(child);
         Ok(())
+    }
+
+    /// GETs one of the operator's HTTP endpoints; returns the body.
+    pub async fn get(&self, path: &str) -> Result<String> {
+        let url = format!("http://{}{path}", self.metrics_addr);
+        let response = reqwest::Client::builder()
+            .no_proxy()
+            .build()?
+            .get(&url)
+            .send()
+            .await?;
+        anyhow::ensure!(
+            response.status().is_success(),
+            "{url}: {}",
+            response.status()
+        );
+        Ok(response.text().await?)
     }
 
     /// Kills the process at once (SIGKILL: no graceful shutdown).

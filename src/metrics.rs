@@ -1,0 +1,221 @@
+//! Prometheus metrics and the `/metrics`, `/healthz` and `/readyz` endpoints.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    pub kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeploymentLabels {
+    pub namespace: String,
+    pub deployment: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhaseLabels {
+    pub namespace: String,
+    pub deployment: String,
+    pub phase: String,
+}
+
+/// The operator's metrics.
+pub struct Metrics {
+    registry: Registry,
+    pub reconciles: Family<ResultLabels, Counter>,
+    pub errors: Family<ErrorLabels, Counter>,
+    pub reconcile_seconds: Histogram,
+    pub releases: Family<PhaseLabels, Gauge>,
+    pub rollback_seconds: Histogram,
+    pub next_build: Family<DeploymentLabels, Gauge>,
+    pub next_window: Family<DeploymentLabels, Gauge>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("packit");
+        let m = Self {
+            reconciles: Family::default(),
+            errors: Family::default(),
+            reconcile_seconds: Histogram::new(exponential_buckets(0.005, 2.0, 14)),
+            releases: Family::default(),
+            rollback_seconds: Histogram::new(exponential_buckets(0.01, 2.0, 14)),
+            next_build: Family::default(),
+            next_window: Family::default(),
+            registry: Registry::default(),
+        };
+        registry.register("reconciles", "Reconciles by result", m.reconciles.clone());
+        registry.register(
+            "reconcile_errors",
+            "Failed reconciles by kind of error",
+            m.errors.clone(),
+        );
+        registry.register(
+            "reconcile_duration_seconds",
+            "How long a reconcile took",
+            m.reconcile_seconds.clone(),
+        );
+        registry.register(
+            "releases",
+            "PackitReleases by deployment and phase",
+            m.releases.clone(),
+        );
+        registry.register(
+            "rollback_seconds",
+            "Time from detecting a failed verification to the rollback applied",
+            m.rollback_seconds.clone(),
+        );
+        registry.register(
+            "next_build_timestamp_seconds",
+            "When the next scheduled build starts (Unix time)",
+            m.next_build.clone(),
+        );
+        registry.register(
+            "next_window_timestamp_seconds",
+            "When the next production window opens (Unix time)",
+            m.next_window.clone(),
+        );
+        Self { registry, ..m }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// Serves the endpoints until the task is dropped. `/readyz` answers 200
+/// once `ready` is set (the controller is running), 503 before.
+pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, ready: Arc<AtomicBool>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let (metrics, ready) = (metrics.clone(), ready.clone());
+        tokio::spawn(async move {
+            if let Err(e) = answer(stream, &metrics, &ready).await {
+                tracing::debug!(error = %e, "metrics connection");
+            }
+        });
+    }
+}
+
+async fn answer(
+    mut stream: TcpStream,
+    metrics: &Metrics,
+    ready: &AtomicBool,
+) -> std::io::Result<()> {
+    let mut buf = vec![0u8; 4096];
+    let mut len = 0;
+    // Read the request head; bodies are not expected.
+    while !buf[..len].windows(4).any(|w| w == b"\r\n\r\n") && len < buf.len() {
+        let n = stream.read(&mut buf[len..]).await?;
+        if n == 0 {
+            break;
+        }
+        len += n;
+    }
+    let head = String::from_utf8_lossy(&buf[..len]);
+    let path = head.split_whitespace().nth(1).unwrap_or("/");
+    let (status, content_type, body) = match path {
+        "/metrics" => (
+            "200 OK",
+            "text/plain; version=0.0.4; charset=utf-8",
+            metrics.render(),
+        ),
+        "/healthz" => ("200 OK", "text/plain", "ok\n".to_owned()),
+        "/readyz" if ready.load(Ordering::Relaxed) => ("200 OK", "text/plain", "ok\n".to_owned()),
+        "/readyz" => (
+            "503 Service Unavailable",
+            "text/plain",
+            "starting\n".to_owned(),
+        ),
+        _ => ("404 Not Found", "text/plain", "not found\n".to_owned()),
+    };
+    let response = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(response.as_bytes()).await?;
+    stream.shutdown().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn get(addr: std::net::SocketAddr, path: &str) -> String {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        out
+    }
+
+    #[tokio::test]
+    async fn endpoints_answer() {
+        let metrics = Arc::new(Metrics::new());
+        metrics
+            .reconciles
+            .get_or_create(&ResultLabels { result: "ok" })
+            .inc();
+        metrics.rollback_seconds.observe(0.25);
+        let labels = DeploymentLabels {
+            namespace: "packit-system".into(),
+            deployment: "packit-service".into(),
+        };
+        metrics.next_build.get_or_create(&labels).set(1_795_000_000);
+        let ready = Arc::new(AtomicBool::new(false));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(serve(listener, metrics.clone(), ready.clone()));
+
+        let body = get(addr, "/metrics").await;
+        assert!(body.starts_with("HTTP/1.1 200 OK"), "{body}");
+        assert!(
+            body.contains(r#"packit_reconciles_total{result="ok"} 1"#),
+            "{body}"
+        );
+        assert!(body.contains("packit_rollback_seconds_count 1"), "{body}");
+        assert!(
+            body.contains(r#"packit_next_build_timestamp_seconds{namespace="packit-system",deployment="packit-service"} 1795000000"#),
+            "{body}"
+        );
+        assert!(
+            body.contains("# HELP packit_reconcile_duration_seconds How long a reconcile took")
+        );
+        assert!(get(addr, "/healthz").await.starts_with("HTTP/1.1 200 OK"));
+        assert!(get(addr, "/readyz").await.starts_with("HTTP/1.1 503"));
+        ready.store(true, Ordering::Relaxed);
+        assert!(get(addr, "/readyz").await.starts_with("HTTP/1.1 200 OK"));
+        assert!(get(addr, "/nope").await.starts_with("HTTP/1.1 404"));
+        server.abort();
+    }
+}
