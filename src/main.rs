@@ -217,9 +217,16 @@ fn changelog(
             eprintln!("error: {e}");
         }
     }
-    match format {
-        ChangelogFormat::Markdown => print!("{}", changelog::render_markdown(&log)),
-        ChangelogFormat::Json => println!("{}", changelog::render_json(&log)),
+    let text = match format {
+        ChangelogFormat::Markdown => changelog::render_markdown(&log),
+        ChangelogFormat::Json => changelog::render_json(&log) + "\n",
+    };
+    // print! panics when the reader goes away (`| head`); that is no error.
+    use std::io::Write as _;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(e).context("writing the changelog")
+        }
+        _ => Ok(failed),
     }
-    Ok(failed)
 }

@@ -197,6 +197,14 @@ mod tests {
     }
 
     #[test]
+    fn bot_branches_are_internal() {
+        let r = default_rules();
+        let mut it = item("Update requests", "", "Jiri Popelka");
+        it.branch = Some("dependabot/pip/requests-2.0".into());
+        assert_eq!(r.classify(&it, &r.note(&it)), Internal);
+    }
+
+    #[test]
     fn tooling_titles_are_internal() {
         let r = default_rules();
         for t in [

@@ -28,7 +28,13 @@ static SQUASH: LazyLock<Regex> =
 /// Splits a message into its subject (first line) and body, normalising
 /// CRLF line ends.
 pub fn split(message: &str) -> (String, String) {
-    let message = message.replace("\r\n", "\n");
+    let normalised;
+    let message = if message.contains('\r') {
+        normalised = message.replace("\r\n", "\n");
+        normalised.as_str()
+    } else {
+        message
+    };
     let mut parts = message.trim_start().splitn(2, '\n');
     let subject = parts.next().unwrap_or_default().trim().to_owned();
     let body = parts.next().unwrap_or_default().trim().to_owned();

@@ -24,8 +24,9 @@ pub fn walk(range: &RepoRange) -> Result<Walked, ChangelogError> {
         repo: repo_name(),
         detail: format!("{}: {e}", range.path.display()),
     })?;
-    // Walking and then reading each commit touches every object twice.
-    repo.object_cache_size_if_unset(16 << 20);
+    // Each commit is read once (the walk itself uses the commit-graph when
+    // there is one): an object cache only costs memory and time.
+    repo.object_cache_size_if_unset(0);
     let from = resolve(&repo, &range.name, &range.from)?;
     let to = resolve(&repo, &range.name, &range.to)?;
     let read_err = |commit: String| {
@@ -35,23 +36,6 @@ pub fn walk(range: &RepoRange) -> Result<Walked, ChangelogError> {
             detail: e.to_string(),
         }
     };
-
-    let mut warnings = Vec::new();
-    if from != to {
-        let base = repo
-            .merge_base(from, to)
-            .map_err(read_err(range.to.clone()))?;
-        if base.map(|b| b.detach()) != Some(from) {
-            let base = base.map_or_else(
-                || "they have no common history".to_owned(),
-                |b| format!("their merge base is {b}"),
-            );
-            warnings.push(format!(
-                "{} ({from}) is not an ancestor of {} ({to}); {base}. Listed are the commits reachable from {} and not from {}.",
-                range.from, range.to, range.to, range.from
-            ));
-        }
-    }
 
     let mut commits = Vec::new();
     let walk = repo
@@ -76,7 +60,11 @@ pub fn walk(range: &RepoRange) -> Result<Walked, ChangelogError> {
                 commit: id.clone(),
             })?
             .to_owned();
-        let author = commit.author().map_err(read_err(id.clone()))?;
+        let author = decoded.author().map_err(|e| ChangelogError::Read {
+            repo: repo_name(),
+            commit: id.clone(),
+            detail: e.to_string(),
+        })?;
         commits.push(RawCommit {
             parents: info.parent_ids.iter().map(ToString::to_string).collect(),
             author: author.name.to_str_lossy().into_owned(),
@@ -85,8 +73,25 @@ pub fn walk(range: &RepoRange) -> Result<Walked, ChangelogError> {
             id,
         });
     }
+    // `from` is an ancestor of `to` exactly when some commit of the range
+    // has it as a parent, which spares a merge-base walk over the history.
+    let from_hex = from.to_string();
+    let mut warnings = Vec::new();
+    if from != to && !commits.iter().any(|c| c.parents.contains(&from_hex)) {
+        let base = repo
+            .merge_base(from, to)
+            .map_err(read_err(range.to.clone()))?;
+        let base = base.map_or_else(
+            || "they have no common history".to_owned(),
+            |b| format!("their merge base is {b}"),
+        );
+        warnings.push(format!(
+            "{} ({from}) is not an ancestor of {} ({to}); {base}. Listed are the commits reachable from {} and not from {}.",
+            range.from, range.to, range.to, range.from
+        ));
+    }
     Ok(Walked {
-        from: from.to_string(),
+        from: from_hex,
         to: to.to_string(),
         commits,
         warnings,
