@@ -41,7 +41,7 @@ pub fn render_markdown(changelog: &Changelog) -> String {
 
 fn short(rev: &str) -> &str {
     if rev.len() == 40 && rev.bytes().all(|b| b.is_ascii_hexdigit()) {
-        &rev[..12]
+        short_id(rev)
     } else {
         rev
     }
@@ -90,11 +90,17 @@ fn list(out: &mut String, entries: &[Entry]) {
         let reference = match (e.pr, &e.link) {
             (Some(n), Some(link)) => format!("[#{n}]({link})"),
             (Some(n), None) => format!("#{n}"),
-            (None, Some(link)) => format!("[{}]({link})", &e.commit[..e.commit.len().min(12)]),
-            (None, None) => e.commit[..e.commit.len().min(12)].to_owned(),
+            (None, Some(link)) => format!("[{}]({link})", short_id(&e.commit)),
+            (None, None) => short_id(&e.commit).to_owned(),
         };
         let _ = writeln!(out, "- {} ({reference})", one_line(&e.note));
     }
+}
+
+/// The first 12 characters of a commit id (entries may come from stored
+/// JSON, so no byte slicing that could split a character).
+fn short_id(id: &str) -> &str {
+    id.char_indices().nth(12).map_or(id, |(i, _)| &id[..i])
 }
 
 /// Keeps an entry on one Markdown list line.
@@ -173,6 +179,12 @@ mod tests {
         let json: serde_json::Value = serde_json::from_str(&render_json(&c)).unwrap();
         assert_eq!(json["repositories"][0]["user"][0]["pr"], 1);
         assert_eq!(json["repositories"][0]["internal"][0]["title"], "Tests");
+    }
+
+    #[test]
+    fn odd_commit_ids_do_not_panic() {
+        assert_eq!(short_id("ééééééééééééé"), "éééééééééééé");
+        assert_eq!(short_id("abc"), "abc");
     }
 
     #[test]
