@@ -182,6 +182,8 @@ fn changelog(
             .to_owned();
         let (path, url) = if is_url {
             let dir = scratch.join(i.to_string());
+            std::fs::create_dir_all(&scratch)
+                .with_context(|| format!("creating {}", scratch.display()))?;
             if let Err(e) = walk::clone_bare(&name, repo, &dir) {
                 failed_clones.push((i, e.to_string()));
             }

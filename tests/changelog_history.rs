@@ -312,3 +312,27 @@ fn non_utf8_messages_are_an_error_naming_the_commit() {
         "{err}"
     );
 }
+
+#[test]
+fn cli_clones_a_repository_given_by_url() {
+    let repo = rebuild("packit-0.102.0-0.102.1").unwrap();
+    let url = format!("file://{}", repo.path().display());
+    let (code, md, err) = cli(&["--repo", &url, "--from", "from", "--to", "to"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(md.contains("(#2442)"), "{md}");
+
+    let (code, out, err) = cli(&[
+        "--repo",
+        "file:///nonexistent/packit",
+        "--from",
+        "a",
+        "--to",
+        "b",
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("repository packit") && err.contains("file:///nonexistent/packit"),
+        "{err}"
+    );
+    assert!(out.contains("could not be computed"), "{out}");
+}
