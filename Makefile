@@ -8,7 +8,7 @@ PACKIT_CACHE ?= $(HOME)/.cache/packit-operator
 CARGO_TARGET_DIR ?= $(PACKIT_CACHE)/target
 export PACKIT_CACHE CARGO_TARGET_DIR
 
-.PHONY: test lint unit deps binaries cluster-up cluster-down demo demo-down
+.PHONY: test lint unit bench deps binaries cluster-up cluster-down demo demo-down
 
 ## test: lint, build or reuse the control plane, start the cluster, run every test, stop the cluster
 test:
@@ -22,6 +22,14 @@ lint:
 ## unit: the tests that need no cluster (library and binary unit tests)
 unit:
 	cargo test --lib --bins
+
+## bench: changelog benchmark against git log and git-cliff (BENCH_COMMITS, BENCH_RANGE)
+BENCH_COMMITS ?= 100000
+BENCH_RANGE ?= 5000
+bench:
+	@command -v git-cliff >/dev/null || test -x $(PACKIT_CACHE)/git-cliff/node_modules/git-cliff-linux-x64/bin/git-cliff || \
+		npm install --silent --no-audit --no-fund --prefix $(PACKIT_CACHE)/git-cliff git-cliff@2.14.2
+	cargo run --release --example changelog_bench -- --commits $(BENCH_COMMITS) --range $(BENCH_RANGE)
 
 ## deps: install missing Debian packages (docker-registry, git, make, curl)
 deps:

@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod build;
+pub mod changelog;
 pub mod cli;
 pub mod controller;
 pub mod deploy;

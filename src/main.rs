@@ -28,6 +28,23 @@ enum Command {
         #[arg(required = true)]
         files: Vec<std::path::PathBuf>,
     },
+    /// Print the changelog of one or more repositories: the pull requests
+    /// and commits reachable from `--to` and not from `--from`, user-visible
+    /// changes first. Repeat `--repo/--from/--to` for several repositories.
+    Changelog {
+        /// Local clone or clone URL; a URL is cloned into a temporary
+        /// directory.
+        #[arg(long, required = true)]
+        repo: Vec<String>,
+        /// Revision of the previous release (excluded).
+        #[arg(long, required = true)]
+        from: Vec<String>,
+        /// Revision of the new release (included).
+        #[arg(long, required = true)]
+        to: Vec<String>,
+        #[arg(long, value_enum, default_value = "markdown")]
+        format: ChangelogFormat,
+    },
     /// Run the controller against the current kubeconfig context or the
     /// in-cluster service account, until SIGINT or SIGTERM.
     Run {
@@ -47,6 +64,12 @@ enum Command {
         #[arg(long)]
         log_json: bool,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ChangelogFormat {
+    Markdown,
+    Json,
 }
 
 #[tokio::main]
@@ -94,6 +117,26 @@ async fn main() -> anyhow::Result<()> {
                 std::process::exit(1);
             }
         }
+        Command::Changelog {
+            repo,
+            from,
+            to,
+            format,
+        } => {
+            anyhow::ensure!(
+                repo.len() == from.len() && repo.len() == to.len(),
+                "give one --from and one --to for each --repo ({} --repo, {} --from, {} --to)",
+                repo.len(),
+                from.len(),
+                to.len()
+            );
+            let failed = tokio::task::spawn_blocking(move || changelog(&repo, &from, &to, format))
+                .await
+                .context("computing the changelog")??;
+            if failed {
+                std::process::exit(1);
+            }
+        }
         Command::Run {
             cache_dir,
             instance,
@@ -127,4 +170,79 @@ fn validate_file(path: &std::path::Path) -> anyhow::Result<String> {
         "{ns}/{}",
         pkd.metadata.name.as_deref().unwrap_or("<unnamed>")
     ))
+}
+
+/// Prints the changelog; returns whether some repository failed (the others
+/// are still printed).
+fn changelog(
+    repos: &[String],
+    from: &[String],
+    to: &[String],
+    format: ChangelogFormat,
+) -> anyhow::Result<bool> {
+    use packit_operator::changelog::{self, RepoRange, walk};
+    let scratch = std::env::temp_dir().join(format!("packit-changelog-{}", std::process::id()));
+    let mut ranges = Vec::new();
+    let mut failed_clones = Vec::new();
+    for (i, repo) in repos.iter().enumerate() {
+        let is_url = repo.contains("://") || (repo.contains('@') && repo.contains(':'));
+        let name = repo
+            .trim_end_matches('/')
+            .trim_end_matches(".git")
+            .rsplit(['/', ':'])
+            .next()
+            .filter(|n| !n.is_empty())
+            .unwrap_or(repo)
+            .to_owned();
+        let (path, url) = if is_url {
+            let dir = scratch.join(i.to_string());
+            std::fs::create_dir_all(&scratch)
+                .with_context(|| format!("creating {}", scratch.display()))?;
+            if let Err(e) = walk::clone_bare(&name, repo, &dir) {
+                failed_clones.push((i, e.to_string()));
+            }
+            (dir, Some(repo.clone()))
+        } else {
+            let path = std::path::PathBuf::from(repo);
+            let url = walk::origin_url(&path);
+            (path, url)
+        };
+        ranges.push(RepoRange {
+            name,
+            url,
+            path,
+            from: from[i].clone(),
+            to: to[i].clone(),
+        });
+    }
+    let result = changelog::generate(&ranges, &Default::default());
+    let _ = std::fs::remove_dir_all(&scratch);
+    let mut log = result.context("invalid changelog settings")?;
+    for (i, e) in failed_clones {
+        if let Some(r) = log.repositories.get_mut(i) {
+            r.error = Some(e);
+        }
+    }
+    let mut failed = false;
+    for r in &log.repositories {
+        for w in &r.warnings {
+            eprintln!("warning: {}: {w}", r.name);
+        }
+        if let Some(e) = &r.error {
+            failed = true;
+            eprintln!("error: {e}");
+        }
+    }
+    let text = match format {
+        ChangelogFormat::Markdown => changelog::render_markdown(&log),
+        ChangelogFormat::Json => changelog::render_json(&log) + "\n",
+    };
+    // print! panics when the reader goes away (`| head`); that is no error.
+    use std::io::Write as _;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(e).context("writing the changelog")
+        }
+        _ => Ok(failed),
+    }
 }

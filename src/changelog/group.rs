@@ -1,0 +1,310 @@
+//! Turning the commits of a range into changelog items: one per pull
+//! request (its branch commits under it) and one per commit pushed without
+//! one; pairs of a change and its revert removed.
+
+use std::collections::HashMap;
+
+use super::pr::{self, PullRequest};
+use super::{CommitRef, RawCommit};
+
+/// A pull request or direct commit before classification.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Item {
+    pub pr: Option<u64>,
+    pub title: String,
+    pub description: String,
+    pub branch: Option<String>,
+    /// The merge, squash or direct commit.
+    pub commit: String,
+    pub author: String,
+    /// The PR's own commits, oldest first.
+    pub commits: Vec<CommitRef>,
+}
+
+/// Items in history order (oldest first), and those dropped as revert pairs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Grouped {
+    pub items: Vec<Item>,
+    pub reverted: Vec<Item>,
+}
+
+/// Groups `commits` (the whole range, any order) walking from `to`.
+///
+/// The first-parent chain from `to` is the mainline. Walking it oldest
+/// first, each commit claims the unclaimed range commits behind its other
+/// parents, so everything behind the first parent is already claimed and
+/// each commit is visited once. A PR merge keeps what it claims as its
+/// branch commits; any other merge's side is walked as a mainline of its
+/// own.
+pub fn group(commits: &[RawCommit], to: &str) -> Grouped {
+    let index: HashMap<&str, usize> = commits
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.id.as_str(), i))
+        .collect();
+    let mut g = Grouper {
+        commits,
+        index,
+        claimed: vec![false; commits.len()],
+        items: Vec::new(),
+    };
+    if let Some(&tip) = g.index.get(to) {
+        g.chain(tip);
+    }
+    cancel_reverts(g.items)
+}
+
+struct Grouper<'a> {
+    commits: &'a [RawCommit],
+    index: HashMap<&'a str, usize>,
+    claimed: Vec<bool>,
+    items: Vec<Item>,
+}
+
+impl Grouper<'_> {
+    fn in_range_unclaimed(&self, id: &str) -> Option<usize> {
+        self.index.get(id).copied().filter(|&i| !self.claimed[i])
+    }
+
+    /// Processes the first-parent chain ending at `tip`, oldest first.
+    fn chain(&mut self, tip: usize) {
+        let mut chain = vec![tip];
+        self.claimed[tip] = true;
+        let mut at = tip;
+        while let Some(next) = self.commits[at]
+            .parents
+            .first()
+            .and_then(|p| self.in_range_unclaimed(p))
+        {
+            self.claimed[next] = true;
+            chain.push(next);
+            at = next;
+        }
+        for &i in chain.iter().rev() {
+            self.visit(i);
+        }
+    }
+
+    fn visit(&mut self, i: usize) {
+        // Borrowed from the input, not from `self`.
+        let commits = self.commits;
+        let c = &commits[i];
+        match pr::detect(&c.message) {
+            Some(pr) => {
+                let branch = self.claim_side(i);
+                self.items.push(pr_item(c, pr, branch));
+            }
+            None if c.parents.len() > 1 => {
+                // A merge without a PR (e.g. a branch merged by hand): its
+                // side is history of its own.
+                for p in &c.parents[1..] {
+                    if let Some(side) = self.in_range_unclaimed(p) {
+                        self.chain(side);
+                    }
+                }
+            }
+            None => self.items.push(direct_item(c)),
+        }
+    }
+
+    /// Claims everything behind the non-first parents of `i` that is in the
+    /// range and not claimed yet; returns it oldest first.
+    fn claim_side(&mut self, i: usize) -> Vec<CommitRef> {
+        let mut stack: Vec<usize> = Vec::new();
+        let mut found: Vec<usize> = Vec::new();
+        for p in &self.commits[i].parents[1..] {
+            if let Some(j) = self.in_range_unclaimed(p) {
+                self.claimed[j] = true;
+                stack.push(j);
+            }
+        }
+        while let Some(j) = stack.pop() {
+            found.push(j);
+            for p in &self.commits[j].parents {
+                if let Some(k) = self.in_range_unclaimed(p) {
+                    self.claimed[k] = true;
+                    stack.push(k);
+                }
+            }
+        }
+        found.sort_by(|&a, &b| {
+            let (a, b) = (&self.commits[a], &self.commits[b]);
+            (a.time, &a.id).cmp(&(b.time, &b.id))
+        });
+        found
+            .into_iter()
+            .map(|j| CommitRef {
+                id: self.commits[j].id.clone(),
+                subject: pr::split(&self.commits[j].message).0,
+            })
+            .collect()
+    }
+}
+
+fn pr_item(c: &RawCommit, pr: PullRequest, commits: Vec<CommitRef>) -> Item {
+    Item {
+        pr: Some(pr.number),
+        title: pr.title,
+        description: pr.description,
+        branch: pr.branch,
+        commit: c.id.clone(),
+        author: c.author.clone(),
+        commits,
+    }
+}
+
+fn direct_item(c: &RawCommit) -> Item {
+    let (title, description) = pr::split(&c.message);
+    Item {
+        pr: None,
+        title,
+        description,
+        branch: None,
+        commit: c.id.clone(),
+        author: c.author.clone(),
+        commits: Vec::new(),
+    }
+}
+
+/// Drops each revert together with the change it reverts when both are in
+/// the range. Oldest first, so reverting a revert brings the change back.
+fn cancel_reverts(items: Vec<Item>) -> Grouped {
+    let mut gone = vec![false; items.len()];
+    for r in 0..items.len() {
+        let it = &items[r];
+        let Some(t) = pr::revert_target(&it.title, it.branch.as_deref(), &it.description) else {
+            continue;
+        };
+        let target = (0..r).rev().filter(|&i| !gone[i]).find(|&i| {
+            let cand = &items[i];
+            match (t.pr, &t.commit) {
+                (Some(n), _) => cand.pr == Some(n),
+                (None, Some(sha)) => cand.commit.starts_with(sha.as_str()),
+                (None, None) => cand.title == t.title,
+            }
+        });
+        if let Some(i) = target {
+            gone[i] = true;
+            gone[r] = true;
+        }
+    }
+    let mut g = Grouped::default();
+    for (item, gone) in items.into_iter().zip(gone) {
+        if gone {
+            g.reverted.push(item);
+        } else {
+            g.items.push(item);
+        }
+    }
+    g
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(id: &str, parents: &[&str], message: &str) -> RawCommit {
+        RawCommit {
+            id: id.into(),
+            parents: parents.iter().map(|p| p.to_string()).collect(),
+            author: "A".into(),
+            time: id.bytes().map(i64::from).sum(),
+            message: message.into(),
+        }
+    }
+
+    fn titles(items: &[Item]) -> Vec<(Option<u64>, &str)> {
+        items.iter().map(|i| (i.pr, i.title.as_str())).collect()
+    }
+
+    #[test]
+    fn branch_commits_go_under_their_merge() {
+        // base - m1 ------- m2 (to)
+        //          \- b1 -/
+        let commits = [
+            c(
+                "m2",
+                &["m1", "b1"],
+                "Merge pull request #2 from a/x\n\nAdd x",
+            ),
+            c("b1", &["m1"], "Add x for real\n\nSigned-off-by: A <a@b>"),
+            c("m1", &["base"], "Direct push"),
+        ];
+        let g = group(&commits, "m2");
+        assert_eq!(
+            titles(&g.items),
+            [(None, "Direct push"), (Some(2), "Add x")]
+        );
+        assert_eq!(g.items[1].commits[0].id, "b1");
+    }
+
+    #[test]
+    fn squashes_are_prs_without_branch_commits() {
+        let commits = [c("s", &["base"], "Fix y (#5)\n\nbody")];
+        let g = group(&commits, "s");
+        assert_eq!(titles(&g.items), [(Some(5), "Fix y")]);
+        assert!(g.items[0].commits.is_empty());
+    }
+
+    #[test]
+    fn hand_merges_unfold_their_side() {
+        let commits = [
+            c("m", &["a", "s2"], "Merge branch 'stable'"),
+            c("s2", &["s1"], "Fix z (#9)"),
+            c("s1", &["base"], "Tweak"),
+            c("a", &["base"], "Other (#8)"),
+        ];
+        let g = group(&commits, "m");
+        assert_eq!(
+            titles(&g.items),
+            [(Some(8), "Other"), (None, "Tweak"), (Some(9), "Fix z")]
+        );
+    }
+
+    #[test]
+    fn a_pr_and_its_revert_cancel_out() {
+        let commits = [
+            c(
+                "r",
+                &["p2", "rb"],
+                "Merge pull request #632 from o/revert-620-x\n\nRevert \"X\"",
+            ),
+            c("rb", &["p2"], "Revert \"X\"\n\nThis reverts commit p1."),
+            c("p2", &["p1"], "Keep me (#621)"),
+            c("p1", &["base"], "X (#620)"),
+        ];
+        let g = group(&commits, "r");
+        assert_eq!(titles(&g.items), [(Some(621), "Keep me")]);
+        assert_eq!(
+            titles(&g.reverted),
+            [(Some(620), "X"), (Some(632), "Revert \"X\"")]
+        );
+    }
+
+    #[test]
+    fn reverting_a_commit_outside_the_range_stays() {
+        let commits = [c(
+            "r",
+            &["base"],
+            "Revert \"Old\"\n\nThis reverts commit 0123456.",
+        )];
+        let g = group(&commits, "r");
+        assert_eq!(g.items.len(), 1);
+        assert!(g.reverted.is_empty());
+    }
+
+    #[test]
+    fn direct_commit_reverts_match_by_id() {
+        let commits = [
+            c(
+                "bbbbbbb2",
+                &["aaaaaaa1"],
+                "Revert \"Oops\"\n\nThis reverts commit aaaaaaa.",
+            ),
+            c("aaaaaaa1", &["base"], "Oops"),
+        ];
+        let g = group(&commits, "bbbbbbb2");
+        assert!(g.items.is_empty());
+        assert_eq!(g.reverted.len(), 2);
+    }
+}

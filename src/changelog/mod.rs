@@ -1,0 +1,203 @@
+//! Changelogs between two revisions of one or more repositories.
+//!
+//! [`walk`] reads the commits of a range with gitoxide; everything after it
+//! works on plain data: [`pr`] recognises pull requests, [`group`] turns the
+//! range into entries (branch commits under their PR, reverted pairs
+//! dropped), [`notes`] extracts release notes, [`classify`] decides what end
+//! users see and [`render`] writes Markdown and JSON.
+
+pub mod classify;
+pub mod group;
+pub mod notes;
+pub mod pr;
+pub mod render;
+pub mod walk;
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+pub use crate::api::deployment::{ChangelogSpec, Visibility};
+pub use classify::Rules;
+pub use render::{render_json, render_markdown};
+
+/// One commit of a range, as read from the repository.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RawCommit {
+    /// Full hex object id.
+    pub id: String,
+    pub parents: Vec<String>,
+    pub author: String,
+    /// Author time, seconds since the epoch.
+    pub time: i64,
+    pub message: String,
+}
+
+/// A repository and the range to describe: commits reachable from `to` and
+/// not from `from`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RepoRange {
+    /// Name shown as the repository's heading.
+    pub name: String,
+    /// Public URL, used for PR links when it is a GitHub URL.
+    pub url: Option<String>,
+    /// Local clone (bare or not) holding both revisions.
+    pub path: PathBuf,
+    pub from: String,
+    pub to: String,
+}
+
+/// The changelog of several repositories, in the order given.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Changelog {
+    pub repositories: Vec<RepoChangelog>,
+}
+
+/// The changelog of one repository.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RepoChangelog {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    pub from: String,
+    pub to: String,
+    /// Commits in the range, merges included.
+    pub commits: usize,
+    /// Pull requests end users notice.
+    pub user: Vec<Entry>,
+    /// Pull requests that change nothing end users notice.
+    pub internal: Vec<Entry>,
+    /// Commits pushed without a pull request.
+    pub direct: Vec<Entry>,
+    /// Pull requests and commits dropped because they were reverted in the
+    /// same range (both halves of each pair).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reverted: Vec<Entry>,
+    /// Things the reader should know, e.g. that `from` is not an ancestor.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// Set when the range could not be read; the lists are then empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A pull request, or a commit pushed without one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Entry {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pr: Option<u64>,
+    /// Link to the PR (or commit) when the repository is on GitHub.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+    pub title: String,
+    /// The release note, or the title when the PR has none.
+    pub note: String,
+    pub visibility: Visibility,
+    /// The merge, squash or direct commit.
+    pub commit: String,
+    pub author: String,
+    /// The PR's own branch commits (not listed as entries of their own).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub commits: Vec<CommitRef>,
+}
+
+/// A commit shown under its pull request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitRef {
+    pub id: String,
+    pub subject: String,
+}
+
+/// Why a changelog could not be computed.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangelogError {
+    #[error("invalid classification rule {pattern:?}: {detail}")]
+    InvalidRule { pattern: String, detail: String },
+    #[error("release-note markers must not be empty")]
+    EmptyMarker,
+    #[error("repository {repo}: cannot open it: {detail}")]
+    Unreachable { repo: String, detail: String },
+    #[error("repository {repo}: unknown revision {rev:?}: {detail}")]
+    UnknownRevision {
+        repo: String,
+        rev: String,
+        detail: String,
+    },
+    #[error("repository {repo}: commit {commit}: message is not valid UTF-8")]
+    NotUtf8 { repo: String, commit: String },
+    #[error("repository {repo}: reading commit {commit}: {detail}")]
+    Read {
+        repo: String,
+        commit: String,
+        detail: String,
+    },
+}
+
+/// Computes the changelog of each range, in order. A range that cannot be
+/// read gets an `error` and empty lists, so one bad repository does not hide
+/// the others; only invalid settings fail the whole call.
+pub fn generate(ranges: &[RepoRange], spec: &ChangelogSpec) -> Result<Changelog, ChangelogError> {
+    let rules = Rules::new(spec)?;
+    let repositories = ranges
+        .iter()
+        .map(|range| {
+            let mut out = RepoChangelog {
+                name: range.name.clone(),
+                url: range.url.clone(),
+                from: range.from.clone(),
+                to: range.to.clone(),
+                ..RepoChangelog::default()
+            };
+            match walk::walk(range) {
+                Ok(walked) => {
+                    out.from = walked.from.clone();
+                    out.to = walked.to.clone();
+                    out.warnings = walked.warnings.clone();
+                    build(&mut out, &walked.commits, &rules);
+                }
+                Err(e) => out.error = Some(e.to_string()),
+            }
+            out
+        })
+        .collect();
+    Ok(Changelog { repositories })
+}
+
+/// Fills `out` from the commits of its range (any order: the grouping
+/// follows the parent links from `out.to`, a full id).
+pub fn build(out: &mut RepoChangelog, commits: &[RawCommit], rules: &Rules) {
+    let github = out.url.as_deref().and_then(render::github_base);
+    let grouped = group::group(commits, &out.to);
+    out.commits = commits.len();
+    let entry = |item: group::Item| {
+        let note = rules.note(&item);
+        let visibility = rules.classify(&item, &note);
+        let link = github.as_deref().map(|base| match item.pr {
+            Some(n) => format!("{base}/pull/{n}"),
+            None => format!("{base}/commit/{}", item.commit),
+        });
+        Entry {
+            pr: item.pr,
+            link,
+            note: match note {
+                notes::Note::Text(text) => text,
+                _ => item.title.clone(),
+            },
+            title: item.title,
+            visibility,
+            commit: item.commit,
+            author: item.author,
+            commits: item.commits,
+        }
+    };
+    for e in grouped.items.into_iter().map(&entry) {
+        match (e.pr, e.visibility) {
+            (None, _) => out.direct.push(e),
+            (Some(_), Visibility::User) => out.user.push(e),
+            (Some(_), Visibility::Internal) => out.internal.push(e),
+        }
+    }
+    out.reverted = grouped.reverted.into_iter().map(&entry).collect();
+}

@@ -1,0 +1,141 @@
+//! Reading the commits of a range with gitoxide: the only I/O of the
+//! changelog.
+
+use gix::bstr::ByteSlice as _;
+
+use super::{ChangelogError, RawCommit, RepoRange};
+
+/// The commits of a range and what was resolved on the way.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Walked {
+    /// Full id `from` resolved to.
+    pub from: String,
+    /// Full id `to` resolved to.
+    pub to: String,
+    /// Reachable from `to` and not from `from`, in no particular order.
+    pub commits: Vec<RawCommit>,
+    pub warnings: Vec<String>,
+}
+
+/// Walks `range.from..range.to` in the repository at `range.path`.
+pub fn walk(range: &RepoRange) -> Result<Walked, ChangelogError> {
+    let repo_name = || range.name.clone();
+    let mut repo = gix::open(&range.path).map_err(|e| ChangelogError::Unreachable {
+        repo: repo_name(),
+        detail: format!("{}: {e}", range.path.display()),
+    })?;
+    // Each commit is read once (the walk itself uses the commit-graph when
+    // there is one): an object cache only costs memory and time.
+    repo.object_cache_size_if_unset(0);
+    let from = resolve(&repo, &range.name, &range.from)?;
+    let to = resolve(&repo, &range.name, &range.to)?;
+    let read_err = |commit: String| {
+        move |e: gix::Error| ChangelogError::Read {
+            repo: repo_name(),
+            commit,
+            detail: e.to_string(),
+        }
+    };
+
+    let mut commits = Vec::new();
+    let walk = repo
+        .rev_walk([to])
+        .with_hidden([from])
+        .all()
+        .map_err(read_err(range.to.clone()))?;
+    for info in walk {
+        let info = info.map_err(read_err(range.to.clone()))?;
+        let id = info.id.to_string();
+        let commit = info.object().map_err(read_err(id.clone()))?;
+        let decoded = commit.decode().map_err(|e| ChangelogError::Read {
+            repo: repo_name(),
+            commit: id.clone(),
+            detail: e.to_string(),
+        })?;
+        let message = decoded
+            .message
+            .to_str()
+            .map_err(|_| ChangelogError::NotUtf8 {
+                repo: repo_name(),
+                commit: id.clone(),
+            })?
+            .to_owned();
+        let author = decoded.author().map_err(|e| ChangelogError::Read {
+            repo: repo_name(),
+            commit: id.clone(),
+            detail: e.to_string(),
+        })?;
+        commits.push(RawCommit {
+            parents: info.parent_ids.iter().map(ToString::to_string).collect(),
+            author: author.name.to_str_lossy().into_owned(),
+            time: author.seconds(),
+            message,
+            id,
+        });
+    }
+    // `from` is an ancestor of `to` exactly when some commit of the range
+    // has it as a parent, which spares a merge-base walk over the history.
+    let from_hex = from.to_string();
+    let mut warnings = Vec::new();
+    if from != to && !commits.iter().any(|c| c.parents.contains(&from_hex)) {
+        let base = repo
+            .merge_base(from, to)
+            .map_err(read_err(range.to.clone()))?;
+        let base = base.map_or_else(
+            || "they have no common history".to_owned(),
+            |b| format!("their merge base is {b}"),
+        );
+        warnings.push(format!(
+            "{} ({from}) is not an ancestor of {} ({to}); {base}. Listed are the commits reachable from {} and not from {}.",
+            range.from, range.to, range.to, range.from
+        ));
+    }
+    Ok(Walked {
+        from: from_hex,
+        to: to.to_string(),
+        commits,
+        warnings,
+    })
+}
+
+/// Resolves `rev` (a full or abbreviated id, a tag, a branch, `HEAD~2`...)
+/// to a commit.
+fn resolve(repo: &gix::Repository, name: &str, rev: &str) -> Result<gix::ObjectId, ChangelogError> {
+    let unknown = |detail: String| ChangelogError::UnknownRevision {
+        repo: name.to_owned(),
+        rev: rev.to_owned(),
+        detail,
+    };
+    let id = repo
+        .rev_parse_single(rev)
+        .map_err(|e| unknown(e.to_string()))?;
+    let commit = id
+        .object()
+        .and_then(|o| o.peel_to_commit())
+        .map_err(|e| unknown(e.to_string()))?;
+    Ok(commit.id)
+}
+
+/// Clones `url` (all branches and tags) into a new bare repository at
+/// `dir`, for ranges of repositories that are not on disk.
+pub fn clone_bare(name: &str, url: &str, dir: &std::path::Path) -> Result<(), ChangelogError> {
+    let unreachable = |e: gix::Error| ChangelogError::Unreachable {
+        repo: name.to_owned(),
+        detail: format!("cloning {}: {e}", crate::git::redact_url(url)),
+    };
+    let interrupt = std::sync::atomic::AtomicBool::new(false);
+    gix::prepare_clone_bare(url, dir)
+        .map_err(unreachable)?
+        .fetch_only(gix::progress::Discard, &interrupt)
+        .map_err(unreachable)?;
+    Ok(())
+}
+
+/// The fetch URL of the `origin` remote of the repository at `path`, used
+/// to link entries of a local clone.
+pub fn origin_url(path: &std::path::Path) -> Option<String> {
+    let repo = gix::open(path).ok()?;
+    let remote = repo.find_remote("origin").ok()?;
+    let url = remote.url(gix::remote::Direction::Fetch)?;
+    Some(url.to_bstring().to_string())
+}
