@@ -62,6 +62,35 @@ fn to_production(sim: &mut Sim, friday: u32, sunday: u32) -> String {
     release
 }
 
+/// Builds at 18:00 on the given day and verifies staging by 19:10 (the
+/// soak is 1h); the release then waits for the production window.
+fn to_awaiting_window(sim: &mut Sim, month: u32, day: u32) -> String {
+    sim.at(prague(month, day, 18, 0));
+    let release = sim.release();
+    sim.finish_build(BuildResult::Succeeded);
+    sim.at(prague(month, day, 18, 5));
+    sim.healthy();
+    sim.at(prague(month, day, 18, 10));
+    sim.at(prague(month, day, 19, 10));
+    release
+}
+
+/// The deploys among some actions, with their causes.
+fn deploys(actions: &[Action]) -> Vec<(String, String, DeployCause)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Deploy {
+                environment,
+                release,
+                cause,
+                ..
+            } => Some((environment.clone(), release.clone(), *cause)),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Runs a week up to production rolled out at 23:10, soaking.
 fn run_week(sim: &mut Sim, friday: u32, sunday: u32) -> String {
     let release = to_production(sim, friday, sunday);
@@ -387,18 +416,9 @@ fn promote_now_skips_the_window_but_not_staging() {
     assert!(moves(&d.actions).is_empty(), "waits for staging");
     // Staging verified at 19:06 -> production right away, on a Friday.
     let d = sim.at(prague(11, 20, 19, 6));
-    let deploy = d.actions.iter().find_map(|a| match a {
-        Action::Deploy {
-            environment,
-            release,
-            cause,
-            ..
-        } => Some((environment.clone(), release.clone(), *cause)),
-        _ => None,
-    });
     assert_eq!(
-        deploy,
-        Some(("production".into(), r, DeployCause::Promoted))
+        deploys(&d.actions),
+        [("production".into(), r, DeployCause::Promoted)]
     );
 }
 
@@ -435,13 +455,7 @@ fn a_freeze_blocks_the_production_deploy_but_not_a_rollback() {
     let first = run_week(&mut sim, 20, 22);
     sim.at(prague(11, 23, 1, 10));
     // Second week: built and verified on staging, then frozen over Sunday.
-    sim.at(prague(11, 27, 18, 0));
-    let second = sim.release();
-    sim.finish_build(BuildResult::Succeeded);
-    sim.at(prague(11, 27, 18, 5));
-    sim.healthy();
-    sim.at(prague(11, 27, 18, 10));
-    sim.at(prague(11, 27, 19, 10));
+    let second = to_awaiting_window(&mut sim, 11, 27);
     let d = sim.at(prague(11, 29, 23, 0));
     assert!(
         moves(&d.actions).is_empty(),
@@ -482,13 +496,7 @@ fn a_window_missed_while_down_is_not_deployed_late_but_an_open_one_is() {
         id: "now".into(),
         requested_at: prague(11, 20, 18, 0),
     });
-    sim.at(prague(11, 20, 18, 0));
-    let r = sim.release();
-    sim.finish_build(BuildResult::Succeeded);
-    sim.at(prague(11, 20, 18, 5));
-    sim.healthy();
-    sim.at(prague(11, 20, 18, 10));
-    sim.at(prague(11, 20, 19, 10));
+    let r = to_awaiting_window(&mut sim, 11, 20);
     // The operator was down from Saturday to Monday 04:00, after the window.
     let d = sim.at(prague(11, 23, 4, 0));
     assert!(moves(&d.actions).is_empty());
@@ -504,13 +512,7 @@ fn a_newer_build_supersedes_a_waiting_release() {
     // Daily builds, so a build comes while the release waits for Sunday.
     spec.schedule.build = Some("0 18 * * *".into());
     let mut sim = Sim::new(spec, prague(11, 18, 12, 0));
-    sim.at(prague(11, 20, 18, 0));
-    let old = sim.release();
-    sim.finish_build(BuildResult::Succeeded);
-    sim.at(prague(11, 20, 18, 5));
-    sim.healthy();
-    sim.at(prague(11, 20, 18, 10));
-    sim.at(prague(11, 20, 19, 10));
+    let old = to_awaiting_window(&mut sim, 11, 20);
     let d = sim.at(prague(11, 21, 18, 0));
     assert!(phases(&d.actions).contains(&(old, ReleasePhase::Superseded)));
     assert_eq!(
@@ -570,26 +572,12 @@ fn a_pin_holds_an_environment_on_a_release() {
     sim.at(prague(11, 30, 1, 10));
     sim.spec.environments[1].pin = Some(first.clone());
     let d = sim.at(prague(11, 30, 9, 0));
-    let deploy = d.actions.iter().find_map(|a| match a {
-        Action::Deploy {
-            environment,
-            release,
-            cause,
-            ..
-        } => Some((environment.clone(), release.clone(), *cause)),
-        _ => None,
-    });
     assert_eq!(
-        deploy,
-        Some(("production".into(), first.clone(), DeployCause::Pin))
+        deploys(&d.actions),
+        [("production".into(), first.clone(), DeployCause::Pin)]
     );
     // Next week's release stops before the pinned production.
-    sim.at(prague(12, 4, 18, 0));
-    sim.finish_build(BuildResult::Succeeded);
-    sim.at(prague(12, 4, 18, 5));
-    sim.healthy();
-    sim.at(prague(12, 4, 18, 10));
-    sim.at(prague(12, 4, 19, 10));
+    to_awaiting_window(&mut sim, 12, 4);
     let d = sim.at(prague(12, 6, 23, 0));
     assert!(moves(&d.actions).is_empty());
     assert!(
