@@ -311,12 +311,16 @@ pub fn restart_apiserver() -> Result<()> {
     let status = Command::new("kill").args(["-KILL", &pid]).status()?;
     ensure!(status.success(), "could not stop kube-apiserver {pid}");
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    // Alive while any of its threads is: a reaped-but-exiting leader shows
+    // as a zombie while other threads still hold its sockets.
     let alive = || {
-        std::fs::read_to_string(proc_dir.join("stat")).is_ok_and(|s| {
+        let zombie = std::fs::read_to_string(proc_dir.join("stat")).map(|s| {
             s.rsplit(')')
                 .next()
-                .is_some_and(|rest| !rest.trim_start().starts_with('Z'))
-        })
+                .is_some_and(|rest| rest.trim_start().starts_with('Z'))
+        });
+        let threads = std::fs::read_dir(proc_dir.join("task")).map_or(0, |d| d.count());
+        matches!(zombie, Ok(false)) || threads > 1
     };
     while alive() {
         ensure!(
@@ -325,32 +329,43 @@ pub fn restart_apiserver() -> Result<()> {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(
-        pid_file
-            .parent()
-            .and_then(Path::parent)
-            .context("cluster dir")?
-            .join("logs/kube-apiserver.log"),
-    )?;
-    let child = Command::new("setsid")
-        .arg(program)
-        .args(rest)
-        .current_dir(cwd)
-        .stdin(std::process::Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .spawn()?;
-    // setsid execs the server in place, so the child's pid is the server's.
-    std::fs::write(&pid_file, child.id().to_string())?;
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let log_path = pid_file
+        .parent()
+        .and_then(Path::parent)
+        .context("cluster dir")?
+        .join("logs/kube-apiserver.log");
+    // The old server's threads may still hold its port for a moment after
+    // it is reaped: a new one that exits at once is started again.
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
     loop {
-        if kubectl(&["get", "--raw", "/readyz"]).is_ok() {
-            return Ok(());
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)?;
+        let mut child = Command::new("setsid")
+            .arg(program)
+            .args(rest)
+            .current_dir(&cwd)
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()?;
+        // setsid execs the server in place, so the child's pid is the server's.
+        std::fs::write(&pid_file, child.id().to_string())?;
+        loop {
+            if kubectl(&["get", "--raw", "/readyz"]).is_ok() {
+                return Ok(());
+            }
+            ensure!(
+                std::time::Instant::now() < deadline,
+                "kube-apiserver did not come back; see {}",
+                log_path.display()
+            );
+            if child.try_wait()?.is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
         }
-        ensure!(
-            std::time::Instant::now() < deadline,
-            "kube-apiserver did not come back"
-        );
-        std::thread::sleep(Duration::from_millis(200));
+        std::thread::sleep(Duration::from_millis(500));
     }
 }
