@@ -170,13 +170,8 @@ async fn production_failing_during_soak_rolls_back_every_workload() -> Result<()
         },
     )
     .await?;
-    let events = t.events().await?;
-    assert!(
-        events.iter().any(|(r, m)| r == "RolledBack"
-            && m.contains(&first)
-            && m.contains("verification failed")),
-        "{events:?}"
-    );
+    t.assert_event("RolledBack", &[&first, "verification failed"])
+        .await?;
     // Staging keeps the second release, which passed there.
     assert_eq!(
         t.images("stg").await?,
@@ -237,13 +232,7 @@ async fn a_rollback_for_later_happens_then_and_not_before() -> Result<()> {
     })
     .await?;
     assert!(Utc::now() >= at, "rolled back before {at}");
-    let events = t.events().await?;
-    assert!(
-        events
-            .iter()
-            .any(|(r, m)| r == "RolledBack" && m.contains(&first)),
-        "{events:?}"
-    );
+    t.assert_event("RolledBack", &[&first]).await?;
     Ok(())
 }
 
@@ -286,13 +275,7 @@ async fn a_freeze_blocks_the_production_deploy_but_not_a_rollback() -> Result<()
             .then_some(()))
     })
     .await?;
-    let events = t.events().await?;
-    assert!(
-        events
-            .iter()
-            .any(|(r, m)| r == "RolledBack" && m.contains(&first)),
-        "{events:?}"
-    );
+    t.assert_event("RolledBack", &[&first]).await?;
     Ok(())
 }
 

@@ -341,6 +341,17 @@ impl Train {
             .collect())
     }
 
+    /// Fails unless the deployment has an Event with `reason` whose message
+    /// contains every one of `parts`.
+    pub async fn assert_event(&self, reason: &str, parts: &[&str]) -> Result<()> {
+        let events = self.events().await?;
+        let found = events
+            .iter()
+            .any(|(r, m)| r == reason && parts.iter().all(|p| m.contains(p)));
+        ensure!(found, "no {reason} Event with {parts:?}: {events:?}");
+        Ok(())
+    }
+
     /// Makes the running pods of a workload crash-loop, as a bad release
     /// would after it rolled out.
     pub async fn break_pods(&self, app: &str) -> Result<()> {
