@@ -56,8 +56,9 @@ fn run_changelog(path: &str, from: &str, to: &str) -> Result<()> {
         name: "bench".into(),
         url: Some("https://github.com/example/bench".into()),
         path: path.into(),
-        from: from.into(),
+        from: Some(from.into()),
         to: to.into(),
+        limit: None,
     };
     let t = std::time::Instant::now();
     let walked = changelog::walk::walk(&range)?;

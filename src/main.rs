@@ -211,8 +211,9 @@ fn changelog(
             name,
             url,
             path,
-            from: from[i].clone(),
+            from: Some(from[i].clone()),
             to: to[i].clone(),
+            limit: None,
         });
     }
     let result = changelog::generate(&ranges, &Default::default());

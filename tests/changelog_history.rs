@@ -17,8 +17,9 @@ fn changelog_of(name: &str, repo: &Rebuilt, url: Option<&str>) -> RepoChangelog 
         name: name.to_owned(),
         url: url.map(str::to_owned),
         path: repo.path().to_owned(),
-        from: "from".into(),
+        from: Some("from".into()),
         to: "to".into(),
+        limit: None,
     };
     let mut log = changelog::generate(&[range], &ChangelogSpec::default()).unwrap();
     log.repositories.remove(0)
@@ -335,4 +336,37 @@ fn cli_clones_a_repository_given_by_url() {
         "{err}"
     );
     assert!(out.contains("could not be computed"), "{out}");
+}
+
+#[test]
+fn without_a_previous_release_the_newest_commits_are_listed_up_to_the_limit() {
+    let repo = rebuild("packit-0.101.1-0.102.0").unwrap();
+    let range = |limit| RepoRange {
+        name: "packit".into(),
+        path: repo.path().to_owned(),
+        from: None,
+        to: "to".into(),
+        limit,
+        ..Default::default()
+    };
+    let mut log = changelog::generate(&[range(Some(5))], &ChangelogSpec::default()).unwrap();
+    let r = log.repositories.remove(0);
+    assert_eq!(r.error, None);
+    assert_eq!(r.from, "");
+    assert_eq!(r.commits, 5);
+    assert_eq!(
+        r.warnings,
+        ["only the newest 5 commits of the range are listed"]
+    );
+    let md = changelog::render_markdown(&changelog::Changelog {
+        repositories: vec![r],
+    });
+    assert!(md.contains("## packit (up to `"), "{md}");
+
+    // A limit the history does not reach cuts nothing: the range's
+    // commits and the stubs below `from` are all there.
+    let mut log = changelog::generate(&[range(Some(100_000))], &ChangelogSpec::default()).unwrap();
+    let r = log.repositories.remove(0);
+    assert!(r.commits > repo.records.len(), "{}", r.commits);
+    assert!(r.warnings.is_empty(), "{:?}", r.warnings);
 }

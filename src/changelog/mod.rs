@@ -35,7 +35,7 @@ pub struct RawCommit {
 
 /// A repository and the range to describe: commits reachable from `to` and
 /// not from `from`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct RepoRange {
     /// Name shown as the repository's heading.
     pub name: String,
@@ -43,8 +43,13 @@ pub struct RepoRange {
     pub url: Option<String>,
     /// Local clone (bare or not) holding both revisions.
     pub path: PathBuf,
-    pub from: String,
+    /// The previous release; `None` lists the history of `to` (a first
+    /// release), which is why it is usually given a `limit`.
+    pub from: Option<String>,
     pub to: String,
+    /// At most this many commits, newest first; a warning says when the
+    /// range was cut.
+    pub limit: Option<usize>,
 }
 
 /// The changelog of several repositories, in the order given.
@@ -60,6 +65,7 @@ pub struct RepoChangelog {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// Empty when there was no previous release to compare with.
     pub from: String,
     pub to: String,
     /// Commits in the range, merges included.
@@ -146,7 +152,7 @@ pub fn generate(ranges: &[RepoRange], spec: &ChangelogSpec) -> Result<Changelog,
             let mut out = RepoChangelog {
                 name: range.name.clone(),
                 url: range.url.clone(),
-                from: range.from.clone(),
+                from: range.from.clone().unwrap_or_default(),
                 to: range.to.clone(),
                 ..RepoChangelog::default()
             };

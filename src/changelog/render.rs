@@ -48,13 +48,17 @@ fn short(rev: &str) -> &str {
 }
 
 fn repo_markdown(out: &mut String, repo: &RepoChangelog) {
-    let _ = write!(
-        out,
-        "\n## {} (`{}..{}`",
-        repo.name,
-        short(&repo.from),
-        short(&repo.to)
-    );
+    if repo.from.is_empty() {
+        let _ = write!(out, "\n## {} (up to `{}`", repo.name, short(&repo.to));
+    } else {
+        let _ = write!(
+            out,
+            "\n## {} (`{}..{}`",
+            repo.name,
+            short(&repo.from),
+            short(&repo.to)
+        );
+    }
     if repo.error.is_none() {
         let s = if repo.commits == 1 { "" } else { "s" };
         let _ = write!(out, ", {} commit{s}", repo.commits);

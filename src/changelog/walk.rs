@@ -8,7 +8,7 @@ use super::{ChangelogError, RawCommit, RepoRange};
 /// The commits of a range and what was resolved on the way.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Walked {
-    /// Full id `from` resolved to.
+    /// Full id `from` resolved to; empty without `from`.
     pub from: String,
     /// Full id `to` resolved to.
     pub to: String,
@@ -27,7 +27,10 @@ pub fn walk(range: &RepoRange) -> Result<Walked, ChangelogError> {
     // Each commit is read once (the walk itself uses the commit-graph when
     // there is one): an object cache only costs memory and time.
     repo.object_cache_size_if_unset(0);
-    let from = resolve(&repo, &range.name, &range.from)?;
+    let from = match &range.from {
+        Some(rev) => Some(resolve(&repo, &range.name, rev)?),
+        None => None,
+    };
     let to = resolve(&repo, &range.name, &range.to)?;
     let read_err = |commit: String| {
         move |e: gix::Error| ChangelogError::Read {
@@ -38,12 +41,17 @@ pub fn walk(range: &RepoRange) -> Result<Walked, ChangelogError> {
     };
 
     let mut commits = Vec::new();
+    let mut cut = false;
     let walk = repo
         .rev_walk([to])
-        .with_hidden([from])
+        .with_hidden(from)
         .all()
         .map_err(read_err(range.to.clone()))?;
     for info in walk {
+        if range.limit.is_some_and(|limit| commits.len() >= limit) {
+            cut = true;
+            break;
+        }
         let info = info.map_err(read_err(range.to.clone()))?;
         let id = info.id.to_string();
         let commit = info.object().map_err(read_err(id.clone()))?;
@@ -73,11 +81,25 @@ pub fn walk(range: &RepoRange) -> Result<Walked, ChangelogError> {
             id,
         });
     }
+    let mut warnings = Vec::new();
+    if cut {
+        warnings.push(format!(
+            "only the newest {} commits of the range are listed",
+            commits.len()
+        ));
+    }
+    let Some(from) = from else {
+        return Ok(Walked {
+            from: String::new(),
+            to: to.to_string(),
+            commits,
+            warnings,
+        });
+    };
     // `from` is an ancestor of `to` exactly when some commit of the range
     // has it as a parent, which spares a merge-base walk over the history.
     let from_hex = from.to_string();
-    let mut warnings = Vec::new();
-    if from != to && !commits.iter().any(|c| c.parents.contains(&from_hex)) {
+    if !cut && from != to && !commits.iter().any(|c| c.parents.contains(&from_hex)) {
         let base = repo
             .merge_base(from, to)
             .map_err(read_err(range.to.clone()))?;
@@ -85,9 +107,10 @@ pub fn walk(range: &RepoRange) -> Result<Walked, ChangelogError> {
             || "they have no common history".to_owned(),
             |b| format!("their merge base is {b}"),
         );
+        let from_rev = range.from.as_deref().unwrap_or_default();
         warnings.push(format!(
-            "{} ({from}) is not an ancestor of {} ({to}); {base}. Listed are the commits reachable from {} and not from {}.",
-            range.from, range.to, range.to, range.from
+            "{from_rev} ({from}) is not an ancestor of {} ({to}); {base}. Listed are the commits reachable from {} and not from {from_rev}.",
+            range.to, range.to
         ));
     }
     Ok(Walked {
