@@ -12,8 +12,10 @@ pub mod controller;
 pub mod deploy;
 pub mod git;
 pub mod health;
+pub mod http;
 pub mod labels;
 pub mod metrics;
+pub mod notify;
 pub mod plan;
 
 /// Errors of the library.

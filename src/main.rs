@@ -186,14 +186,7 @@ fn changelog(
     let mut failed_clones = Vec::new();
     for (i, repo) in repos.iter().enumerate() {
         let is_url = repo.contains("://") || (repo.contains('@') && repo.contains(':'));
-        let name = repo
-            .trim_end_matches('/')
-            .trim_end_matches(".git")
-            .rsplit(['/', ':'])
-            .next()
-            .filter(|n| !n.is_empty())
-            .unwrap_or(repo)
-            .to_owned();
+        let name = changelog::repo_name(repo);
         let (path, url) = if is_url {
             let dir = scratch.join(i.to_string());
             std::fs::create_dir_all(&scratch)

@@ -45,6 +45,7 @@ pub struct Metrics {
     pub rollback_seconds: Histogram,
     pub next_build: Family<DeploymentLabels, Gauge>,
     pub next_window: Family<DeploymentLabels, Gauge>,
+    pub notifications: Family<ResultLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -64,6 +65,7 @@ impl Metrics {
             rollback_seconds: Histogram::new(exponential_buckets(0.01, 2.0, 14)),
             next_build: Family::default(),
             next_window: Family::default(),
+            notifications: Family::default(),
             registry: Registry::default(),
         };
         registry.register("reconciles", "Reconciles by result", m.reconciles.clone());
@@ -96,6 +98,11 @@ impl Metrics {
             "next_window_timestamp_seconds",
             "When the next production window opens (Unix time)",
             m.next_window.clone(),
+        );
+        registry.register(
+            "notifications",
+            "Webhook notifications by result (delivered, or failed after retries)",
+            m.notifications.clone(),
         );
         Self { registry, ..m }
     }

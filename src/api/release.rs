@@ -215,4 +215,8 @@ pub struct ChangelogStatus {
     /// What could not be computed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<String>,
+    /// The same, structured: per repository the range and its entries
+    /// (without the commits of each PR's branch).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub repositories: Vec<crate::changelog::RepoChangelog>,
 }

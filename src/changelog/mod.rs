@@ -15,6 +15,7 @@ pub mod walk;
 
 use std::path::PathBuf;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use crate::api::deployment::{ChangelogSpec, Visibility};
@@ -52,6 +53,18 @@ pub struct RepoRange {
     pub limit: Option<usize>,
 }
 
+/// A repository's short name from its URL or path: `packit` for
+/// `https://github.com/packit/packit.git`, `git@host:o/x` or `../packit/`.
+pub fn repo_name(repo: &str) -> String {
+    repo.trim_end_matches('/')
+        .trim_end_matches(".git")
+        .rsplit(['/', ':'])
+        .next()
+        .filter(|n| !n.is_empty())
+        .unwrap_or(repo)
+        .to_owned()
+}
+
 /// The changelog of several repositories, in the order given.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Changelog {
@@ -59,7 +72,7 @@ pub struct Changelog {
 }
 
 /// The changelog of one repository.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RepoChangelog {
     pub name: String,
@@ -89,7 +102,7 @@ pub struct RepoChangelog {
 }
 
 /// A pull request, or a commit pushed without one.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Entry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -110,7 +123,7 @@ pub struct Entry {
 }
 
 /// A commit shown under its pull request.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct CommitRef {
     pub id: String,
     pub subject: String,

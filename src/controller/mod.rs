@@ -3,9 +3,11 @@
 //! reconciles each as observe -> plan -> persist -> act.
 
 mod build;
+mod changelog;
 pub mod conditions;
 mod environments;
 mod history;
+mod notifications;
 mod reconcile;
 mod release;
 mod requests;

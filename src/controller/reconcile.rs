@@ -12,7 +12,10 @@ use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 
 use super::conditions::{self, DEGRADED, INVALID_SPEC, PROGRESSING, READY, Want, reason};
-use super::{Context, Error, MANAGER, build, environments, history, release, requests};
+use super::{
+    Context, Error, MANAGER, build, changelog, environments, history, notifications, release,
+    requests,
+};
 use crate::api::deployment::requests::{PROMOTE, ROLLBACK};
 use crate::api::validate::validate;
 use crate::api::{PackitDeployment, PackitDeploymentStatus, PackitRelease};
@@ -130,6 +133,15 @@ impl Reconciler<'_> {
         self.write_status(&status, &decision).await?;
         self.act(&decision, &releases).await?;
         let releases = self.releases().await?;
+        // Written as soon as the release exists: its commits are known.
+        let in_flight = decision.state.in_flight.as_ref().and_then(|f| {
+            releases
+                .iter()
+                .find(|r| r.name_any() == f.release && r.status.is_some())
+        });
+        if let Some(rel) = in_flight {
+            changelog::ensure(self, rel).await?;
+        }
         environments::ensure(self, &decision.state, &releases).await?;
         let automatic_rollback = decision.actions.iter().any(|a| {
             matches!(
@@ -222,6 +234,8 @@ impl Reconciler<'_> {
                     message,
                 } => {
                     release::set_phase(self, release, *phase, environment.as_deref(), message)
+                        .await?;
+                    notifications::send(self, release, *phase, environment.as_deref(), message)
                         .await?;
                 }
                 Step::Event {

@@ -1,7 +1,7 @@
 //! HTTP health checks with their failure counts kept in memory.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -38,24 +38,16 @@ impl HttpProber {
     /// A prober with its own HTTP client (rustls with aws-lc-rs, the system's
     /// trusted roots, no proxy).
     pub fn new() -> Result<Self, HealthError> {
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let verifier = rustls_platform_verifier::Verifier::new(provider.clone())
-            .map_err(|e| HealthError::HttpClient(Box::new(e)))?;
-        let tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| HealthError::HttpClient(Box::new(e)))?
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(verifier))
-            .with_no_client_auth();
-        let client = reqwest::Client::builder()
-            .tls_backend_preconfigured(tls)
-            .user_agent(concat!("packit-operator/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| HealthError::HttpClient(Box::new(e)))?;
+        let client = crate::http::client().map_err(HealthError::HttpClient)?;
         Ok(Self {
             client,
             state: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The HTTP client, for the operator's other outgoing requests.
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
     }
 
     /// GETs every check whose interval has passed since its last probe (or

@@ -1,0 +1,286 @@
+//! The changelog of a release: computed once, from the bare git caches the
+//! release's commits were resolved into, and stored on the release within
+//! bounds. What cannot be computed is written into it; the release goes on.
+
+use std::path::PathBuf;
+
+use kube::ResourceExt;
+
+use super::Error;
+use super::reconcile::Reconciler;
+use super::release::update_status;
+use crate::api::PackitRelease;
+use crate::api::deployment::ChangelogSpec;
+use crate::api::release::{ChangelogStatus, PackitReleaseSpec};
+use crate::changelog::{self, Changelog, RepoRange};
+
+/// A first release lists this many commits of each repository.
+pub const FIRST_RELEASE_COMMITS: usize = 50;
+/// Longer ranges are cut (a year of weekly releases is far below it).
+const MAX_RANGE_COMMITS: usize = 5_000;
+/// Bounds of what is stored on the release, well within an object's size.
+const MAX_MARKDOWN_BYTES: usize = 32 * 1024;
+const MAX_ENTRIES: usize = 100;
+
+/// The release's changelog: the stored one, or computed and stored now.
+pub async fn ensure(r: &Reconciler<'_>, release: &PackitRelease) -> Result<ChangelogStatus, Error> {
+    if let Some(stored) = release.status.as_ref().and_then(|s| s.changelog.clone()) {
+        return Ok(stored);
+    }
+    let sources = r.ctx.sources.clone();
+    let ranges = ranges(&release.spec, |url| sources.repo_path(url));
+    let spec = r.pkd.spec.changelog.clone();
+    let first = release.spec.previous.is_none();
+    let computed = tokio::task::spawn_blocking(move || compute(&ranges, &spec, first))
+        .await
+        .unwrap_or_else(|e| ChangelogStatus {
+            errors: vec![format!("computing the changelog failed: {e}")],
+            ..Default::default()
+        });
+    let name = release.name_any();
+    update_status(&r.releases_api(), &name, |s| {
+        s.changelog = Some(computed.clone());
+    })
+    .await?;
+    let note = match computed.errors.len() {
+        0 => format!("{name}: changelog written"),
+        n => format!("{name}: changelog written; {n} part(s) could not be computed"),
+    };
+    r.event("ChangelogWritten", note, !computed.errors.is_empty())
+        .await;
+    Ok(computed)
+}
+
+/// One range per repository, in spec order (each component, then what it
+/// includes); a repository shipped by several components is listed once.
+pub fn ranges(spec: &PackitReleaseSpec, path_of: impl Fn(&str) -> PathBuf) -> Vec<RepoRange> {
+    let mut out: Vec<RepoRange> = Vec::new();
+    let revisions = spec
+        .components
+        .iter()
+        .flat_map(|c| std::iter::once(&c.source).chain(&c.includes));
+    for rev in revisions {
+        if out
+            .iter()
+            .any(|r| r.url.as_deref() == Some(rev.url.as_str()))
+        {
+            continue;
+        }
+        let from = rev.previous_commit.clone();
+        out.push(RepoRange {
+            name: changelog::repo_name(&rev.url),
+            url: Some(rev.url.clone()),
+            path: path_of(&rev.url),
+            limit: Some(if from.is_some() {
+                MAX_RANGE_COMMITS
+            } else {
+                FIRST_RELEASE_COMMITS
+            }),
+            from,
+            to: rev.commit.clone(),
+        });
+    }
+    out
+}
+
+/// The changelog of `ranges`, ready to store.
+pub fn compute(ranges: &[RepoRange], spec: &ChangelogSpec, first_release: bool) -> ChangelogStatus {
+    let mut log = match changelog::generate(ranges, spec) {
+        Ok(log) => log,
+        Err(e) => {
+            return ChangelogStatus {
+                markdown: format!("# Changelog\n\nThe changelog could not be computed: {e}\n"),
+                errors: vec![format!("spec.changelog: {e}")],
+                ..Default::default()
+            };
+        }
+    };
+    for (repo, range) in log.repositories.iter_mut().zip(ranges) {
+        if range.from.is_none() {
+            let why = if first_release {
+                "first release: there is no earlier production release to compare with"
+            } else {
+                "new in this release: the previous production release did not ship this repository"
+            };
+            repo.warnings.insert(0, why.to_owned());
+        }
+    }
+    bound(log)
+}
+
+/// Cuts the changelog to what a release object can hold.
+fn bound(mut log: Changelog) -> ChangelogStatus {
+    let errors = log
+        .repositories
+        .iter()
+        .filter_map(|r| r.error.clone())
+        .collect();
+    let mut markdown = changelog::render_markdown(&log);
+    let mut truncated = false;
+    if markdown.len() > MAX_MARKDOWN_BYTES {
+        let mut cut = markdown[..MAX_MARKDOWN_BYTES].rfind('\n').unwrap_or(0);
+        while !markdown.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        markdown.truncate(cut);
+        markdown.push_str("\n\n> **Note:** the changelog was cut to fit on the release.\n");
+        truncated = true;
+    }
+    for repo in &mut log.repositories {
+        for list in [
+            &mut repo.user,
+            &mut repo.internal,
+            &mut repo.direct,
+            &mut repo.reverted,
+        ] {
+            truncated |= list.len() > MAX_ENTRIES;
+            list.truncate(MAX_ENTRIES);
+            for entry in list.iter_mut() {
+                entry.commits.clear();
+            }
+        }
+    }
+    ChangelogStatus {
+        markdown,
+        truncated,
+        errors,
+        repositories: log.repositories,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::release::{ReleaseComponent, Revision, Trigger};
+    use crate::changelog::{Entry, RepoChangelog, Visibility};
+
+    fn rev(url: &str, commit: &str, previous: Option<&str>) -> Revision {
+        Revision {
+            url: url.into(),
+            commit: commit.into(),
+            previous_commit: previous.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn one_range_per_repository_in_spec_order() {
+        let packit = "https://github.com/packit/packit.git";
+        let spec = PackitReleaseSpec {
+            deployment: "d".into(),
+            trigger: Trigger::Schedule,
+            components: vec![
+                ReleaseComponent {
+                    name: "service".into(),
+                    source: rev("https://github.com/packit/packit-service", "b", Some("a")),
+                    includes: vec![rev(packit, "d", Some("c"))],
+                },
+                ReleaseComponent {
+                    name: "worker".into(),
+                    source: rev("https://github.com/packit/packit-service", "b", Some("a")),
+                    includes: vec![rev(packit, "d", Some("c")), rev("file:///x/ogr", "f", None)],
+                },
+            ],
+            previous: Some("r1".into()),
+            images: None,
+        };
+        let ranges = ranges(&spec, |url| {
+            PathBuf::from("/cache").join(changelog::repo_name(url))
+        });
+        let shown: Vec<_> = ranges
+            .iter()
+            .map(|r| (r.name.as_str(), r.from.as_deref(), r.to.as_str(), r.limit))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                ("packit-service", Some("a"), "b", Some(MAX_RANGE_COMMITS)),
+                ("packit", Some("c"), "d", Some(MAX_RANGE_COMMITS)),
+                ("ogr", None, "f", Some(FIRST_RELEASE_COMMITS)),
+            ]
+        );
+        assert_eq!(ranges[2].path, PathBuf::from("/cache/ogr"));
+    }
+
+    #[test]
+    fn unreadable_repositories_and_bad_rules_become_errors() {
+        let range = RepoRange {
+            name: "gone".into(),
+            path: "/nonexistent/packit-test".into(),
+            from: None,
+            to: "abc".into(),
+            ..Default::default()
+        };
+        let stored = compute(
+            std::slice::from_ref(&range),
+            &ChangelogSpec::default(),
+            true,
+        );
+        assert_eq!(stored.errors.len(), 1);
+        assert!(
+            stored.errors[0].contains("repository gone"),
+            "{:?}",
+            stored.errors
+        );
+        assert!(
+            stored.markdown.contains("could not be computed"),
+            "{}",
+            stored.markdown
+        );
+        assert!(
+            stored.markdown.contains("first release"),
+            "{}",
+            stored.markdown
+        );
+
+        let spec = ChangelogSpec {
+            rules: vec![crate::api::deployment::ClassificationRule {
+                pattern: "(".into(),
+                visibility: Visibility::User,
+            }],
+            ..Default::default()
+        };
+        let stored = compute(&[range], &spec, true);
+        assert!(stored.errors[0].starts_with("spec.changelog: invalid classification rule"));
+        assert!(stored.markdown.contains("could not be computed"));
+    }
+
+    #[test]
+    fn long_changelogs_are_cut_with_a_note() {
+        let entry = |i: usize| Entry {
+            pr: Some(i as u64),
+            link: None,
+            title: format!("Change number {i} with a reasonably long title"),
+            note: format!("Change number {i} with a reasonably long title"),
+            visibility: Visibility::User,
+            commit: format!("{i:040}"),
+            author: "a".into(),
+            commits: vec![crate::changelog::CommitRef {
+                id: "x".into(),
+                subject: "y".into(),
+            }],
+        };
+        let log = Changelog {
+            repositories: vec![RepoChangelog {
+                name: "big".into(),
+                user: (0..2_000).map(entry).collect(),
+                ..Default::default()
+            }],
+        };
+        let stored = bound(log);
+        assert!(stored.truncated);
+        assert!(stored.markdown.len() <= MAX_MARKDOWN_BYTES + 100);
+        assert!(stored.markdown.ends_with("cut to fit on the release.\n"));
+        assert_eq!(stored.repositories[0].user.len(), MAX_ENTRIES);
+        assert!(stored.repositories[0].user[0].commits.is_empty());
+
+        let small = bound(Changelog {
+            repositories: vec![RepoChangelog {
+                name: "small".into(),
+                user: (0..3).map(entry).collect(),
+                ..Default::default()
+            }],
+        });
+        assert!(!small.truncated);
+        assert_eq!(small.repositories[0].user.len(), 3);
+    }
+}
