@@ -9,6 +9,7 @@
 //!   fake nodes drive to a chosen outcome ([`SimMode`]).
 //! - [`registry`] pushes small OCI images to the local registry.
 //! - [`git`] scripts throwaway git repositories served as `file://`.
+//! - [`webhook`] receives the operator's notifications on loopback.
 
 // Each test binary compiles this module and uses only part of it.
 #![allow(dead_code, unused_imports)]
@@ -19,6 +20,7 @@ pub mod operator;
 pub mod registry;
 pub mod train;
 pub mod wait;
+pub mod webhook;
 pub mod workloads;
 
 // Re-exports of what most tests use.

@@ -1,0 +1,186 @@
+//! The changelog on the release and the webhook notifications that carry
+//! it, end to end: two releases through staging and production, with pull
+//! requests merged between them, and a receiver on loopback that fails the
+//! first delivery.
+
+mod support;
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result, ensure};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::PostParams;
+use packit_operator::notify::{DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, signature};
+use serde_json::{Value, json};
+
+use support::eventually;
+use support::train::{TIMEOUT, Train};
+use support::webhook::{Received, Receiver};
+
+const TOKEN: &[u8] = b"webhook-signing-token";
+
+/// The notifications the receiver accepted for `release`, by phase.
+fn accepted(receiver: &Receiver, release: &str) -> BTreeMap<String, Received> {
+    receiver
+        .received()
+        .into_iter()
+        .filter(|r| r.status == 200)
+        .filter(|r| r.json().is_ok_and(|j| j["release"] == release))
+        .filter_map(|r| Some((r.header(EVENT_HEADER)?.to_owned(), r)))
+        .collect()
+}
+
+#[tokio::test]
+async fn releases_carry_their_changelog_to_a_signed_webhook() -> Result<()> {
+    // The first delivery attempt is answered 503: it must be retried.
+    let receiver = Receiver::start(&[503]).await?;
+    let url = receiver.url.clone();
+    let t = Train::new("notify", |spec| {
+        spec["changelog"] = json!({
+            "webhooks": [{ "url": url, "secretRef": { "name": "hook" } }],
+            "rules": [{ "pattern": "^Polish ", "visibility": "Internal" }]
+        });
+    })
+    .await?;
+    let secret = Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some("hook".into()),
+            ..Default::default()
+        },
+        data: Some([("token".to_owned(), ByteString(TOKEN.to_vec()))].into()),
+        ..Default::default()
+    };
+    t.ns.api::<Secret>()
+        .create(&PostParams::default(), &secret)
+        .await?;
+
+    let (first, _) = t.full_release("first").await?;
+    let log = t
+        .release(&first)
+        .await?
+        .status
+        .and_then(|s| s.changelog)
+        .context("first changelog")?;
+    ensure!(
+        log.markdown
+            .contains("first release: there is no earlier production release"),
+        "{}",
+        log.markdown
+    );
+    ensure!(log.errors.is_empty(), "{:?}", log.errors);
+
+    // Between the releases: a user-visible PR, a CI change, a change the
+    // spec's rule makes internal, and a direct push (by `full_release`).
+    t.service.merge_pr(101, "feature-x", "Add feature X")?;
+    t.service
+        .squash_pr(102, "ci: run the tests on every pull request")?;
+    t.service.squash_pr(103, "Polish the logs")?;
+    let first_service = t.service.head()?;
+    let (second, _) = t.full_release("second").await?;
+
+    let stored = t
+        .release(&second)
+        .await?
+        .status
+        .and_then(|s| s.changelog)
+        .context("second changelog")?;
+    ensure!(stored.errors.is_empty(), "{:?}", stored.errors);
+    let service = &stored.repositories[0];
+    let released = t.release(&first).await?;
+    let previous = &released.spec.components[0].source.commit;
+    assert_eq!(&service.from, previous, "compared with the first release");
+    assert_ne!(
+        service.to, first_service,
+        "the direct push is in the release"
+    );
+    let numbers = |list: &[packit_operator::changelog::Entry]| -> Vec<u64> {
+        list.iter().filter_map(|e| e.pr).collect()
+    };
+    assert_eq!(numbers(&service.user), [101]);
+    assert_eq!(numbers(&service.internal), [102, 103]);
+    assert_eq!(service.direct.len(), 1);
+    assert_eq!(service.direct[0].title, "service: second");
+    assert!(
+        service.user[0].commits.is_empty(),
+        "branch commits are not stored"
+    );
+    let worker = &stored.repositories[1];
+    assert_eq!(worker.direct[0].title, "worker: second");
+    let (user_part, internal_part) = stored
+        .markdown
+        .split_once("### Changes not visible to end users")
+        .context("internal section")?;
+    ensure!(
+        user_part.contains("Add feature X (#101)"),
+        "{}",
+        stored.markdown
+    );
+    ensure!(internal_part.contains("#102") && internal_part.contains("#103"));
+
+    // Every notification of the second release arrives, signed, with the
+    // stored changelog.
+    let phases = eventually("the second release's notifications", TIMEOUT, || async {
+        let got = accepted(&receiver, &second);
+        ensure!(got.len() == 3, "{:?}", got.keys().collect::<Vec<_>>());
+        Ok(Some(got))
+    })
+    .await?;
+    let names: Vec<&str> = phases.keys().map(String::as_str).collect();
+    assert_eq!(names, ["Production", "Released", "Staging"]);
+    for (phase, r) in &phases {
+        assert_eq!(
+            r.header(SIGNATURE_HEADER),
+            Some(signature(TOKEN, &r.body).as_str()),
+            "{phase}"
+        );
+        let body: Value = r.json()?;
+        assert_eq!(body["deployment"], "train");
+        assert_eq!(body["changelog"]["markdown"], stored.markdown.as_str());
+        assert_eq!(body["changelog"]["repositories"][0]["user"][0]["pr"], 101);
+    }
+    assert_eq!(phases["Staging"].json()?["environment"], "staging");
+    assert_eq!(phases["Production"].json()?["environment"], "production");
+
+    // The very first delivery was refused and retried under the same id.
+    let all = receiver.received();
+    assert_eq!(all[0].status, 503);
+    assert_eq!(all[1].status, 200);
+    assert_eq!(
+        all[0].header(DELIVERY_HEADER),
+        all[1].header(DELIVERY_HEADER)
+    );
+    t.assert_event("NotificationSent", &[&first, "Staging", "2 attempt(s)"])
+        .await?;
+    t.assert_event("ChangelogWritten", &[&second]).await?;
+    eventually("six deliveries counted", TIMEOUT, || async {
+        let metrics = t.op.get("/metrics").await?;
+        ensure!(
+            metrics.contains(r#"packit_notifications_total{result="delivered"} 6"#),
+            "{metrics}"
+        );
+        Ok(Some(()))
+    })
+    .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_missing_signing_secret_is_an_event_and_the_release_goes_on() -> Result<()> {
+    let receiver = Receiver::start(&[]).await?;
+    let url = receiver.url.clone();
+    let t = Train::new("notify-nosecret", |spec| {
+        spec["changelog"] =
+            json!({ "webhooks": [{ "url": url, "secretRef": { "name": "absent" } }] });
+    })
+    .await?;
+    let (name, _) = t.full_release("first").await?;
+    t.assert_event(
+        "NotificationFailed",
+        &[&name, "Staging", "Secret \"absent\" not found"],
+    )
+    .await?;
+    // Nothing unsigned went out.
+    assert!(receiver.received().is_empty());
+    Ok(())
+}
