@@ -42,8 +42,9 @@ impl Receiver {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}/hooks/packit", listener.local_addr()?);
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let (log, mut script) = (seen.clone(), statuses.to_vec().into_iter());
+        let (log, script) = (seen.clone(), statuses.to_vec());
         tokio::spawn(async move {
+            let mut script = script.into_iter();
             while let Ok((stream, _)) = listener.accept().await {
                 let status = script.next().unwrap_or(200);
                 if let Ok(r) = answer(stream, status).await {
