@@ -4,7 +4,8 @@
 //! last `--range` commits and for the whole history, next to `git log` over
 //! the same range and `git-cliff` (when installed) producing a changelog for
 //! it. Each tool runs `--runs` times (default 3); the median wall time is
-//! shown, with the peak RSS from `/usr/bin/time` when it is installed. It
+//! shown, with the CPU time and peak RSS from `/usr/bin/time` when it is
+//! installed. It
 //! prints figures and asserts none of them.
 //!
 //! `cargo run --release --example changelog_bench -- --commits 100000 --range 5000`
@@ -206,11 +207,13 @@ fn history(commits: usize, range: usize) -> (Vec<u8>, usize) {
     (st.s, total)
 }
 
-/// One tool on one range: the median wall time of `runs` runs and the
+/// One tool on one range: the median wall time of `runs` runs, the median
+/// CPU time (user + system: the changelog reads on several cores) and the
 /// largest peak RSS among them.
 struct Measure {
     seconds: f64,
-    /// `None` without `/usr/bin/time`.
+    /// `None` without `/usr/bin/time`, as is `max_rss_kb`.
+    cpu_seconds: Option<f64>,
     max_rss_kb: Option<u64>,
     output_bytes: usize,
 }
@@ -221,12 +224,17 @@ fn measure(program: &Path, args: &[&str], cwd: &Path, runs: usize) -> Result<Mea
     let report = cwd.join(".bench-time");
     let with_time = Path::new(TIME).is_file();
     let mut seconds = Vec::new();
+    let mut cpu = Vec::new();
     let mut max_rss_kb = None;
     let mut output_bytes = 0;
     for _ in 0..runs.max(1) {
         let mut cmd = if with_time {
             let mut c = Command::new(TIME);
-            c.arg("-f").arg("%M").arg("-o").arg(&report).arg(program);
+            c.arg("-f")
+                .arg("%M %U %S")
+                .arg("-o")
+                .arg(&report)
+                .arg(program);
             c
         } else {
             Command::new(program)
@@ -247,18 +255,22 @@ fn measure(program: &Path, args: &[&str], cwd: &Path, runs: usize) -> Result<Mea
         output_bytes = out.stdout.len();
         if with_time {
             let text = std::fs::read_to_string(&report)?;
-            let rss: u64 = text
-                .lines()
-                .last()
-                .context("no /usr/bin/time report")?
-                .trim()
-                .parse()?;
+            let last = text.lines().last().context("no /usr/bin/time report")?;
+            let mut fields = last.split_whitespace();
+            let mut next = || fields.next().context("bad /usr/bin/time report");
+            let rss: u64 = next()?.parse()?;
+            let (user, sys): (f64, f64) = (next()?.parse()?, next()?.parse()?);
             max_rss_kb = Some(max_rss_kb.unwrap_or(0).max(rss));
+            cpu.push(user + sys);
         }
     }
-    seconds.sort_by(f64::total_cmp);
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied()
+    };
     Ok(Measure {
-        seconds: seconds[seconds.len() / 2],
+        seconds: median(seconds).unwrap_or_default(),
+        cpu_seconds: median(cpu),
         max_rss_kb,
         output_bytes,
     })
@@ -377,8 +389,8 @@ fn main() -> Result<()> {
         let n: usize = git(dir, &["rev-list", "--count", &spec])?.parse()?;
         println!("\n{label}: {n} commits ({spec})");
         println!(
-            "{:<18} {:>9} {:>13} {:>11}",
-            "tool", "seconds", "peak RSS MiB", "output KiB"
+            "{:<18} {:>9} {:>9} {:>13} {:>11}",
+            "tool", "seconds", "CPU s", "peak RSS MiB", "output KiB"
         );
         let ours = measure(&me, &["--run", d, from, "main"], dir, args.runs)?;
         let log = measure(
@@ -406,15 +418,18 @@ fn main() -> Result<()> {
         }
         for (name, m) in &rows {
             println!(
-                "{name:<18} {:>9.3} {:>13} {:>11.1}",
+                "{name:<18} {:>9.3} {:>9} {:>13} {:>11.1}",
                 m.seconds,
+                m.cpu_seconds
+                    .map_or_else(|| "-".to_owned(), |s| format!("{s:.2}")),
                 mib(m),
                 m.output_bytes as f64 / 1024.0
             );
         }
         let line = format!(
-            "{label} ({n} commits): packit-operator/git log time {}, memory {}; git-cliff/packit-operator time {}, memory {}",
+            "{label} ({n} commits): packit-operator/git log time {}, CPU {}, memory {}; git-cliff/packit-operator time {}, memory {}",
             ratio(Some(ours.seconds), Some(log.seconds)),
+            ratio(ours.cpu_seconds, log.cpu_seconds),
             ratio(rss(&ours), rss(&log)),
             ratio(cliff_m.as_ref().map(|m| m.seconds), Some(ours.seconds)),
             ratio(cliff_m.as_ref().and_then(rss), rss(&ours)),
