@@ -3,7 +3,10 @@
 //! release notes and trailers), then times the changelog for a range of the
 //! last `--range` commits and for the whole history, next to `git log` over
 //! the same range and `git-cliff` (when installed) producing a changelog for
-//! it. Time and peak memory come from `/usr/bin/time`.
+//! it. Each tool runs `--runs` times (default 3); the median wall time is
+//! shown, with the CPU time and peak RSS from `/usr/bin/time` when it is
+//! installed. It
+//! prints figures and asserts none of them.
 //!
 //! `cargo run --release --example changelog_bench -- --commits 100000 --range 5000`
 
@@ -18,6 +21,7 @@ struct Args {
     range: usize,
     dir: PathBuf,
     cliff: Option<PathBuf>,
+    runs: usize,
 }
 
 fn parse_args() -> Result<Option<Args>> {
@@ -27,6 +31,7 @@ fn parse_args() -> Result<Option<Args>> {
         range: 5_000,
         dir: std::env::temp_dir().join("packit-changelog-bench"),
         cliff: None,
+        runs: 3,
     };
     while let Some(a) = args.next() {
         let mut value = || args.next().with_context(|| format!("{a} needs a value"));
@@ -35,6 +40,7 @@ fn parse_args() -> Result<Option<Args>> {
             "--range" => out.range = value()?.parse()?,
             "--dir" => out.dir = value()?.into(),
             "--git-cliff" => out.cliff = Some(value()?.into()),
+            "--runs" => out.runs = value()?.parse()?,
             // Internal: one measured changelog run, in a child process.
             "--run" => {
                 let (path, from, to) = (value()?, value()?, value()?);
@@ -42,7 +48,7 @@ fn parse_args() -> Result<Option<Args>> {
                 return Ok(None);
             }
             _ => bail!(
-                "unknown argument {a}; use --commits N --range N [--dir D] [--git-cliff PATH]"
+                "unknown argument {a}; use --commits N --range N [--runs N] [--dir D] [--git-cliff PATH]"
             ),
         }
     }
@@ -201,40 +207,90 @@ fn history(commits: usize, range: usize) -> (Vec<u8>, usize) {
     (st.s, total)
 }
 
+/// One tool on one range: the median wall time of `runs` runs, the median
+/// CPU time (user + system: the changelog reads on several cores) and the
+/// largest peak RSS among them.
 struct Measure {
     seconds: f64,
-    max_rss_kb: u64,
+    /// `None` without `/usr/bin/time`, as is `max_rss_kb`.
+    cpu_seconds: Option<f64>,
+    max_rss_kb: Option<u64>,
     output_bytes: usize,
 }
 
-fn measure(program: &Path, args: &[&str], cwd: &Path) -> Result<Measure> {
+const TIME: &str = "/usr/bin/time";
+
+fn measure(program: &Path, args: &[&str], cwd: &Path, runs: usize) -> Result<Measure> {
     let report = cwd.join(".bench-time");
-    let out = Command::new("/usr/bin/time")
-        .arg("-f")
-        .arg("%e %M")
-        .arg("-o")
-        .arg(&report)
-        .arg(program)
-        .args(args)
-        .current_dir(cwd)
-        .stderr(Stdio::piped())
-        .output()
-        .with_context(|| format!("running {}", program.display()))?;
-    ensure!(
-        out.status.success(),
-        "{} {} failed: {}",
-        program.display(),
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = std::fs::read_to_string(&report)?;
-    let last = text.lines().last().context("no /usr/bin/time report")?;
-    let (secs, rss) = last.split_once(' ').context("bad /usr/bin/time report")?;
+    let with_time = Path::new(TIME).is_file();
+    let mut seconds = Vec::new();
+    let mut cpu = Vec::new();
+    let mut max_rss_kb = None;
+    let mut output_bytes = 0;
+    for _ in 0..runs.max(1) {
+        let mut cmd = if with_time {
+            let mut c = Command::new(TIME);
+            c.arg("-f")
+                .arg("%M %U %S")
+                .arg("-o")
+                .arg(&report)
+                .arg(program);
+            c
+        } else {
+            Command::new(program)
+        };
+        cmd.args(args).current_dir(cwd).stderr(Stdio::piped());
+        let t = std::time::Instant::now();
+        let out = cmd
+            .output()
+            .with_context(|| format!("running {}", program.display()))?;
+        seconds.push(t.elapsed().as_secs_f64());
+        ensure!(
+            out.status.success(),
+            "{} {} failed: {}",
+            program.display(),
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        output_bytes = out.stdout.len();
+        if with_time {
+            let text = std::fs::read_to_string(&report)?;
+            let last = text.lines().last().context("no /usr/bin/time report")?;
+            let mut fields = last.split_whitespace();
+            let mut next = || fields.next().context("bad /usr/bin/time report");
+            let rss: u64 = next()?.parse()?;
+            let (user, sys): (f64, f64) = (next()?.parse()?, next()?.parse()?);
+            max_rss_kb = Some(max_rss_kb.unwrap_or(0).max(rss));
+            cpu.push(user + sys);
+        }
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied()
+    };
     Ok(Measure {
-        seconds: secs.parse()?,
-        max_rss_kb: rss.trim().parse()?,
-        output_bytes: out.stdout.len(),
+        seconds: median(seconds).unwrap_or_default(),
+        cpu_seconds: median(cpu),
+        max_rss_kb,
+        output_bytes,
     })
+}
+
+fn mib(m: &Measure) -> String {
+    m.max_rss_kb
+        .map_or_else(|| "-".to_owned(), |kb| format!("{:.1}", kb as f64 / 1024.0))
+}
+
+/// `a / b` for the ratio lines, or "-" when a figure is missing.
+fn ratio(a: Option<f64>, b: Option<f64>) -> String {
+    match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
+        _ => "-".to_owned(),
+    }
+}
+
+fn rss(m: &Measure) -> Option<f64> {
+    m.max_rss_kb.map(|kb| kb as f64)
 }
 
 /// git-cliff on PATH, else where `make bench` installs it.
@@ -253,6 +309,30 @@ fn find_git_cliff() -> Option<PathBuf> {
         let p = cache.join("git-cliff/node_modules/git-cliff-linux-x64/bin/git-cliff");
         p.is_file().then_some(p)
     })
+}
+
+/// How many commits git-cliff processes for `spec`: those in its JSON
+/// context (one object per release, with its commits) plus those its
+/// default configuration skips as not conventional, which it counts in a
+/// warning.
+fn cliff_commits(cliff: &Path, dir: &Path, spec: &str) -> Result<usize> {
+    let out = Command::new(cliff)
+        .args(["--context", spec])
+        .current_dir(dir)
+        .output()?;
+    ensure!(out.status.success(), "git-cliff --context {spec} failed");
+    let releases: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout)?;
+    let listed: usize = releases
+        .iter()
+        .filter_map(|r| r["commits"].as_array())
+        .map(Vec::len)
+        .sum();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let skipped = stderr
+        .split_once(" commit(s) were skipped")
+        .and_then(|(before, _)| before.rsplit(|c: char| !c.is_ascii_digit()).next())
+        .map_or(Ok(0), str::parse::<usize>)?;
+    Ok(listed + skipped)
 }
 
 fn git(dir: &Path, args: &[&str]) -> Result<String> {
@@ -294,52 +374,77 @@ fn main() -> Result<()> {
     let git_bin = PathBuf::from("git");
     let cliff = args.cliff.clone().or_else(find_git_cliff);
     let d = dir.to_str().context("non-UTF-8 bench dir")?;
+    println!(
+        "median of {} runs per tool; peak RSS {}",
+        args.runs,
+        if Path::new(TIME).is_file() {
+            "from /usr/bin/time"
+        } else {
+            "not measured (no /usr/bin/time)"
+        }
+    );
+    let mut summary = Vec::new();
     for (label, from) in [("range", "range-start"), ("whole history", "first")] {
         let spec = format!("{from}..main");
-        let n = git(dir, &["rev-list", "--count", &spec])?;
+        let n: usize = git(dir, &["rev-list", "--count", &spec])?.parse()?;
         println!("\n{label}: {n} commits ({spec})");
         println!(
-            "{:<22} {:>9} {:>12} {:>10}",
-            "tool", "seconds", "peak RSS MiB", "output KiB"
+            "{:<18} {:>9} {:>9} {:>13} {:>11}",
+            "tool", "seconds", "CPU s", "peak RSS MiB", "output KiB"
         );
-        let ours = measure(&me, &["--run", d, from, "main"], dir)?;
+        let ours = measure(&me, &["--run", d, from, "main"], dir, args.runs)?;
         let log = measure(
             &git_bin,
             &["log", "--format=%H%x00%P%x00%an%x00%at%x00%B%x00", &spec],
             dir,
+            args.runs,
         )?;
-        let mut rows = vec![("packit-operator", &ours), ("git log --format", &log)];
+        // git-cliff takes the range as its positional argument and walks
+        // only it (checked below from its JSON context).
         let cliff_m = match &cliff {
-            Some(c) => Some(measure(c, &[&spec], dir)?),
+            Some(c) => {
+                let listed = cliff_commits(c, dir, &spec)?;
+                ensure!(
+                    listed == n,
+                    "git-cliff saw {listed} commits of {spec}, not {n}"
+                );
+                Some(measure(c, &[&spec], dir, args.runs)?)
+            }
             None => None,
         };
+        let mut rows = vec![("packit-operator", &ours), ("git log --format", &log)];
         if let Some(m) = &cliff_m {
             rows.push(("git-cliff", m));
         }
         for (name, m) in &rows {
             println!(
-                "{name:<22} {:>9.2} {:>12.1} {:>10.1}",
+                "{name:<18} {:>9.3} {:>9} {:>13} {:>11.1}",
                 m.seconds,
-                m.max_rss_kb as f64 / 1024.0,
+                m.cpu_seconds
+                    .map_or_else(|| "-".to_owned(), |s| format!("{s:.2}")),
+                mib(m),
                 m.output_bytes as f64 / 1024.0
             );
         }
-        let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
-        println!(
-            "ratio time packit-operator/git log: {:.2}, memory: {:.2}",
-            ratio(ours.seconds, log.seconds),
-            ratio(ours.max_rss_kb as f64, log.max_rss_kb as f64)
+        let line = format!(
+            "{label} ({n} commits): packit-operator/git log time {}, CPU {}, memory {}; git-cliff/packit-operator time {}, memory {}",
+            ratio(Some(ours.seconds), Some(log.seconds)),
+            ratio(ours.cpu_seconds, log.cpu_seconds),
+            ratio(rss(&ours), rss(&log)),
+            ratio(cliff_m.as_ref().map(|m| m.seconds), Some(ours.seconds)),
+            ratio(cliff_m.as_ref().and_then(rss), rss(&ours)),
         );
-        match &cliff_m {
-            Some(m) => println!(
-                "ratio time git-cliff/packit-operator: {:.2}, memory: {:.2}",
-                ratio(m.seconds, ours.seconds),
-                ratio(m.max_rss_kb as f64, ours.max_rss_kb as f64)
-            ),
-            None => println!(
-                "git-cliff not found (cargo install git-cliff --locked --root ~/.cache/packit-operator/git-cliff)"
-            ),
-        }
+        println!("{line}");
+        summary.push(line);
+    }
+    println!("\nratios (below 1 for packit-operator/git log is faster than git log):");
+    for line in summary {
+        println!("  {line}");
+    }
+    if cliff.is_none() {
+        println!(
+            "git-cliff not found: `make bench` installs it from npm, or pass --git-cliff PATH"
+        );
     }
     Ok(())
 }

@@ -23,3 +23,8 @@ trap '"$HACK_DIR/cluster-down.sh"' EXIT
 
 log "running unit and cluster tests"
 cargo test --all-targets
+
+# The changelog benchmark at a reduced size, for its figures in the log: it
+# asserts no timing (the machine is shared), only that every tool ran.
+log "changelog benchmark (20,000 commits, range of 2,000)"
+make bench BENCH_COMMITS=20000 BENCH_RANGE=2000 BENCH_RUNS=3

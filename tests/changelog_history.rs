@@ -5,7 +5,7 @@
 #[path = "support/history.rs"]
 mod history;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::process::Command;
 
 use history::{Rebuilt, rebuild};
@@ -369,4 +369,123 @@ fn without_a_previous_release_the_newest_commits_are_listed_up_to_the_limit() {
     let r = log.repositories.remove(0);
     assert!(r.commits > repo.records.len(), "{}", r.commits);
     assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+}
+
+/// A history of `n` commits (every tenth a merge of a one-commit side
+/// branch, non-ASCII authors and messages), packed with a
+/// commit-graph like a fetched cache; tags `half` and `tip`.
+fn synthetic_history(n: usize) -> tempfile::TempDir {
+    use std::fmt::Write as _;
+    let dir = tempfile::Builder::new()
+        .prefix("packit-walk-")
+        .tempdir()
+        .unwrap();
+    let mut s = String::new();
+    let mut main = 0;
+    for mark in 1..=n {
+        let who = format!("Dév {} <d{}@example.invalid>", mark % 7, mark % 7);
+        let msg = format!("Chänge {mark}\n\nBody of {mark}.\n\nSigned-off-by: {who}\n");
+        let branch = if mark % 10 == 9 { "side" } else { "main" };
+        let _ = write!(
+            s,
+            "commit refs/heads/{branch}\nmark :{mark}\nauthor {who} {} +0100\ncommitter {who} {} +0100\ndata {}\n{msg}\n",
+            1_600_000_000 + mark * 60,
+            1_600_000_000 + mark * 60,
+            msg.len()
+        );
+        if main > 0 {
+            let _ = writeln!(s, "from :{main}");
+        }
+        // Every tenth commit merges the side commit just before it.
+        if mark % 10 == 0 {
+            let _ = writeln!(s, "merge :{}", mark - 1);
+        }
+        let _ = write!(s, "M 644 inline f{}\ndata 6\n{mark:06}\n\n", mark % 50);
+        if branch == "main" {
+            main = mark;
+        }
+        if mark == n / 2 {
+            let _ = write!(s, "reset refs/tags/half\nfrom :{main}\n\n");
+        }
+    }
+    let _ = write!(s, "reset refs/tags/tip\nfrom :{main}\n\n");
+    let p = dir.path();
+    history::run_git(
+        p,
+        &["init", "--quiet", "--bare", "--initial-branch", "main"],
+        None,
+    )
+    .unwrap();
+    history::run_git(p, &["fast-import", "--quiet"], Some(s.as_bytes())).unwrap();
+    history::run_git(p, &["gc", "--quiet"], None).unwrap();
+    history::run_git(p, &["commit-graph", "write", "--reachable"], None).unwrap();
+    dir
+}
+
+/// `git log`'s view of `spec`: id -> (parents, author, time, message).
+fn git_log(
+    repo: &std::path::Path,
+    spec: &str,
+) -> HashMap<String, (Vec<String>, String, i64, String)> {
+    let out = history::run_git(
+        repo,
+        &["log", "--format=%H%x00%P%x00%an%x00%at%x00%B%x00", spec],
+        None,
+    )
+    .unwrap();
+    out.split("\0\n")
+        .map(|rec| {
+            let f: Vec<&str> = rec.trim_start_matches('\n').split('\0').collect();
+            let parents = f[1].split_whitespace().map(str::to_owned).collect();
+            let msg = f[4].trim().to_owned();
+            (
+                f[0].to_owned(),
+                (parents, f[2].to_owned(), f[3].parse().unwrap(), msg),
+            )
+        })
+        .collect()
+}
+
+/// Large ranges are read on several threads: every commit once, with the
+/// ids, parents, author, time and message `git log` shows.
+#[test]
+fn a_large_range_reads_every_commit_like_git_log() {
+    let repo = synthetic_history(6_000);
+    for from in [None, Some("half")] {
+        let range = RepoRange {
+            name: "synthetic".into(),
+            path: repo.path().to_owned(),
+            from: from.map(str::to_owned),
+            to: "tip".into(),
+            ..Default::default()
+        };
+        let walked = changelog::walk::walk(&range).unwrap();
+        let spec = from.map_or_else(|| "tip".to_owned(), |f| format!("{f}..tip"));
+        let expected = git_log(repo.path(), &spec);
+        assert!(expected.len() > 2_000, "{}", expected.len());
+        assert_eq!(walked.commits.len(), expected.len(), "{spec}");
+        let mut seen = HashSet::new();
+        for c in &walked.commits {
+            assert!(seen.insert(&c.id), "{spec}: {} twice", c.id);
+            let (parents, author, time, msg) = &expected[&c.id];
+            assert_eq!(&c.parents, parents, "{}", c.id);
+            assert_eq!((&c.author, c.time), (author, *time), "{}", c.id);
+            assert_eq!(c.message.trim(), msg, "{}", c.id);
+        }
+        assert!(walked.warnings.is_empty(), "{:?}", walked.warnings);
+    }
+
+    // The limit keeps the newest commits: all of them in `half..tip`.
+    let limited = changelog::walk::walk(&RepoRange {
+        name: "synthetic".into(),
+        path: repo.path().to_owned(),
+        to: "tip".into(),
+        limit: Some(2_500),
+        ..Default::default()
+    })
+    .unwrap();
+    let newest = git_log(repo.path(), "half..tip");
+    assert_eq!(limited.commits.len(), 2_500);
+    assert!(newest.len() > 2_500);
+    assert!(limited.commits.iter().all(|c| newest.contains_key(&c.id)));
 }

@@ -135,7 +135,7 @@ impl Grouper<'_> {
             .into_iter()
             .map(|j| CommitRef {
                 id: self.commits[j].id.clone(),
-                subject: pr::split(&self.commits[j].message).0,
+                subject: pr::subject(&self.commits[j].message),
             })
             .collect()
     }

@@ -41,6 +41,13 @@ pub fn split(message: &str) -> (String, String) {
     (subject, body)
 }
 
+/// The subject (first line) of a message, as [`split`] gives it, without
+/// copying the body.
+pub fn subject(message: &str) -> String {
+    let first = message.trim_start().split('\n').next().unwrap_or_default();
+    first.trim().to_owned()
+}
+
 /// The pull request a commit merges or squashes, if any.
 pub fn detect(message: &str) -> Option<PullRequest> {
     let (subject, body) = split(message);
@@ -111,6 +118,18 @@ pub fn revert_target(title: &str, branch: Option<&str>, body: &str) -> Option<Re
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn subject_is_the_first_part_of_split() {
+        for m in [
+            "Fix x\n\nbody",
+            "\n  Fix y \r\n\r\nbody\r\n",
+            "One line",
+            "",
+        ] {
+            assert_eq!(subject(m), split(m).0, "{m:?}");
+        }
+    }
 
     #[test]
     fn github_merge_takes_the_title_from_the_body() {

@@ -2,6 +2,7 @@
 //! changelog.
 
 use gix::bstr::ByteSlice as _;
+use gix::traverse::commit::Info;
 
 use super::{ChangelogError, RawCommit, RepoRange};
 
@@ -40,7 +41,9 @@ pub fn walk(range: &RepoRange) -> Result<Walked, ChangelogError> {
         }
     };
 
-    let mut commits = Vec::new();
+    // First the ids and parents of the range: with a commit-graph the walk
+    // reads no commit object. Then each commit is read exactly once.
+    let mut infos = Vec::new();
     let mut cut = false;
     let walk = repo
         .rev_walk([to])
@@ -48,39 +51,13 @@ pub fn walk(range: &RepoRange) -> Result<Walked, ChangelogError> {
         .all()
         .map_err(read_err(range.to.clone()))?;
     for info in walk {
-        if range.limit.is_some_and(|limit| commits.len() >= limit) {
+        if range.limit.is_some_and(|limit| infos.len() >= limit) {
             cut = true;
             break;
         }
-        let info = info.map_err(read_err(range.to.clone()))?;
-        let id = info.id.to_string();
-        let commit = info.object().map_err(read_err(id.clone()))?;
-        let decoded = commit.decode().map_err(|e| ChangelogError::Read {
-            repo: repo_name(),
-            commit: id.clone(),
-            detail: e.to_string(),
-        })?;
-        let message = decoded
-            .message
-            .to_str()
-            .map_err(|_| ChangelogError::NotUtf8 {
-                repo: repo_name(),
-                commit: id.clone(),
-            })?
-            .to_owned();
-        let author = decoded.author().map_err(|e| ChangelogError::Read {
-            repo: repo_name(),
-            commit: id.clone(),
-            detail: e.to_string(),
-        })?;
-        commits.push(RawCommit {
-            parents: info.parent_ids.iter().map(ToString::to_string).collect(),
-            author: author.name.to_str_lossy().into_owned(),
-            time: author.seconds(),
-            message,
-            id,
-        });
+        infos.push(info.map_err(read_err(range.to.clone()))?.detach());
     }
+    let commits = read_commits(&repo, &range.name, &infos)?;
     let mut warnings = Vec::new();
     if cut {
         warnings.push(format!(
@@ -119,6 +96,80 @@ pub fn walk(range: &RepoRange) -> Result<Walked, ChangelogError> {
         commits,
         warnings,
     })
+}
+
+/// Ranges below this many commits are read on one thread: starting more
+/// costs about what they would save.
+const PARALLEL_FROM: usize = 2_000;
+
+/// Reads the commits of `infos`, spread over the available cores for large
+/// ranges (decompressing and decoding is most of a changelog's time).
+fn read_commits(
+    repo: &gix::Repository,
+    name: &str,
+    infos: &[Info],
+) -> Result<Vec<RawCommit>, ChangelogError> {
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    if threads < 2 || infos.len() < PARALLEL_FROM {
+        return read_part(repo, name, infos);
+    }
+    let shared = repo.clone().into_sync();
+    let mut parts = infos.chunks(infos.len().div_ceil(threads.min(4)));
+    let first = parts.next().unwrap_or_default();
+    std::thread::scope(|s| {
+        let others: Vec<_> = parts
+            .map(|part| {
+                let shared = &shared;
+                s.spawn(move || read_part(&shared.to_thread_local(), name, part))
+            })
+            .collect();
+        let mut commits = read_part(repo, name, first)?;
+        commits.reserve(infos.len() - commits.len());
+        for other in others {
+            let part = other
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+            commits.extend(part);
+        }
+        Ok(commits)
+    })
+}
+
+fn read_part(
+    repo: &gix::Repository,
+    name: &str,
+    infos: &[Info],
+) -> Result<Vec<RawCommit>, ChangelogError> {
+    use gix::prelude::FindExt as _;
+    let mut buf = Vec::new();
+    let mut commits = Vec::with_capacity(infos.len());
+    for info in infos {
+        let read_err = |detail: String| ChangelogError::Read {
+            repo: name.to_owned(),
+            commit: info.id.to_string(),
+            detail,
+        };
+        let commit = repo
+            .objects
+            .find_commit(&info.id, &mut buf)
+            .map_err(|e| read_err(e.to_string()))?;
+        let author = commit.author().map_err(|e| read_err(e.to_string()))?;
+        let message = commit
+            .message
+            .to_str()
+            .map_err(|_| ChangelogError::NotUtf8 {
+                repo: name.to_owned(),
+                commit: info.id.to_string(),
+            })?;
+        commits.push(RawCommit {
+            id: info.id.to_string(),
+            parents: info.parent_ids.iter().map(ToString::to_string).collect(),
+            author: author.name.to_str_lossy().into_owned(),
+            time: author.seconds(),
+            message: message.to_owned(),
+        });
+    }
+    Ok(commits)
 }
 
 /// Resolves `rev` (a full or abbreviated id, a tag, a branch, `HEAD~2`...)
