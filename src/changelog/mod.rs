@@ -75,11 +75,15 @@ pub struct Changelog {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RepoChangelog {
+    /// Repository name, the section's heading.
     pub name: String,
+    /// Repository URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
-    /// Empty when there was no previous release to compare with.
+    /// Full id of the previous revision; empty when there was none to
+    /// compare with.
     pub from: String,
+    /// Full id of the new revision.
     pub to: String,
     /// Commits in the range, merges included.
     pub commits: usize,
@@ -105,17 +109,20 @@ pub struct RepoChangelog {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Entry {
+    /// Pull request number; absent for a direct push.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pr: Option<u64>,
     /// Link to the PR (or commit) when the repository is on GitHub.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link: Option<String>,
+    /// PR title, or the commit's subject.
     pub title: String,
     /// The release note, or the title when the PR has none.
     pub note: String,
     pub visibility: Visibility,
     /// The merge, squash or direct commit.
     pub commit: String,
+    /// Author of that commit.
     pub author: String,
     /// The PR's own branch commits (not listed as entries of their own).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -125,7 +132,9 @@ pub struct Entry {
 /// A commit shown under its pull request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct CommitRef {
+    /// Full commit id.
     pub id: String,
+    /// First line of its message.
     pub subject: String,
 }
 
