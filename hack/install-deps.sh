@@ -14,6 +14,9 @@ missing=()
 for cmd in "${!wanted[@]}"; do
   command -v "$cmd" >/dev/null || missing+=("${wanted[$cmd]}")
 done
+# The benchmark reads time and peak memory from GNU time (`time` alone is
+# the shell's keyword).
+[[ -x /usr/bin/time ]] || missing+=(time)
 ((${#missing[@]})) || exit 0
 
 if [[ "$(id -u)" != 0 ]]; then
