@@ -13,6 +13,7 @@ pub mod deploy;
 pub mod git;
 pub mod health;
 pub mod labels;
+pub mod leader;
 pub mod metrics;
 pub mod plan;
 

@@ -45,6 +45,9 @@ pub struct Metrics {
     pub rollback_seconds: Histogram,
     pub next_build: Family<DeploymentLabels, Gauge>,
     pub next_window: Family<DeploymentLabels, Gauge>,
+    /// 1 while this process runs the controller (holds the lease, when
+    /// leader election is on), 0 while it stands by.
+    pub leader: Gauge,
 }
 
 impl Default for Metrics {
@@ -64,6 +67,7 @@ impl Metrics {
             rollback_seconds: Histogram::new(exponential_buckets(0.01, 2.0, 14)),
             next_build: Family::default(),
             next_window: Family::default(),
+            leader: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register("reconciles", "Reconciles by result", m.reconciles.clone());
@@ -96,6 +100,11 @@ impl Metrics {
             "next_window_timestamp_seconds",
             "When the next production window opens (Unix time)",
             m.next_window.clone(),
+        );
+        registry.register(
+            "leader",
+            "1 while this process runs the controller (leads), 0 while it stands by",
+            m.leader.clone(),
         );
         Self { registry, ..m }
     }
@@ -192,6 +201,7 @@ mod tests {
             deployment: "packit-service".into(),
         };
         metrics.next_build.get_or_create(&labels).set(1_795_000_000);
+        metrics.leader.set(1);
         let ready = Arc::new(AtomicBool::new(false));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -208,6 +218,7 @@ mod tests {
             body.contains(r#"packit_next_build_timestamp_seconds{namespace="packit-system",deployment="packit-service"} 1795000000"#),
             "{body}"
         );
+        assert!(body.contains("\npackit_leader 1\n"), "{body}");
         assert!(
             body.contains("# HELP packit_reconcile_duration_seconds How long a reconcile took")
         );
