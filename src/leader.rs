@@ -45,9 +45,10 @@ impl Config {
     }
 
     /// How often a standby looks at the lease, and how soon a failed
-    /// renewal is tried again.
+    /// renewal is tried again; at most 2s, so that a released lease is
+    /// taken over quickly even when leases are long.
     pub fn retry(&self) -> Duration {
-        (self.duration / 10).max(Duration::from_millis(100))
+        (self.duration / 10).clamp(Duration::from_millis(100), Duration::from_secs(2))
     }
 }
 
@@ -568,5 +569,10 @@ mod tests {
         assert_eq!(c.renew_deadline(), Duration::from_secs(10));
         assert_eq!(c.retry(), Duration::from_millis(1500));
         assert!(c.renew_deadline() < c.duration);
+        let long = Config {
+            duration: Duration::from_secs(60),
+            ..c
+        };
+        assert_eq!(long.retry(), Duration::from_secs(2));
     }
 }
