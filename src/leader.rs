@@ -265,11 +265,13 @@ impl Elector {
         &self.identity
     }
 
-    /// Waits until this process holds the lease. API errors are logged and
-    /// tried again: a standby has nothing better to do.
-    pub async fn acquire(&self) {
+    /// Waits until this process holds the lease; returns when the winning
+    /// attempt started (the lease counts from before that). API errors are
+    /// logged and tried again: a standby has nothing better to do.
+    pub async fn acquire(&self) -> Instant {
         let mut last_holder = None;
         loop {
+            let started = Instant::now();
             match self.attempt(false).await {
                 Ok(Attempt::Leading) => {
                     tracing::info!(
@@ -278,7 +280,7 @@ impl Elector {
                         identity = %self.identity,
                         "acquired the lease: leading"
                     );
-                    return;
+                    return started;
                 }
                 Ok(Attempt::HeldBy(holder)) => {
                     if last_holder.as_ref() != Some(&holder) {
@@ -302,18 +304,21 @@ impl Elector {
         }
     }
 
-    /// Renews the lease until that fails; returns why leadership ended. The
-    /// caller must stop acting as soon as this returns.
-    pub async fn hold(&self) -> Lost {
-        let mut renewed = Instant::now();
+    /// Renews the lease, last renewed by an attempt that started at
+    /// `renewed`, until that fails; returns why leadership ended. The caller
+    /// must stop acting as soon as this returns.
+    pub async fn hold(&self, mut renewed: Instant) -> Lost {
         let mut wait = self.config.renew_every();
         loop {
             sleep(wait).await;
             let deadline = renewed + self.config.renew_deadline();
-            let left = deadline.saturating_duration_since(Instant::now());
+            let started = Instant::now();
+            let left = deadline.saturating_duration_since(started);
             let why = match timeout(left, self.attempt(true)).await {
                 Ok(Ok(Attempt::Leading)) => {
-                    renewed = Instant::now();
+                    // The written renewTime is from before the request,
+                    // so the deadline counts from there too.
+                    renewed = started;
                     wait = self.config.renew_every();
                     continue;
                 }

@@ -2,7 +2,8 @@
 //!
 //! `api` holds the custom resources, `plan` the pure decision core and
 //! `controller` the Kubernetes wiring around it; `git`, `build`, `deploy`
-//! and `health` are the edges it acts through.
+//! and `health` are the edges it acts through; `leader` lets one of
+//! several replicas run the controller.
 
 pub mod api;
 pub mod build;

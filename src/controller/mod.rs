@@ -82,6 +82,9 @@ pub struct Settings {
 
 /// Runs the controller until SIGINT or SIGTERM; reconciles in progress are
 /// let finish.
+///
+/// With leader election the controller starts once the lease is acquired;
+/// losing the lease exits the process (status 1) and stopping releases it.
 pub async fn run(settings: Settings) -> Result<(), Error> {
     let metrics = Arc::new(Metrics::new());
     let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -141,18 +144,18 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
     });
     let holding = match &elector {
         Some(elector) => {
-            tokio::select! {
-                () = elector.acquire() => {}
+            let acquired = tokio::select! {
+                at = elector.acquire() => at,
                 () = leader::signalled() => {
                     tracing::info!("stopped while standing by");
                     return Ok(());
                 }
-            }
+            };
             // Its own task, so that a busy reconcile cannot delay noticing
             // the loss; nothing may act after it, hence the exit.
             let (elector, metrics) = (elector.clone(), metrics.clone());
             Some(tokio::spawn(async move {
-                let lost = elector.hold().await;
+                let lost = elector.hold(acquired).await;
                 metrics.leader.set(0);
                 tracing::error!(error = %lost, "lost the lease: exiting");
                 std::process::exit(1);
