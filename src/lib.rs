@@ -2,7 +2,8 @@
 //!
 //! `api` holds the custom resources, `plan` the pure decision core and
 //! `controller` the Kubernetes wiring around it; `git`, `build`, `deploy`
-//! and `health` are the edges it acts through.
+//! and `health` are the edges it acts through; `leader` lets one of
+//! several replicas run the controller.
 
 pub mod api;
 pub mod build;
@@ -14,6 +15,7 @@ pub mod git;
 pub mod health;
 pub mod http;
 pub mod labels;
+pub mod leader;
 pub mod metrics;
 pub mod notify;
 pub mod plan;

@@ -63,6 +63,25 @@ enum Command {
         /// Log as JSON lines instead of text.
         #[arg(long)]
         log_json: bool,
+        /// Run the controller only while holding a Lease, so that of
+        /// several replicas one acts at a time.
+        #[arg(long, env = "PACKIT_LEADER_ELECTION")]
+        leader_election: bool,
+        /// Namespace of the Lease (defaults to the pod's namespace, else
+        /// `default`).
+        #[arg(long, env = "PACKIT_LEADER_ELECTION_NAMESPACE")]
+        leader_election_namespace: Option<String>,
+        /// Name of the Lease.
+        #[arg(
+            long,
+            env = "PACKIT_LEADER_ELECTION_LEASE",
+            default_value = "packit-operator"
+        )]
+        leader_election_lease: String,
+        /// How long a lease lasts without renewal; the leader renews every
+        /// third of it and stops after two thirds without success.
+        #[arg(long, env = "PACKIT_LEASE_DURATION", default_value = "15s", value_parser = lease_duration)]
+        lease_duration: std::time::Duration,
     },
 }
 
@@ -142,21 +161,45 @@ async fn main() -> anyhow::Result<()> {
             instance,
             namespace,
             metrics_addr,
+            leader_election,
+            leader_election_namespace,
+            leader_election_lease,
+            lease_duration,
             ..
         } => {
             let instance = instance.or_else(|| std::env::var("HOSTNAME").ok());
+            let leader_election = leader_election.then(|| packit_operator::leader::Config {
+                namespace: leader_election_namespace
+                    .unwrap_or_else(packit_operator::leader::default_namespace),
+                lease: leader_election_lease,
+                duration: lease_duration,
+            });
             tracing::info!(cache = %cache_dir.display(), "starting the controller");
             packit_operator::controller::run(packit_operator::controller::Settings {
                 cache_dir,
                 instance,
                 namespace,
                 metrics_addr,
+                leader_election,
             })
             .await
             .context("running the controller")?;
         }
     }
     Ok(())
+}
+
+/// Parses `--lease-duration`: whole seconds (a Lease counts in seconds),
+/// at least 3 so that renewing every third of it makes sense.
+fn lease_duration(text: &str) -> Result<std::time::Duration, String> {
+    let d = packit_operator::api::duration::parse(text).map_err(|e| e.to_string())?;
+    let secs = u64::try_from(d.num_seconds()).unwrap_or(0);
+    if !(3..=i32::MAX as u64).contains(&secs) {
+        return Err(format!(
+            "{text:?} is out of range: a lease lasts 3s or more"
+        ));
+    }
+    Ok(std::time::Duration::from_secs(secs))
 }
 
 /// Parses one PackitDeployment manifest and validates its spec.

@@ -46,6 +46,9 @@ pub struct Metrics {
     pub next_build: Family<DeploymentLabels, Gauge>,
     pub next_window: Family<DeploymentLabels, Gauge>,
     pub notifications: Family<ResultLabels, Counter>,
+    /// 1 while this process runs the controller (holds the lease, when
+    /// leader election is on), 0 while it stands by.
+    pub leader: Gauge,
 }
 
 impl Default for Metrics {
@@ -66,6 +69,7 @@ impl Metrics {
             next_build: Family::default(),
             next_window: Family::default(),
             notifications: Family::default(),
+            leader: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register("reconciles", "Reconciles by result", m.reconciles.clone());
@@ -103,6 +107,11 @@ impl Metrics {
             "notifications",
             "Webhook notifications by result (delivered, or failed after retries)",
             m.notifications.clone(),
+        );
+        registry.register(
+            "leader",
+            "1 while this process runs the controller (leads), 0 while it stands by",
+            m.leader.clone(),
         );
         Self { registry, ..m }
     }
@@ -199,6 +208,7 @@ mod tests {
             deployment: "packit-service".into(),
         };
         metrics.next_build.get_or_create(&labels).set(1_795_000_000);
+        metrics.leader.set(1);
         let ready = Arc::new(AtomicBool::new(false));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -215,6 +225,7 @@ mod tests {
             body.contains(r#"packit_next_build_timestamp_seconds{namespace="packit-system",deployment="packit-service"} 1795000000"#),
             "{body}"
         );
+        assert!(body.contains("\npackit_leader 1\n"), "{body}");
         assert!(
             body.contains("# HELP packit_reconcile_duration_seconds How long a reconcile took")
         );

@@ -31,6 +31,7 @@ use crate::build::registry::Registry;
 use crate::git::SourceCache;
 use crate::health::HttpProber;
 use crate::labels;
+use crate::leader;
 use crate::metrics::{self, Metrics};
 
 pub use reconcile::reconcile;
@@ -76,10 +77,16 @@ pub struct Settings {
     pub namespace: Option<String>,
     /// Where `/metrics`, `/healthz` and `/readyz` are served.
     pub metrics_addr: std::net::SocketAddr,
+    /// Run the controller only while holding this lease (all replicas act
+    /// when unset).
+    pub leader_election: Option<crate::leader::Config>,
 }
 
 /// Runs the controller until SIGINT or SIGTERM; reconciles in progress are
 /// let finish.
+///
+/// With leader election the controller starts once the lease is acquired;
+/// losing the lease exits the process (status 1) and stopping releases it.
 pub async fn run(settings: Settings) -> Result<(), Error> {
     let metrics = Arc::new(Metrics::new());
     let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -109,7 +116,7 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
         sources: SourceCache::new(settings.cache_dir.clone()),
         registry: Registry::new(),
         prober: HttpProber::new()?,
-        metrics,
+        metrics: metrics.clone(),
     });
     // Workloads may live in other (opted-in) namespaces, so they are watched
     // everywhere, by the labels the operator puts on them.
@@ -129,7 +136,36 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
         None => (Api::all(client.clone()), Api::all(client.clone())),
     };
     let (deployments, releases): (Api<PackitDeployment>, Api<PackitRelease>) = scoped(&client);
+    // A standby is ready too: it is up and waits its turn. Were it not, a
+    // rolling update of two replicas would wait for the new pod forever
+    // while the old one holds the lease.
     ready.store(true, std::sync::atomic::Ordering::Relaxed);
+    let elector = settings.leader_election.clone().map(|config| {
+        let identity = leader::identity(settings.instance.as_deref());
+        Arc::new(leader::Elector::new(client.clone(), config, identity))
+    });
+    let holding = match &elector {
+        Some(elector) => {
+            let acquired = tokio::select! {
+                at = elector.acquire() => at,
+                () = leader::signalled() => {
+                    tracing::info!("stopped while standing by");
+                    return Ok(());
+                }
+            };
+            // Its own task, so that a busy reconcile cannot delay noticing
+            // the loss; nothing may act after it, hence the exit.
+            let (elector, metrics) = (elector.clone(), metrics.clone());
+            Some(tokio::spawn(async move {
+                let lost = elector.hold(acquired).await;
+                metrics.leader.set(0);
+                tracing::error!(error = %lost, "lost the lease: exiting");
+                std::process::exit(1);
+            }))
+        }
+        None => None,
+    };
+    metrics.leader.set(1);
     Controller::new(deployments, watcher::Config::default())
         .owns(releases, watcher::Config::default())
         .owns(Api::<Job>::all(client.clone()), labelled())
@@ -149,6 +185,15 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
             }
         })
         .await;
+    if let (Some(holding), Some(elector)) = (holding, &elector) {
+        holding.abort();
+        let _ = holding.await;
+        metrics.leader.set(0);
+        // Hand over at once instead of letting the lease expire.
+        if let Err(e) = elector.release().await {
+            tracing::warn!(error = %e, "releasing the lease failed; it expires by itself");
+        }
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -4,6 +4,7 @@
 use std::fs::File;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use anyhow::{Context, Result};
 
@@ -12,6 +13,8 @@ use super::cluster;
 /// A running `packit-operator run --namespace <ns>`; killed when dropped.
 pub struct Operator {
     namespace: String,
+    /// Extra arguments of `run`, kept for restarts.
+    args: Vec<String>,
     /// Where this operator serves /metrics, /healthz and /readyz.
     pub metrics_addr: std::net::SocketAddr,
     child: Option<Child>,
@@ -21,12 +24,21 @@ pub struct Operator {
 
 impl Operator {
     pub fn start(namespace: &str) -> Result<Self> {
-        let dir = std::env::temp_dir().join(format!("packit-operator-{namespace}"));
+        Self::start_with_args(namespace, &[])
+    }
+
+    /// Like [`Operator::start`], with more arguments for `run`. Several
+    /// operators may run in one namespace; each gets its own directory.
+    pub fn start_with_args(namespace: &str, args: &[&str]) -> Result<Self> {
+        static STARTED: AtomicU32 = AtomicU32::new(0);
+        let n = STARTED.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("packit-operator-{namespace}-{n}"));
         std::fs::create_dir_all(&dir)?;
         // Tests run several operators at once: each gets a free port.
         let metrics_addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
         let mut op = Self {
             namespace: namespace.to_owned(),
+            args: args.iter().map(|a| a.to_string()).collect(),
             metrics_addr,
             child: None,
             dir,
@@ -45,6 +57,7 @@ impl Operator {
             .arg(self.metrics_addr.to_string())
             .arg("--cache-dir")
             .arg(self.dir.join("git"))
+            .args(&self.args)
             .env("KUBECONFIG", &cluster().kubeconfig)
             .env("RUST_LOG", "info,packit_operator=debug")
             .stdin(Stdio::null())
@@ -79,6 +92,26 @@ impl Operator {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Sends SIGTERM and waits for the process to exit; returns its exit
+    /// code (`None` when a signal ended it).
+    pub fn terminate(&mut self) -> Result<Option<i32>> {
+        let mut child = self.child.take().context("the operator is not running")?;
+        let sent = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()?;
+        anyhow::ensure!(sent.success(), "kill -TERM failed: {sent}");
+        Ok(child.wait()?.code())
+    }
+
+    /// The exit code once the process has exited by itself (`None` while
+    /// it runs or when a signal ended it).
+    pub fn exit_code(&mut self) -> Option<i32> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+            .and_then(|s| s.code())
     }
 
     /// Kills and starts again, as a crash and a restart would.
