@@ -2,7 +2,7 @@
 //! test, scoped to the test's namespace so tests never share a controller.
 
 use std::fs::File;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use anyhow::{Context, Result};
@@ -17,10 +17,19 @@ pub struct Operator {
     child: Option<Child>,
     dir: PathBuf,
     starts: u32,
+    /// Whose identity it runs under.
+    kubeconfig: PathBuf,
 }
 
 impl Operator {
+    /// Runs as the test cluster's admin.
     pub fn start(namespace: &str) -> Result<Self> {
+        Self::start_with_kubeconfig(namespace, &cluster().kubeconfig)
+    }
+
+    /// Runs under the identity `kubeconfig` names (e.g. a ServiceAccount
+    /// token), to prove what that identity's permissions allow.
+    pub fn start_with_kubeconfig(namespace: &str, kubeconfig: &Path) -> Result<Self> {
         let dir = std::env::temp_dir().join(format!("packit-operator-{namespace}"));
         std::fs::create_dir_all(&dir)?;
         // Tests run several operators at once: each gets a free port.
@@ -31,6 +40,7 @@ impl Operator {
             child: None,
             dir,
             starts: 0,
+            kubeconfig: kubeconfig.to_owned(),
         };
         op.spawn()?;
         Ok(op)
@@ -45,7 +55,7 @@ impl Operator {
             .arg(self.metrics_addr.to_string())
             .arg("--cache-dir")
             .arg(self.dir.join("git"))
-            .env("KUBECONFIG", &cluster().kubeconfig)
+            .env("KUBECONFIG", &self.kubeconfig)
             .env("RUST_LOG", "info,packit_operator=debug")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
