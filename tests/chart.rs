@@ -16,7 +16,7 @@ use support::cluster::repo_root;
 use support::operator::Operator;
 use support::train::Train;
 use support::workloads::{deployment, statefulset};
-use support::{SimMode, TestNs, kubectl};
+use support::{DEFAULT_TIMEOUT, POLL_INTERVAL, SimMode, TestNs, kubectl};
 
 const CHART: &str = "charts/packit-operator";
 
@@ -168,6 +168,22 @@ impl ChartRbac {
             &format!("{}-kubeconfig", self.namespace),
             &serde_json::to_string(&config)?,
         )
+    }
+
+    /// Waits until the API server's authorizer has seen the new bindings:
+    /// every `(verb, resource, namespace)` is allowed to `kubeconfig`.
+    fn wait_effective(kubeconfig: &Path, checks: &[(&str, &str, Option<&str>)]) -> Result<()> {
+        let deadline = std::time::Instant::now() + DEFAULT_TIMEOUT;
+        for (verb, resource, ns) in checks {
+            while !can_i(kubeconfig, verb, resource, *ns)? {
+                ensure!(
+                    std::time::Instant::now() < deadline,
+                    "the chart's RBAC did not take effect: still cannot {verb} {resource} in {ns:?}"
+                );
+                std::thread::sleep(POLL_INTERVAL);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -548,6 +564,14 @@ async fn operator_releases_with_only_the_chart_rbac() -> Result<()> {
                 ],
             )?;
             let kubeconfig = installed.kubeconfig()?;
+            ChartRbac::wait_effective(
+                &kubeconfig,
+                &[
+                    ("list", "packitdeployments.packit.dev", None),
+                    ("create", "packitreleases.packit.dev", Some(&ns.name)),
+                    ("patch", "deployments.apps", Some(&prod_ns)),
+                ],
+            )?;
             rbac = Some(installed);
             Operator::start_with_kubeconfig(&ns.name, &kubeconfig)
         },
@@ -601,6 +625,16 @@ async fn chart_rbac_allows_what_the_operator_needs_and_nothing_more() -> Result<
         ],
     )?;
     let config = rbac.kubeconfig()?;
+    // Only the grants that come last; the assertions below need them all.
+    ChartRbac::wait_effective(
+        &config,
+        &[
+            ("list", "packitdeployments.packit.dev", None),
+            ("get", "secrets", Some(&home.name)),
+            ("patch", "deployments.apps", Some(&target.name)),
+            ("create", "leases.coordination.k8s.io", Some(&home.name)),
+        ],
+    )?;
     let (h, t, o) = (
         Some(home.name.as_str()),
         Some(target.name.as_str()),
