@@ -106,9 +106,13 @@ fn of_kind<'a>(docs: &'a [Value], kind: &str) -> Vec<&'a Value> {
     docs.iter().filter(|d| d["kind"] == kind).collect()
 }
 
+fn temp_path(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("packit-chart-{}-{name}", std::process::id()))
+}
+
 /// Writes `text` to a file of its own under the temp directory.
 fn write_temp(name: &str, text: &str) -> Result<PathBuf> {
-    let path = std::env::temp_dir().join(format!("packit-chart-{}-{name}", std::process::id()));
+    let path = temp_path(name);
     std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
     Ok(path)
 }
@@ -189,6 +193,8 @@ impl ChartRbac {
 
 impl Drop for ChartRbac {
     fn drop(&mut self) {
+        // The token in it outlives the test otherwise.
+        let _ = std::fs::remove_file(temp_path(&format!("{}-kubeconfig", self.namespace)));
         let deleted = kubectl(&[
             "delete",
             "clusterrole,clusterrolebinding",
