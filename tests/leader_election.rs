@@ -124,7 +124,7 @@ async fn the_standby_takes_over_a_release_when_the_leader_dies() -> Result<()> {
         "leader-failover",
         // A long staging soak: the leader dies while verifying staging.
         |s| s["environments"][0]["health"]["soak"] = json!("10s"),
-        |ns| start(ns, "op-a", DURATION),
+        |ns| start(&ns.name, "op-a", DURATION),
     )
     .await?;
     let mut b = start(&t.ns.name, "op-b", DURATION)?;

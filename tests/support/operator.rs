@@ -2,7 +2,7 @@
 //! test, scoped to the test's namespace so tests never share a controller.
 
 use std::fs::File;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -15,6 +15,8 @@ pub struct Operator {
     namespace: String,
     /// Extra arguments of `run`, kept for restarts.
     args: Vec<String>,
+    /// Whose identity it runs under.
+    kubeconfig: PathBuf,
     /// Where this operator serves /metrics, /healthz and /readyz.
     pub metrics_addr: std::net::SocketAddr,
     child: Option<Child>,
@@ -23,13 +25,25 @@ pub struct Operator {
 }
 
 impl Operator {
+    /// Runs as the test cluster's admin.
     pub fn start(namespace: &str) -> Result<Self> {
-        Self::start_with_args(namespace, &[])
+        Self::start_with(namespace, &cluster().kubeconfig, &[])
     }
 
-    /// Like [`Operator::start`], with more arguments for `run`. Several
-    /// operators may run in one namespace; each gets its own directory.
+    /// Like [`Operator::start`], with more arguments for `run`.
     pub fn start_with_args(namespace: &str, args: &[&str]) -> Result<Self> {
+        Self::start_with(namespace, &cluster().kubeconfig, args)
+    }
+
+    /// Runs under the identity `kubeconfig` names (e.g. a ServiceAccount
+    /// token), to prove what that identity's permissions allow.
+    pub fn start_with_kubeconfig(namespace: &str, kubeconfig: &Path) -> Result<Self> {
+        Self::start_with(namespace, kubeconfig, &[])
+    }
+
+    /// Several operators may run in one namespace; each gets its own
+    /// directory.
+    fn start_with(namespace: &str, kubeconfig: &Path, args: &[&str]) -> Result<Self> {
         static STARTED: AtomicU32 = AtomicU32::new(0);
         let n = STARTED.fetch_add(1, Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("packit-operator-{namespace}-{n}"));
@@ -39,6 +53,7 @@ impl Operator {
         let mut op = Self {
             namespace: namespace.to_owned(),
             args: args.iter().map(|a| a.to_string()).collect(),
+            kubeconfig: kubeconfig.to_owned(),
             metrics_addr,
             child: None,
             dir,
@@ -58,7 +73,7 @@ impl Operator {
             .arg("--cache-dir")
             .arg(self.dir.join("git"))
             .args(&self.args)
-            .env("KUBECONFIG", &cluster().kubeconfig)
+            .env("KUBECONFIG", &self.kubeconfig)
             .env("RUST_LOG", "info,packit_operator=debug")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)

@@ -35,15 +35,15 @@ pub struct Train {
 
 impl Train {
     pub async fn new(prefix: &str, customize: impl FnOnce(&mut Value)) -> Result<Self> {
-        Self::with_operator(prefix, customize, Operator::start).await
+        Self::with_operator(prefix, customize, |ns| Operator::start(&ns.name)).await
     }
 
-    /// Like [`Train::new`], with the operator started by `start` (given
-    /// the namespace) once everything else exists.
+    /// Like [`Train::new`], with the operator started by `start` once the
+    /// namespace and its objects exist (e.g. under another identity).
     pub async fn with_operator(
         prefix: &str,
         customize: impl FnOnce(&mut Value),
-        start: impl FnOnce(&str) -> Result<Operator>,
+        start: impl FnOnce(&TestNs) -> Result<Operator>,
     ) -> Result<Self> {
         apply_crds()?;
         let ns = TestNs::new(prefix).await?;
@@ -129,7 +129,7 @@ impl Train {
         ns.api::<PackitDeployment>()
             .create(&PostParams::default(), &pkd)
             .await?;
-        let op = start(&ns.name)?;
+        let op = start(&ns)?;
         Ok(Self {
             ns,
             op,
