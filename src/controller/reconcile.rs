@@ -33,6 +33,11 @@ const MAX_REQUEUE: Duration = Duration::from_secs(3600);
 /// How often a build waiting for an image pushed by CI looks again.
 const EXTERNAL_POLL: Duration = Duration::from_secs(5);
 
+/// How often a release being verified is looked at without a watch event:
+/// the rollout and pod events normally wake it, but watches are lost while
+/// the API server restarts and come back only after a relist.
+const VERIFY_POLL: Duration = Duration::from_secs(10);
+
 pub async fn reconcile(obj: Arc<PackitDeployment>, ctx: Arc<Context>) -> Result<Action, Error> {
     let namespace = obj.namespace().ok_or(Error::NoNamespace)?;
     let api: Api<PackitDeployment> = Api::namespaced(ctx.client.clone(), &namespace);
@@ -426,8 +431,9 @@ fn wanted_conditions(state: &TrainState, phase: &str) -> Vec<Want> {
 }
 
 /// When to reconcile again without a watch event: the planner's next
-/// instant, sooner right after a build started (to create its Job) or while
-/// waiting for CI's images (a registry push triggers no watch).
+/// instant, sooner right after a build started (to create its Job), while
+/// waiting for CI's images (a registry push triggers no watch) or while
+/// verifying.
 fn requeue_after(decision: &Decision, observed: &Observed, now: DateTime<Utc>) -> Duration {
     let planned = decision.requeue_at.map_or(MAX_REQUEUE, |t| {
         (t - now).to_std().unwrap_or_default().min(MAX_REQUEUE)
@@ -436,10 +442,17 @@ fn requeue_after(decision: &Decision, observed: &Observed, now: DateTime<Utc>) -
         .actions
         .iter()
         .any(|a| matches!(a, Step::StartBuild { .. }));
+    let verifying = decision
+        .state
+        .in_flight
+        .as_ref()
+        .is_some_and(|f| f.stage == Stage::Verifying);
     let wait = if started {
         planned.min(Duration::from_secs(1))
     } else if observed.build == Some(BuildResult::Running) {
         planned.min(EXTERNAL_POLL)
+    } else if verifying {
+        planned.min(VERIFY_POLL)
     } else {
         planned
     };
@@ -536,5 +549,15 @@ mod tests {
             requeue_after(&decision(Some(-5), vec![], now), &idle, now),
             Duration::from_millis(200)
         );
+        // Verifying looks again even when no watch event comes.
+        let mut verifying = decision(Some(3600), vec![], now);
+        verifying.state.in_flight = serde_json::from_value(json!({
+            "release": "r", "stage": "Verifying", "environment": "staging", "since": now
+        }))
+        .unwrap();
+        assert_eq!(requeue_after(&verifying, &idle, now), VERIFY_POLL);
+        let mut soon = decision(Some(3), vec![], now);
+        soon.state.in_flight = verifying.state.in_flight.clone();
+        assert_eq!(requeue_after(&soon, &idle, now), Duration::from_secs(3));
     }
 }
