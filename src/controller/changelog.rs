@@ -118,10 +118,12 @@ fn bound(mut log: Changelog) -> ChangelogStatus {
     let mut markdown = changelog::render_markdown(&log);
     let mut truncated = false;
     if markdown.len() > MAX_MARKDOWN_BYTES {
-        let mut cut = markdown[..MAX_MARKDOWN_BYTES].rfind('\n').unwrap_or(0);
-        while !markdown.is_char_boundary(cut) {
-            cut -= 1;
+        let mut end = MAX_MARKDOWN_BYTES;
+        while !markdown.is_char_boundary(end) {
+            end -= 1;
         }
+        // At a line end, so no entry is cut in half.
+        let cut = markdown[..end].rfind('\n').unwrap_or(0);
         markdown.truncate(cut);
         markdown.push_str("\n\n> **Note:** the changelog was cut to fit on the release.\n");
         truncated = true;
@@ -272,6 +274,22 @@ mod tests {
         assert!(stored.markdown.ends_with("cut to fit on the release.\n"));
         assert_eq!(stored.repositories[0].user.len(), MAX_ENTRIES);
         assert!(stored.repositories[0].user[0].commits.is_empty());
+
+        // Cutting never splits a character, whatever the titles hold.
+        let wide = bound(Changelog {
+            repositories: vec![RepoChangelog {
+                name: "wide".into(),
+                user: (0..2_000)
+                    .map(|i| Entry {
+                        note: "Übersetzung ✓ 変更".repeat(i % 7 + 1),
+                        ..entry(i)
+                    })
+                    .collect(),
+                ..Default::default()
+            }],
+        });
+        assert!(wide.truncated);
+        assert!(wide.markdown.len() <= MAX_MARKDOWN_BYTES + 100);
 
         let small = bound(Changelog {
             repositories: vec![RepoChangelog {
