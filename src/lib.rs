@@ -9,6 +9,7 @@ pub mod api;
 pub mod build;
 pub mod changelog;
 pub mod cli;
+pub mod client;
 pub mod controller;
 pub mod deploy;
 pub mod git;

@@ -29,6 +29,15 @@ pub struct DeploymentLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ApiRequestLabels {
+    /// `get`, `list`, `watch`, `create`, `patch`, `update` or `delete`.
+    pub verb: &'static str,
+    /// The resource, with its subresource: `packitreleases`,
+    /// `packitdeployments/status`.
+    pub resource: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PhaseLabels {
     pub namespace: String,
     pub deployment: String,
@@ -46,6 +55,8 @@ pub struct Metrics {
     pub next_build: Family<DeploymentLabels, Gauge>,
     pub next_window: Family<DeploymentLabels, Gauge>,
     pub notifications: Family<ResultLabels, Counter>,
+    /// Requests to the Kubernetes API.
+    pub api_requests: Family<ApiRequestLabels, Counter>,
     /// 1 while this process runs the controller (holds the lease, when
     /// leader election is on), 0 while it stands by.
     pub leader: Gauge,
@@ -69,6 +80,7 @@ impl Metrics {
             next_build: Family::default(),
             next_window: Family::default(),
             notifications: Family::default(),
+            api_requests: Family::default(),
             leader: Gauge::default(),
             registry: Registry::default(),
         };
@@ -107,6 +119,11 @@ impl Metrics {
             "notifications",
             "Webhook notifications by result (delivered, or failed after retries)",
             m.notifications.clone(),
+        );
+        registry.register(
+            "api_requests",
+            "Requests to the Kubernetes API by verb and resource",
+            m.api_requests.clone(),
         );
         registry.register(
             "leader",

@@ -87,6 +87,29 @@ async fn a_full_train_builds_verifies_staging_and_releases_in_the_window() -> Re
         metrics.contains("packit_next_window_timestamp_seconds{"),
         "{metrics}"
     );
+    // Reconciles read the train and its releases from the watch caches:
+    // the releases are listed once, when their watch starts (a relist
+    // after a lost watch may add one), never per reconcile, and the
+    // deployment is never fetched.
+    let requests = |verb: &str, resource: &str| {
+        sample(
+            &metrics,
+            &format!(r#"packit_api_requests_total{{verb="{verb}",resource="{resource}"}}"#),
+        )
+    };
+    let reconciles = sample(&metrics, r#"packit_reconciles_total{result="ok"}"#);
+    assert!(reconciles >= 10.0, "{reconciles} reconciles\n{metrics}");
+    let lists = requests("list", "packitreleases");
+    assert!(
+        (1.0..=2.0).contains(&lists),
+        "{lists} lists of releases in {reconciles} reconciles\n{metrics}"
+    );
+    assert!(requests("watch", "packitreleases") >= 1.0, "{metrics}");
+    assert_eq!(requests("get", "packitdeployments"), 0.0, "{metrics}");
+    assert!(
+        requests("patch", "packitdeployments/status") >= 1.0,
+        "{metrics}"
+    );
 
     // Another build without new commits is a rebuild (base-image updates),
     // and the release says so.
@@ -494,4 +517,12 @@ async fn operator_restarts_never_repeat_a_deploy() -> Result<()> {
     let bumps: Vec<i64> = end.iter().zip(&start).map(|(e, s)| e - s).collect();
     assert_eq!(bumps, [1, 1, 1, 1], "generations {start:?} -> {end:?}");
     Ok(())
+}
+
+/// The value of one sample in a Prometheus text exposition (0 when absent).
+fn sample(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0.0)
 }

@@ -129,6 +129,12 @@ pub struct PackitReleaseStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
 
+    /// Why the build cannot go on, recorded when the API refused what the
+    /// build needs (a builder Job); the next reconcile fails the build with
+    /// it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_error: Option<String>,
+
     /// Short commit per component, for `kubectl get`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commit_summary: Option<String>,

@@ -6,13 +6,14 @@ use std::path::PathBuf;
 
 use kube::ResourceExt;
 
-use super::Error;
-use super::reconcile::Reconciler;
-use super::release::update_status;
+use super::releases;
 use crate::api::PackitRelease;
 use crate::api::deployment::ChangelogSpec;
 use crate::api::release::{ChangelogStatus, PackitReleaseSpec};
 use crate::changelog::{self, Changelog, RepoRange};
+use crate::controller::events::Note;
+use crate::controller::observe::Observation;
+use crate::controller::{Context, Error};
 
 /// A first release lists this many commits of each repository.
 pub const FIRST_RELEASE_COMMITS: usize = 50;
@@ -22,14 +23,27 @@ const MAX_RANGE_COMMITS: usize = 5_000;
 const MAX_MARKDOWN_BYTES: usize = 32 * 1024;
 const MAX_ENTRIES: usize = 100;
 
-/// The release's changelog: the stored one, or computed and stored now.
-pub async fn ensure(r: &Reconciler<'_>, release: &PackitRelease) -> Result<ChangelogStatus, Error> {
-    if let Some(stored) = release.status.as_ref().and_then(|s| s.changelog.clone()) {
-        return Ok(stored);
+/// The release with its changelog: as stored, or computed and stored now.
+pub async fn ensure(
+    ctx: &Context,
+    obs: &Observation,
+    release: PackitRelease,
+    notes: &mut Vec<Note>,
+) -> Result<PackitRelease, Error> {
+    if has_changelog(&release) {
+        return Ok(release);
     }
-    let sources = r.ctx.sources.clone();
+    // The copy at hand may be a moment old: computing is costly, a read is
+    // not.
+    let api = releases::api(ctx, obs);
+    let name = release.name_any();
+    let release = api.get(&name).await?;
+    if has_changelog(&release) {
+        return Ok(release);
+    }
+    let sources = ctx.sources.clone();
     let ranges = ranges(&release.spec, |url| sources.repo_path(url));
-    let spec = r.pkd.spec.changelog.clone();
+    let spec = obs.deployment.spec.changelog.clone();
     let first = release.spec.previous.is_none();
     let computed = tokio::task::spawn_blocking(move || compute(&ranges, &spec, first))
         .await
@@ -37,18 +51,26 @@ pub async fn ensure(r: &Reconciler<'_>, release: &PackitRelease) -> Result<Chang
             errors: vec![format!("computing the changelog failed: {e}")],
             ..Default::default()
         });
-    let name = release.name_any();
-    update_status(&r.releases_api(), &name, |s| {
-        s.changelog = Some(computed.clone());
+    let failed = computed.errors.len();
+    let release = releases::update_status(&api, &name, |s| {
+        s.changelog = Some(computed);
     })
     .await?;
-    let note = match computed.errors.len() {
-        0 => format!("{name}: changelog written"),
-        n => format!("{name}: changelog written; {n} part(s) could not be computed"),
-    };
-    r.event("ChangelogWritten", note, !computed.errors.is_empty())
-        .await;
-    Ok(computed)
+    notes.push(match failed {
+        0 => Note::normal("ChangelogWritten", format!("{name}: changelog written")),
+        n => Note::warning(
+            "ChangelogWritten",
+            format!("{name}: changelog written; {n} part(s) could not be computed"),
+        ),
+    });
+    Ok(release)
+}
+
+fn has_changelog(release: &PackitRelease) -> bool {
+    release
+        .status
+        .as_ref()
+        .is_some_and(|s| s.changelog.is_some())
 }
 
 /// One range per repository, in spec order (each component, then what it

@@ -1,0 +1,154 @@
+//! Stage 3, act: carries out a plan and says how it went. The only stage
+//! that writes: the deployment's status, releases, builder Jobs and
+//! workloads. Each actor is idempotent, so a plan carried out twice (after
+//! a restart, or from a cache a moment old) changes nothing the second
+//! time.
+//!
+//! Order matters: the status is persisted first (write-ahead, guarded by
+//! the resource version that was observed), then the build's follow-ups,
+//! the phases and their notifications, the changelog, the environments and
+//! the history.
+
+mod builds;
+mod changelog;
+mod environments;
+mod history;
+mod notify;
+mod releases;
+mod status;
+
+use kube::ResourceExt;
+
+use super::decide::TrainPlan;
+use super::events::{Note, Publisher};
+use super::observe::Observation;
+use super::{Context, Error};
+use crate::api::{PackitDeploymentStatus, PackitRelease};
+use crate::plan::{Action as Step, RollbackCause, Stage};
+
+/// How carrying out a plan went.
+#[derive(Debug, Default)]
+pub struct Outcomes {
+    /// The plan's status was persisted: its Events may be told.
+    pub committed: bool,
+    /// What the actors want people to know.
+    pub notes: Vec<Note>,
+    /// An automatic rollback was applied (for the rollback-time metric).
+    pub rolled_back: bool,
+    /// The first failure; nothing after it was tried.
+    pub error: Option<Error>,
+}
+
+/// Records an invalid spec's status.
+pub async fn record_invalid(
+    ctx: &Context,
+    obs: &Observation,
+    status: &PackitDeploymentStatus,
+) -> Outcomes {
+    match status::persist(ctx, obs, status).await {
+        Ok(()) => Outcomes {
+            committed: true,
+            ..Default::default()
+        },
+        Err(e) => Outcomes {
+            error: Some(e),
+            ..Default::default()
+        },
+    }
+}
+
+pub async fn act(
+    ctx: &Context,
+    obs: &Observation,
+    plan: &TrainPlan,
+    events: &Publisher,
+) -> Outcomes {
+    let mut out = Outcomes::default();
+    if let Err(e) = status::persist(ctx, obs, &plan.status).await {
+        out.error = Some(e);
+        return out;
+    }
+    out.committed = true;
+    if let Err(e) = carry_out(ctx, obs, plan, events, &mut out).await {
+        out.error = Some(e);
+    }
+    out
+}
+
+async fn carry_out(
+    ctx: &Context,
+    obs: &Observation,
+    plan: &TrainPlan,
+    events: &Publisher,
+    out: &mut Outcomes,
+) -> Result<(), Error> {
+    let d = &plan.decision;
+    // The releases as this reconcile leaves them: what the actors create or
+    // change replaces the observed copy.
+    let mut releases: Vec<PackitRelease> = obs.releases.iter().map(|r| (**r).clone()).collect();
+    let building = d
+        .state
+        .in_flight
+        .as_ref()
+        .filter(|f| f.stage == Stage::Building);
+    if let (Some(f), Some(build)) = (building, &obs.build)
+        && let Some(rel) = builds::follow_up(ctx, obs, &f.release, build, &mut out.notes).await?
+    {
+        upsert(&mut releases, rel);
+    }
+    for step in &d.actions {
+        if let Step::SetPhase {
+            release,
+            phase,
+            environment,
+            message,
+        } = step
+        {
+            let Some(rel) =
+                releases::set_phase(ctx, obs, release, *phase, environment.as_deref(), message)
+                    .await?
+            else {
+                continue;
+            };
+            let notification = notify::Phase {
+                phase: *phase,
+                environment: environment.as_deref(),
+                message,
+            };
+            let rel = notify::send(ctx, obs, rel, &notification, events, &mut out.notes).await?;
+            upsert(&mut releases, rel);
+        }
+    }
+    // Written as soon as the release exists: its commits are known.
+    let in_flight = d.state.in_flight.as_ref().and_then(|f| {
+        releases
+            .iter()
+            .find(|r| r.name_any() == f.release && r.status.is_some())
+    });
+    if let Some(rel) = in_flight.cloned() {
+        let rel = changelog::ensure(ctx, obs, rel, &mut out.notes).await?;
+        upsert(&mut releases, rel);
+    }
+    environments::converge(ctx, obs, &d.state, &releases).await?;
+    out.rolled_back = d.actions.iter().any(|a| {
+        matches!(
+            a,
+            Step::Rollback {
+                cause: RollbackCause::Automatic(_),
+                ..
+            }
+        )
+    });
+    history::prune(ctx, obs, &plan.prune).await
+}
+
+/// Replaces the release of the same name, or adds it.
+fn upsert(releases: &mut Vec<PackitRelease>, release: PackitRelease) {
+    match releases
+        .iter_mut()
+        .find(|r| r.name_any() == release.name_any())
+    {
+        Some(r) => *r = release,
+        None => releases.push(release),
+    }
+}

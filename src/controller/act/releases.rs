@@ -1,0 +1,133 @@
+//! Writing PackitReleases: creating them, their phases and progress.
+
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::{Api, ResourceExt};
+use serde_json::json;
+
+use crate::api::release::EnvironmentProgress;
+use crate::api::{PackitRelease, PackitReleaseStatus};
+use crate::controller::observe::{NewRelease, Observation};
+use crate::controller::{Context, Error, MANAGER};
+use crate::plan::ReleasePhase;
+
+pub fn api(ctx: &Context, obs: &Observation) -> Api<PackitRelease> {
+    Api::namespaced(ctx.client.clone(), &obs.namespace)
+}
+
+/// Creates the release with its first status (or finds the one that
+/// exists: creating it again after a restart is harmless).
+pub async fn create(
+    ctx: &Context,
+    obs: &Observation,
+    new: &NewRelease,
+) -> Result<PackitRelease, Error> {
+    let api = api(ctx, obs);
+    let name = new.release.name_any();
+    match api.create(&PostParams::default(), &new.release).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(e)) if e.is_already_exists() => {}
+        Err(e) => return Err(e.into()),
+    }
+    let rebuild = new.rebuild;
+    let created = update_status(&api, &name, |s| {
+        s.phase.get_or_insert(ReleasePhase::Building);
+        s.commit_summary = Some(new.commit_summary.clone());
+        s.rebuild = rebuild;
+        if rebuild {
+            s.message = Some("no new commits: rebuilt for base-image updates".into());
+        }
+    })
+    .await?;
+    Ok(created)
+}
+
+/// Records a phase, and the environment's progress it implies; none when
+/// the release object is gone.
+pub async fn set_phase(
+    ctx: &Context,
+    obs: &Observation,
+    release: &str,
+    phase: ReleasePhase,
+    environment: Option<&str>,
+    message: &str,
+) -> Result<Option<PackitRelease>, Error> {
+    let api = api(ctx, obs);
+    let now = obs.now;
+    let updated = update_status(&api, release, |s| {
+        s.phase = Some(phase);
+        s.message = Some(message.to_owned());
+        let Some(env) = environment else { return };
+        let progress = progress_of(s, env);
+        match phase {
+            ReleasePhase::Staging | ReleasePhase::Production => {
+                progress.deployed_at = Some(now);
+                progress.verified_at = None;
+                progress.failed_at = None;
+            }
+            ReleasePhase::Verified | ReleasePhase::Released => progress.verified_at = Some(now),
+            ReleasePhase::StagingFailed
+            | ReleasePhase::RolledBack
+            | ReleasePhase::Failed
+            | ReleasePhase::Cancelled => progress.failed_at = Some(now),
+            _ => {}
+        }
+        progress.message = Some(message.to_owned());
+    })
+    .await;
+    match updated {
+        Ok(rel) => Ok(Some(rel)),
+        Err(kube::Error::Api(e)) if e.is_not_found() => {
+            tracing::info!(
+                release,
+                ?phase,
+                "release object is gone; phase not recorded"
+            );
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The progress entry of `env`, added when missing.
+pub fn progress_of<'a>(s: &'a mut PackitReleaseStatus, env: &str) -> &'a mut EnvironmentProgress {
+    let i = match s.environments.iter().position(|e| e.name == env) {
+        Some(i) => i,
+        None => {
+            s.environments.push(EnvironmentProgress {
+                name: env.to_owned(),
+                ..Default::default()
+            });
+            s.environments.len() - 1
+        }
+    };
+    &mut s.environments[i]
+}
+
+/// Read-modify-write of a release's status under the operator's field
+/// manager (the status has one writer), guarded by the resource version it
+/// read. Returns the release as written (as read when nothing changed).
+pub async fn update_status(
+    api: &Api<PackitRelease>,
+    name: &str,
+    change: impl FnOnce(&mut PackitReleaseStatus),
+) -> Result<PackitRelease, kube::Error> {
+    let current = api.get(name).await?;
+    let mut status = current.status.clone().unwrap_or_default();
+    let before = status.clone();
+    change(&mut status);
+    if status == before {
+        return Ok(current);
+    }
+    let patch = json!({
+        "apiVersion": "packit.dev/v1alpha1",
+        "kind": "PackitRelease",
+        "metadata": { "name": name, "resourceVersion": current.resource_version() },
+        "status": status,
+    });
+    api.patch_status(
+        name,
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+}

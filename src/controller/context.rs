@@ -1,0 +1,27 @@
+//! What every reconcile shares: the client, the caches the watches fill,
+//! and the edges the stages read and write through. Built once by `run`.
+
+use std::sync::Arc;
+
+use kube::Client;
+use kube::runtime::events::Reporter;
+use kube::runtime::reflector::Store;
+
+use crate::api::PackitRelease;
+use crate::build::registry::Registry;
+use crate::git::SourceCache;
+use crate::health::HttpProber;
+use crate::metrics::Metrics;
+
+pub struct Context {
+    pub client: Client,
+    /// Event reporter (controller name and replica).
+    pub reporter: Reporter,
+    /// Every PackitRelease the controller watches, kept by a reflector: a
+    /// reconcile reads a train's releases from here instead of listing them.
+    pub releases: Store<PackitRelease>,
+    pub sources: SourceCache,
+    pub registry: Registry,
+    pub prober: HttpProber,
+    pub metrics: Arc<Metrics>,
+}

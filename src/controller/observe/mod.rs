@@ -1,0 +1,122 @@
+//! Stage 1, observe: everything the decision needs, read once. The train
+//! comes from the controller's cache and its releases from the reflector
+//! store; the build and health of the release in flight are read from the
+//! cluster, the registry and the checks. Nothing here writes.
+
+mod build;
+mod health;
+pub mod requests;
+mod sources;
+mod spec;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use kube::ResourceExt;
+
+use super::{Context, Error};
+use crate::api::{PackitDeployment, PackitRelease};
+use crate::labels;
+use crate::plan::{HealthReport, Requests, Stage, TrainState};
+
+pub use build::{BuildObservation, NewRelease};
+pub use requests::BadRequest;
+pub use spec::SpecProblem;
+
+/// What one reconcile knows.
+pub struct Observation {
+    pub deployment: Arc<PackitDeployment>,
+    pub namespace: String,
+    pub now: DateTime<Utc>,
+    /// This train's releases, oldest first.
+    pub releases: Vec<Arc<PackitRelease>>,
+    /// Why the spec cannot be acted on; when set, nothing else was read.
+    pub spec_problem: Option<SpecProblem>,
+    pub requests: Requests,
+    /// Request annotations that could not be understood.
+    pub bad_requests: Vec<BadRequest>,
+    /// The build of the release in flight, while it builds.
+    pub build: Option<BuildObservation>,
+    /// The environment the release in flight is verified in, while it is.
+    pub health: Option<HealthReport>,
+}
+
+impl Observation {
+    pub fn name(&self) -> String {
+        self.deployment.name_any()
+    }
+
+    /// The planner's persisted state, as last written.
+    pub fn state(&self) -> TrainState {
+        self.deployment
+            .status
+            .as_ref()
+            .map(|s| s.train.clone())
+            .unwrap_or_default()
+    }
+
+    pub fn release(&self, name: &str) -> Option<&PackitRelease> {
+        self.releases
+            .iter()
+            .find(|r| r.name_any() == name)
+            .map(AsRef::as_ref)
+    }
+}
+
+pub async fn observe(
+    ctx: &Context,
+    deployment: Arc<PackitDeployment>,
+    now: DateTime<Utc>,
+) -> Result<Observation, Error> {
+    let namespace = deployment.namespace().ok_or(Error::NoNamespace)?;
+    // Until the release watch has listed once, "no release" would be a lie.
+    ctx.releases
+        .wait_until_ready()
+        .await
+        .map_err(|_| Error::ReleasesUnavailable)?;
+    let releases = releases_of(ctx, &namespace, &deployment.name_any());
+    let mut obs = Observation {
+        spec_problem: None,
+        requests: Requests::default(),
+        bad_requests: Vec::new(),
+        build: None,
+        health: None,
+        deployment,
+        namespace,
+        now,
+        releases,
+    };
+    obs.spec_problem = spec::check(ctx, &obs.deployment, &obs.namespace).await;
+    if obs.spec_problem.is_some() {
+        return Ok(obs);
+    }
+    (obs.requests, obs.bad_requests) = requests::parse(obs.deployment.annotations(), now);
+    let state = obs.state();
+    if let Some(f) = &state.in_flight {
+        match (f.stage, &f.environment, obs.release(&f.release)) {
+            (Stage::Building, _, current) => {
+                obs.build = Some(build::observe(ctx, &obs, &state, f, current).await);
+            }
+            (Stage::Verifying, Some(env), Some(rel)) => {
+                obs.health = health::observe(ctx, &obs, env, rel).await?;
+            }
+            _ => {}
+        }
+    }
+    Ok(obs)
+}
+
+/// A train's releases from the store, oldest first.
+fn releases_of(ctx: &Context, namespace: &str, name: &str) -> Vec<Arc<PackitRelease>> {
+    let mut list: Vec<Arc<PackitRelease>> = ctx
+        .releases
+        .state()
+        .into_iter()
+        .filter(|r| {
+            r.namespace().as_deref() == Some(namespace)
+                && r.labels().get(labels::DEPLOYMENT).map(String::as_str) == Some(name)
+        })
+        .collect();
+    list.sort_by_key(|r| (r.creation_timestamp(), r.name_any()));
+    list
+}

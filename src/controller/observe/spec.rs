@@ -1,0 +1,73 @@
+//! Spec problems the schema cannot catch, and environments in namespaces
+//! that did not opt in.
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::{Api, ResourceExt};
+
+use crate::api::PackitDeployment;
+use crate::api::validate::validate;
+use crate::controller::Context;
+use crate::controller::conditions::reason;
+use crate::controller::targets::namespace_of;
+use crate::labels;
+
+/// Why a spec cannot be acted on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpecProblem {
+    /// The condition reason.
+    pub reason: &'static str,
+    pub message: String,
+}
+
+pub async fn check(
+    ctx: &Context,
+    deployment: &PackitDeployment,
+    namespace: &str,
+) -> Option<SpecProblem> {
+    if let Err(e) = validate(&deployment.spec) {
+        return Some(SpecProblem {
+            reason: reason::SPEC_INVALID,
+            message: e.to_string(),
+        });
+    }
+    check_namespaces(ctx, deployment, namespace)
+        .await
+        .err()
+        .map(|message| SpecProblem {
+            reason: reason::NAMESPACE_NOT_ALLOWED,
+            message,
+        })
+}
+
+/// Tenant isolation: another namespace must name this deployment's
+/// namespace in its `packit.dev/allow-from` annotation.
+async fn check_namespaces(
+    ctx: &Context,
+    deployment: &PackitDeployment,
+    own: &str,
+) -> Result<(), String> {
+    let namespaces: Api<Namespace> = Api::all(ctx.client.clone());
+    for (i, env) in deployment.spec.environments.iter().enumerate() {
+        let ns = namespace_of(own, env);
+        if ns == own {
+            continue;
+        }
+        let field = format!("spec.environments[{i}].namespace");
+        let found = namespaces
+            .get_opt(&ns)
+            .await
+            .map_err(|e| format!("{field}: cannot read namespace {ns:?}: {e}"))?
+            .ok_or_else(|| format!("{field}: namespace {ns:?} does not exist"))?;
+        let allowed = found
+            .annotations()
+            .get(labels::ALLOW_FROM)
+            .is_some_and(|v| v.split(',').any(|n| n.trim() == own));
+        if !allowed {
+            return Err(format!(
+                "{field}: namespace {ns:?} has not opted in; annotate it with {}={own} to let this deployment manage its workloads",
+                labels::ALLOW_FROM,
+            ));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,179 @@
+//! Wiring: the metrics endpoint, the client, the watches and their caches,
+//! leader election, and the controller runtime that calls `reconcile`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::Reporter;
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource};
+
+use super::{Context, Error, MANAGER, reconcile};
+use crate::api::{PackitDeployment, PackitRelease};
+use crate::build::registry::Registry;
+use crate::git::SourceCache;
+use crate::health::HttpProber;
+use crate::metrics::{self, Metrics};
+use crate::{labels, leader};
+
+/// Settings of `packit-operator run`.
+pub struct Settings {
+    /// Where bare git caches live.
+    pub cache_dir: PathBuf,
+    /// This replica's name, for Events.
+    pub instance: Option<String>,
+    /// Only PackitDeployments of this namespace (all when unset).
+    pub namespace: Option<String>,
+    /// Where `/metrics`, `/healthz` and `/readyz` are served.
+    pub metrics_addr: std::net::SocketAddr,
+    /// Run the controller only while holding this lease (all replicas act
+    /// when unset).
+    pub leader_election: Option<crate::leader::Config>,
+}
+
+/// Runs the controller until SIGINT or SIGTERM; reconciles in progress are
+/// let finish.
+///
+/// With leader election the controller starts once the lease is acquired;
+/// losing the lease exits the process (status 1) and stopping releases it.
+pub async fn run(settings: Settings) -> Result<(), Error> {
+    let metrics = Arc::new(Metrics::new());
+    let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let listener = tokio::net::TcpListener::bind(settings.metrics_addr)
+        .await
+        .map_err(|e| Error::Serve(settings.metrics_addr, e))?;
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
+    }
+    tokio::spawn(metrics::serve(listener, metrics.clone(), ready.clone()));
+    let client = crate::client::counting(metrics.clone()).await?;
+    // Fail early, with a hint, when the CRDs are missing.
+    Api::<PackitDeployment>::all(client.clone())
+        .list(&kube::api::ListParams::default().limit(1))
+        .await
+        .inspect_err(|_| {
+            tracing::error!(
+                "cannot list PackitDeployments: are the CRDs installed? (kubectl apply -f crds/)"
+            )
+        })?;
+    // Workloads may live in other (opted-in) namespaces, so they are watched
+    // everywhere, by the labels the operator puts on them.
+    let labelled = || match &settings.namespace {
+        Some(ns) => watcher::Config::default().labels(&format!(
+            "{},{}={ns}",
+            labels::DEPLOYMENT,
+            labels::DEPLOYMENT_NAMESPACE
+        )),
+        None => watcher::Config::default().labels(labels::DEPLOYMENT),
+    };
+    let scoped = |client: &Client| match &settings.namespace {
+        Some(ns) => (
+            Api::namespaced(client.clone(), ns),
+            Api::namespaced(client.clone(), ns),
+        ),
+        None => (Api::all(client.clone()), Api::all(client.clone())),
+    };
+    let (deployments, releases): (Api<PackitDeployment>, Api<PackitRelease>) = scoped(&client);
+    // A standby is ready too: it is up and waits its turn. Were it not, a
+    // rolling update of two replicas would wait for the new pod forever
+    // while the old one holds the lease.
+    ready.store(true, std::sync::atomic::Ordering::Relaxed);
+    let elector = settings.leader_election.clone().map(|config| {
+        let identity = leader::identity(settings.instance.as_deref());
+        Arc::new(leader::Elector::new(client.clone(), config, identity))
+    });
+    let holding = match &elector {
+        Some(elector) => {
+            let acquired = tokio::select! {
+                at = elector.acquire() => at,
+                () = leader::signalled() => {
+                    tracing::info!("stopped while standing by");
+                    return Ok(());
+                }
+            };
+            // Its own task, so that a busy reconcile cannot delay noticing
+            // the loss; nothing may act after it, hence the exit.
+            let (elector, metrics) = (elector.clone(), metrics.clone());
+            Some(tokio::spawn(async move {
+                let lost = elector.hold(acquired).await;
+                metrics.leader.set(0);
+                tracing::error!(error = %lost, "lost the lease: exiting");
+                std::process::exit(1);
+            }))
+        }
+        None => None,
+    };
+    metrics.leader.set(1);
+    // One watch of the releases feeds both the cache reconciles read and
+    // the triggers of their owners.
+    let (release_store, release_writer) = reflector::store();
+    let release_events = watcher(releases, watcher::Config::default())
+        .default_backoff()
+        .reflect(release_writer)
+        .touched_objects();
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        reporter: Reporter {
+            controller: MANAGER.into(),
+            instance: settings.instance.clone(),
+        },
+        releases: release_store,
+        sources: SourceCache::new(settings.cache_dir.clone()),
+        registry: Registry::new(),
+        prober: HttpProber::new()?,
+        metrics: metrics.clone(),
+    });
+    Controller::new(deployments, watcher::Config::default())
+        .owns_stream(release_events)
+        .owns(Api::<Job>::all(client.clone()), labelled())
+        .watches(Api::<Deployment>::all(client.clone()), labelled(), owner_of)
+        .watches(
+            Api::<StatefulSet>::all(client.clone()),
+            labelled(),
+            owner_of,
+        )
+        .watches(Api::<Pod>::all(client.clone()), labelled(), owner_of)
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            match result {
+                Ok((obj, _)) => tracing::debug!(%obj, "reconciled"),
+                Err(e) => tracing::warn!(error = %e, "reconcile failed"),
+            }
+        })
+        .await;
+    if let (Some(holding), Some(elector)) = (holding, &elector) {
+        holding.abort();
+        let _ = holding.await;
+        metrics.leader.set(0);
+        // Hand over at once instead of letting the lease expire.
+        if let Err(e) = elector.release().await {
+            tracing::warn!(error = %e, "releasing the lease failed; it expires by itself");
+        }
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Maps a labelled workload, pod or Job to its PackitDeployment.
+fn owner_of<K: Resource>(obj: K) -> Option<ObjectRef<PackitDeployment>> {
+    let labels = obj.meta().labels.as_ref()?;
+    let name = labels.get(labels::DEPLOYMENT)?;
+    let namespace = labels
+        .get(labels::DEPLOYMENT_NAMESPACE)
+        .cloned()
+        .or_else(|| obj.meta().namespace.clone())?;
+    Some(ObjectRef::new(name).within(&namespace))
+}
+
+fn error_policy(obj: Arc<PackitDeployment>, error: &Error, _: Arc<Context>) -> Action {
+    tracing::warn!(deployment = %ObjectRef::from_obj(obj.as_ref()), %error, "will retry");
+    Action::requeue(Duration::from_secs(5))
+}
