@@ -90,7 +90,7 @@ async fn a_full_train_builds_verifies_staging_and_releases_in_the_window() -> Re
     // Reconciles read the train and its releases from the watch caches:
     // the releases are listed once, when their watch starts (a relist
     // after a lost watch may add one), never per reconcile, and the
-    // deployment is never fetched.
+    // deployment is fetched only when the cache was behind a write.
     let requests = |verb: &str, resource: &str| {
         sample(
             &metrics,
@@ -105,7 +105,12 @@ async fn a_full_train_builds_verifies_staging_and_releases_in_the_window() -> Re
         "{lists} lists of releases in {reconciles} reconciles\n{metrics}"
     );
     assert!(requests("watch", "packitreleases") >= 1.0, "{metrics}");
-    assert_eq!(requests("get", "packitdeployments"), 0.0, "{metrics}");
+    let gets = requests("get", "packitdeployments");
+    assert!(
+        gets * 4.0 <= reconciles,
+        "{gets} gets in {reconciles} reconciles\n{metrics}"
+    );
+    println!("{reconciles} reconciles: {lists} lists of releases, {gets} gets of the deployment");
     assert!(
         requests("patch", "packitdeployments/status") >= 1.0,
         "{metrics}"

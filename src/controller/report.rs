@@ -2,7 +2,7 @@
 //! actors' Events, records the metrics, and answers the controller runtime
 //! with when to come back.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use chrono::Utc;
 use kube::runtime::controller::Action;
@@ -14,9 +14,6 @@ use super::events::{Note, Publisher};
 use super::observe::Observation;
 use crate::metrics::{DeploymentLabels, ErrorLabels, Metrics, PhaseLabels, ResultLabels};
 use crate::plan::ReleasePhase;
-
-/// How soon a reconcile planned from a cache that was behind runs again.
-const STALE_RETRY: Duration = Duration::from_millis(500);
 
 pub async fn report(
     metrics: &Metrics,
@@ -54,16 +51,16 @@ pub async fn report(
         .observe(started.elapsed().as_secs_f64());
     let result = match outcomes.error {
         None => Ok(next),
-        Some(Error::Stale) => {
-            tracing::debug!(deployment = %obs.name(), "planned from a stale cache; again shortly");
-            Ok(Action::requeue(STALE_RETRY))
-        }
+        // Not a failure: `reconcile` plans again from a fresh read.
+        Some(Error::Stale) => Err(Error::Stale),
         Some(e) => return failed(metrics, events, e).await,
     };
-    metrics
-        .reconciles
-        .get_or_create(&ResultLabels { result: "ok" })
-        .inc();
+    if result.is_ok() {
+        metrics
+            .reconciles
+            .get_or_create(&ResultLabels { result: "ok" })
+            .inc();
+    }
     result
 }
 
