@@ -38,6 +38,14 @@ pub struct ApiRequestLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CheckLabels {
+    /// The kind of check: `metric`.
+    pub kind: &'static str,
+    /// `Pass`, `Fail` or `Inconclusive`.
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PhaseLabels {
     pub namespace: String,
     pub deployment: String,
@@ -55,6 +63,8 @@ pub struct Metrics {
     pub next_build: Family<DeploymentLabels, Gauge>,
     pub next_window: Family<DeploymentLabels, Gauge>,
     pub notifications: Family<ResultLabels, Counter>,
+    /// Measurements of verification checks.
+    pub checks: Family<CheckLabels, Counter>,
     /// Requests to the Kubernetes API.
     pub api_requests: Family<ApiRequestLabels, Counter>,
     /// 1 while this process runs the controller (holds the lease, when
@@ -81,6 +91,7 @@ impl Metrics {
             next_window: Family::default(),
             notifications: Family::default(),
             api_requests: Family::default(),
+            checks: Family::default(),
             leader: Gauge::default(),
             registry: Registry::default(),
         };
@@ -119,6 +130,11 @@ impl Metrics {
             "notifications",
             "Webhook notifications by result (delivered, or failed after retries)",
             m.notifications.clone(),
+        );
+        registry.register(
+            "check_measurements",
+            "Measurements of verification checks by kind and result",
+            m.checks.clone(),
         );
         registry.register(
             "api_requests",

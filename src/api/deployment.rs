@@ -312,7 +312,7 @@ pub enum WorkloadKind {
 }
 
 /// Health verification after a deploy.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct HealthSpec {
     /// How long the rollout may take to complete.
@@ -336,6 +336,13 @@ pub struct HealthSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 16))]
     pub http_checks: Vec<HttpCheck>,
+
+    /// PromQL queries on the application's own metrics that must stay
+    /// within bounds, each measured on its own interval.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    #[x_kube(validation = Rule::new("self.all(m, self.filter(n, n.name == m.name).size() == 1)").message("metric check names must be unique"))]
+    pub metrics: Vec<super::checks::MetricCheck>,
 }
 
 /// An HTTP health check.
@@ -516,6 +523,7 @@ impl Default for HealthSpec {
             soak: default_soak(),
             max_restarts: default_max_restarts(),
             http_checks: Vec::new(),
+            metrics: Vec::new(),
         }
     }
 }

@@ -179,6 +179,9 @@ pub struct EnvironmentProgress {
     /// The image each target had before this release was applied.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub previous_images: Vec<TargetImage>,
+    /// The latest verdict of each metric check here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<super::checks::CheckVerdict>,
 }
 
 /// The image of one workload container.

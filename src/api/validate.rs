@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
+use super::checks::{MetricCheck, check_query};
 use super::deployment::{BuildStrategy, PackitDeploymentSpec};
 use super::duration;
 use crate::plan::schedule::Calendar;
@@ -140,6 +141,7 @@ pub fn validate(spec: &PackitDeploymentSpec) -> Result<Calendar, InvalidSpec> {
                 check_duration(&mut errors, field, &h.interval);
             }
         }
+        check_metrics(&mut errors, &path, &e.health.metrics);
     }
 
     match calendar {
@@ -151,5 +153,63 @@ pub fn validate(spec: &PackitDeploymentSpec) -> Result<Calendar, InvalidSpec> {
 fn check_duration(errors: &mut Vec<SpecError>, field: String, value: &str) {
     if let Err(e) = duration::parse(value) {
         errors.push(SpecError::new(field, value, e.to_string()));
+    }
+}
+
+/// Metric checks: unique names, a non-empty query with known variables,
+/// bounds that admit a value, an interval above zero.
+fn check_metrics(errors: &mut Vec<SpecError>, path: &str, checks: &[MetricCheck]) {
+    let mut names = BTreeSet::new();
+    for (j, m) in checks.iter().enumerate() {
+        let field = format!("{path}.health.metrics[{j}]");
+        if !names.insert(m.name.as_str()) {
+            errors.push(SpecError::new(
+                format!("{field}.name"),
+                &m.name,
+                "is used by another metric check; names must be unique",
+            ));
+        }
+        if m.query.trim().is_empty() {
+            errors.push(SpecError::new(
+                format!("{field}.query"),
+                &m.query,
+                "must not be empty",
+            ));
+        } else if let Err(e) = check_query(&m.query) {
+            errors.push(SpecError::new(format!("{field}.query"), &m.query, e));
+        }
+        let range = &m.threshold_range;
+        let bounds = format!("min {:?}, max {:?}", range.min, range.max);
+        let finite = [range.min, range.max]
+            .iter()
+            .flatten()
+            .all(|b| b.is_finite());
+        if (range.min.is_none() && range.max.is_none()) || !finite {
+            errors.push(SpecError::new(
+                format!("{field}.thresholdRange"),
+                bounds,
+                "needs a finite min, max or both",
+            ));
+        } else if let (Some(min), Some(max)) = (range.min, range.max)
+            && min > max
+        {
+            errors.push(SpecError::new(
+                format!("{field}.thresholdRange"),
+                bounds,
+                "min must not be above max",
+            ));
+        }
+        let interval = format!("{field}.interval");
+        match duration::parse(&m.interval) {
+            Ok(d) if d.num_seconds() == 0 => {
+                errors.push(SpecError::new(
+                    interval,
+                    &m.interval,
+                    "must be longer than zero",
+                ));
+            }
+            Ok(_) => {}
+            Err(e) => errors.push(SpecError::new(interval, &m.interval, e.to_string())),
+        }
     }
 }

@@ -10,7 +10,7 @@ use kube::runtime::reflector::Store;
 use crate::api::PackitRelease;
 use crate::build::registry::Registry;
 use crate::git::SourceCache;
-use crate::health::HttpProber;
+use crate::health::{HttpProber, MetricProber};
 use crate::metrics::Metrics;
 
 pub struct Context {
@@ -23,5 +23,6 @@ pub struct Context {
     pub sources: SourceCache,
     pub registry: Registry,
     pub prober: HttpProber,
+    pub metric_prober: MetricProber,
     pub metrics: Arc<Metrics>,
 }

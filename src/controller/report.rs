@@ -12,7 +12,9 @@ use super::act::Outcomes;
 use super::decide::Plan;
 use super::events::{Note, Publisher};
 use super::observe::Observation;
-use crate::metrics::{DeploymentLabels, ErrorLabels, Metrics, PhaseLabels, ResultLabels};
+use crate::metrics::{
+    CheckLabels, DeploymentLabels, ErrorLabels, Metrics, PhaseLabels, ResultLabels,
+};
 use crate::plan::ReleasePhase;
 
 pub async fn report(
@@ -35,6 +37,19 @@ pub async fn report(
     }
     for note in &outcomes.notes {
         events.publish(note).await;
+    }
+    for verdict in obs
+        .health
+        .iter()
+        .flat_map(|h| &h.metrics)
+        .filter(|m| m.fresh)
+        .filter_map(|m| m.last.as_ref())
+    {
+        let labels = CheckLabels {
+            kind: "metric",
+            result: format!("{:?}", verdict.result),
+        };
+        metrics.checks.get_or_create(&labels).inc();
     }
     if let Plan::Train(p) = plan {
         if outcomes.committed {

@@ -19,7 +19,7 @@ use super::{Context, Error, MANAGER, reconcile};
 use crate::api::{PackitDeployment, PackitRelease};
 use crate::build::registry::Registry;
 use crate::git::SourceCache;
-use crate::health::HttpProber;
+use crate::health::{HttpProber, MetricProber};
 use crate::metrics::{self, Metrics};
 use crate::{labels, leader};
 
@@ -118,6 +118,7 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
         .default_backoff()
         .reflect(release_writer)
         .touched_objects();
+    let prober = HttpProber::new()?;
     let ctx = Arc::new(Context {
         client: client.clone(),
         reporter: Reporter {
@@ -127,7 +128,8 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
         releases: release_store,
         sources: SourceCache::new(settings.cache_dir.clone()),
         registry: Registry::new(),
-        prober: HttpProber::new()?,
+        metric_prober: MetricProber::new(prober.client().clone()),
+        prober,
         metrics: metrics.clone(),
     });
     Controller::new(deployments, watcher::Config::default())

@@ -2,6 +2,7 @@
 //! target workloads, and HTTP checks.
 
 mod http;
+mod prometheus;
 mod restarts;
 mod rollout;
 
@@ -15,6 +16,7 @@ use crate::deploy::{DeployError, Workload, WorkloadRef, group_images};
 use crate::plan::WorkloadHealth;
 
 pub use http::HttpProber;
+pub use prometheus::{MetricProber, MetricQuery, PrometheusAuth};
 pub use restarts::{restarts_since_deploy, runs_image};
 pub use rollout::{PROGRESS_DEADLINE_EXCEEDED, deployment_rollout, statefulset_rollout};
 

@@ -579,17 +579,47 @@ impl Planner<'_> {
             self.wake_for_http_checks(env);
             return false;
         }
+        // Every metric check must have passed once; one that never had a
+        // number to judge fails the release when the time is up.
+        let unproven: Vec<String> = self
+            .env_spec(env)
+            .health
+            .metrics
+            .iter()
+            .filter(|m| {
+                !report
+                    .and_then(|r| r.metrics.iter().find(|h| h.name == m.name))
+                    .is_some_and(|h| h.passed)
+            })
+            .map(|m| m.name.clone())
+            .collect();
+        if !unproven.is_empty() {
+            let deadline = soaked.max(f.since + rollout_timeout + soak);
+            if self.now >= deadline {
+                let reason = format!(
+                    "metric check(s) {} had no passing measurement within the soak and rollout timeout",
+                    unproven.join(", ")
+                );
+                self.fail_verification(f, env, reason);
+                return true;
+            }
+            self.wake.push(deadline);
+            self.wake_for_http_checks(env);
+            return false;
+        }
         self.verified(f, env);
         true
     }
 
+    /// Wakes for the next HTTP or metric measurement.
     fn wake_for_http_checks(&mut self, env: usize) {
-        let interval = self
-            .env_spec(env)
-            .health
+        let health = &self.env_spec(env).health;
+        let interval = health
             .http_checks
             .iter()
-            .filter_map(|c| duration::parse(&c.interval).ok())
+            .map(|c| &c.interval)
+            .chain(health.metrics.iter().map(|m| &m.interval))
+            .filter_map(|i| duration::parse(i).ok())
             .filter(|d| *d > TimeDelta::zero())
             .min();
         self.wake.extend(interval.map(|i| self.now + i));
@@ -619,6 +649,27 @@ impl Planner<'_> {
                 return Some(format!(
                     "{} failed {} checks in a row",
                     h.url, h.consecutive_failures
+                ));
+            }
+        }
+        for m in &report.metrics {
+            let Some(check) = health.metrics.iter().find(|c| c.name == m.name) else {
+                continue;
+            };
+            if m.consecutive_failures >= check.failure_threshold {
+                let what = match m.last.as_ref() {
+                    Some(v) => match v
+                        .value
+                        .and_then(|x| Some((x, check.threshold_range.broken_by(x)?)))
+                    {
+                        Some((value, broken)) => format!("= {value} {broken}"),
+                        None => format!("failed: {}", v.message),
+                    },
+                    None => "failed".to_owned(),
+                };
+                return Some(format!(
+                    "metric {} {what} ({} of {} measurements)",
+                    m.name, m.consecutive_failures, check.failure_threshold
                 ));
             }
         }

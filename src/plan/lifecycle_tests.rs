@@ -635,3 +635,117 @@ fn an_invalid_spec_plans_nothing() {
     .unwrap_err();
     assert!(err.to_string().contains("spec.schedule.timeZone"));
 }
+
+/// The example with an error-rate check in production, measured every
+/// minute, failing after 3 measurements out of bounds.
+fn metric_spec(on_no_data: crate::api::checks::OnNoData) -> PackitDeploymentSpec {
+    let mut spec = spec();
+    spec.environments[1].health.metrics = vec![crate::api::checks::MetricCheck {
+        name: "error-rate".into(),
+        prometheus: crate::api::checks::PrometheusSource {
+            address: "http://prometheus.monitoring:9090".into(),
+            secret_ref: None,
+        },
+        query: r#"sum(rate(http_errors{namespace="{{ namespace }}"}[{{ interval }}]))"#.into(),
+        threshold_range: crate::api::checks::ThresholdRange {
+            min: None,
+            max: Some(0.05),
+        },
+        interval: "1m".into(),
+        failure_threshold: 3,
+        on_no_data,
+    }];
+    spec
+}
+
+/// Sets the error-rate check's standing in the health report.
+fn measured(sim: &mut Sim, value: Option<f64>, failures: u32, passed: bool) {
+    let at = sim.now;
+    if let Some(h) = &mut sim.observed.health {
+        h.metrics = vec![MetricHealth {
+            name: "error-rate".into(),
+            consecutive_failures: failures,
+            passed,
+            last: Some(crate::api::checks::CheckVerdict {
+                name: "error-rate".into(),
+                result: match value {
+                    Some(v) if v <= 0.05 => crate::api::checks::CheckResult::Pass,
+                    Some(_) => crate::api::checks::CheckResult::Fail,
+                    None => crate::api::checks::CheckResult::Inconclusive,
+                },
+                value,
+                bounds: "max 0.05".into(),
+                consecutive_failures: failures,
+                measurements: failures.max(1),
+                measured_at: at,
+                message: "Prometheus http://prometheus.monitoring:9090 unreachable".into(),
+            }),
+            fresh: true,
+        }];
+    }
+}
+
+#[test]
+fn a_metric_out_of_bounds_at_its_threshold_rolls_production_back() {
+    let mut sim = Sim::new(metric_spec(Default::default()), prague(11, 18, 12, 0));
+    let first = run_week(&mut sim, 20, 22);
+    measured(&mut sim, Some(0.01), 0, true);
+    sim.at(prague(11, 23, 1, 10));
+    assert_eq!(
+        sim.env("production").release.as_deref(),
+        Some(first.as_str())
+    );
+    let second = run_week(&mut sim, 27, 29);
+    // Woken for the next measurement, not only at the end of the soak.
+    let d = sim.at(prague(11, 29, 23, 20));
+    assert_eq!(d.requeue_at, Some(prague(11, 29, 23, 21)));
+    measured(&mut sim, Some(0.31), 2, true);
+    assert!(moves(&sim.at(prague(11, 29, 23, 22)).actions).is_empty());
+    measured(&mut sim, Some(0.31), 3, true);
+    let d = sim.at(prague(11, 29, 23, 23));
+    assert_eq!(
+        moves(&d.actions),
+        [("rollback", "production".into(), first)]
+    );
+    assert!(phases(&d.actions).contains(&(second, ReleasePhase::RolledBack)));
+    let why = "metric error-rate = 0.31 > max 0.05 (3 of 3 measurements)";
+    assert!(
+        events(&d.actions)
+            .iter()
+            .any(|(r, m)| *r == reasons::VERIFICATION_FAILED && m.contains(why)),
+        "{:?}",
+        events(&d.actions)
+    );
+}
+
+#[test]
+fn a_metric_without_data_holds_the_release_until_the_deadline() {
+    let mut sim = Sim::new(metric_spec(Default::default()), prague(11, 18, 12, 0));
+    run_week(&mut sim, 20, 22);
+    measured(&mut sim, None, 0, false);
+    // The soak ended at 01:10, but the check never had a number.
+    let d = sim.at(prague(11, 23, 1, 10));
+    assert!(moves(&d.actions).is_empty() && sim.in_flight().is_some());
+    assert_eq!(d.requeue_at, Some(prague(11, 23, 1, 11)));
+    // Deadline: deployed 23:00 + rollout timeout 20m + soak 2h.
+    let d = sim.at(prague(11, 23, 1, 20));
+    let failed = phases(&d.actions);
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0].1, ReleasePhase::Failed);
+    assert!(
+        events(&d.actions)
+            .iter()
+            .any(|(_, m)| m.contains("error-rate had no passing measurement")),
+        "{:?}",
+        events(&d.actions)
+    );
+}
+
+#[test]
+fn a_metric_that_passed_lets_the_release_through_after_the_soak() {
+    let mut sim = Sim::new(metric_spec(Default::default()), prague(11, 18, 12, 0));
+    let release = run_week(&mut sim, 20, 22);
+    measured(&mut sim, Some(0.01), 0, true);
+    let d = sim.at(prague(11, 23, 1, 10));
+    assert!(phases(&d.actions).contains(&(release, ReleasePhase::Released)));
+}

@@ -110,6 +110,7 @@ impl Sim {
                 })
                 .collect(),
             http: vec![],
+            metrics: vec![],
         });
     }
 

@@ -259,6 +259,22 @@ pub struct HealthReport {
     pub workloads: Vec<WorkloadHealth>,
     /// One per configured HTTP check.
     pub http: Vec<HttpHealth>,
+    /// One per configured metric check.
+    pub metrics: Vec<MetricHealth>,
+}
+
+/// Where one metric check stands since the deploy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricHealth {
+    pub name: String,
+    /// Failed measurements in a row (no data counted by `onNoData`).
+    pub consecutive_failures: u32,
+    /// A measurement passed since the deploy.
+    pub passed: bool,
+    /// The latest verdict, for messages and the release record.
+    pub last: Option<crate::api::checks::CheckVerdict>,
+    /// Measured during this reconcile.
+    pub fresh: bool,
 }
 
 /// Rollout state of one workload.

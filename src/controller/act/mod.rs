@@ -6,7 +6,7 @@
 //!
 //! Order matters: the status is persisted first (write-ahead, guarded by
 //! the resource version that was observed), then the build's follow-ups,
-//! the phases and their notifications, the changelog, the environments and
+//! the checks' verdicts, the phases and their notifications, the changelog, the environments and
 //! the history.
 
 mod builds;
@@ -16,6 +16,7 @@ mod history;
 mod notify;
 mod releases;
 mod status;
+mod verdicts;
 
 use kube::ResourceExt;
 
@@ -94,6 +95,9 @@ async fn carry_out(
     if let (Some(f), Some(build)) = (building, &obs.build)
         && let Some(rel) = builds::follow_up(ctx, obs, &f.release, build, &mut out.notes).await?
     {
+        upsert(&mut releases, rel);
+    }
+    if let Some(rel) = verdicts::record(ctx, obs).await? {
         upsert(&mut releases, rel);
     }
     for step in &d.actions {

@@ -1,12 +1,18 @@
-//! Health of the environment the release in flight is verified in.
+//! Health of the environment the release in flight is verified in:
+//! rollout and restarts of its workloads, its HTTP checks and its metric
+//! checks.
 
-use kube::ResourceExt;
+use k8s_openapi::api::core::v1::Secret;
+use kube::{Api, ResourceExt};
 
 use super::Observation;
 use crate::api::PackitRelease;
+use crate::api::checks::{MetricCheck, fill_query};
+use crate::api::deployment::Environment;
+use crate::api::duration;
 use crate::controller::targets::{namespace_of, wanted_images};
 use crate::controller::{Context, Error};
-use crate::health;
+use crate::health::{self, MetricQuery, PrometheusAuth};
 use crate::plan::HealthReport;
 
 /// Health of `env_name` for `release`, or none while its workloads do not
@@ -29,20 +35,99 @@ pub async fn observe(
     if !observation.images_match {
         return Ok(None);
     }
-    let key = format!(
-        "{}/{}/{}/{}",
-        obs.namespace,
-        obs.name(),
-        env.name,
-        release.name_any()
-    );
+    let key = format!("{}/{}/{}", obs.namespace, obs.name(), env.name);
+    let release_name = release.name_any();
     let http = ctx
         .prober
-        .probe_due(&key, &env.health.http_checks, obs.now)
+        .probe_due(
+            &format!("{key}/{release_name}"),
+            &env.health.http_checks,
+            obs.now,
+        )
+        .await;
+    let mut queries = Vec::with_capacity(env.health.metrics.len());
+    for check in &env.health.metrics {
+        queries.push(metric_query(ctx, obs, env, &release_name, check).await);
+    }
+    let metrics = ctx
+        .metric_prober
+        .measure_due(&key, &release_name, &queries, obs.now)
         .await;
     Ok(Some(HealthReport {
-        release: release.name_any(),
+        release: release_name,
         workloads: observation.workloads,
         http,
+        metrics,
     }))
+}
+
+/// A metric check with its variables filled in and its credentials read.
+async fn metric_query(
+    ctx: &Context,
+    obs: &Observation,
+    env: &Environment,
+    release: &str,
+    check: &MetricCheck,
+) -> MetricQuery {
+    let mut workloads: Vec<&str> = env.targets.iter().map(|t| t.name.as_str()).collect();
+    workloads.dedup();
+    let filled = fill_query(&check.query, |name| match name {
+        "namespace" => Some(namespace_of(&obs.namespace, env)),
+        "environment" => Some(env.name.clone()),
+        "release" => Some(release.to_owned()),
+        "deployment" => Some(obs.name()),
+        "workloads" => Some(workloads.join("|")),
+        "interval" => Some(check.interval.clone()),
+        _ => None,
+    });
+    let (query, mut blocked) = match filled {
+        Ok(q) => (q, None),
+        Err(e) => (String::new(), Some(format!("query: {e}"))),
+    };
+    let auth = match &check.prometheus.secret_ref {
+        Some(s) => match auth(ctx, &obs.namespace, &s.name).await {
+            Ok(a) => Some(a),
+            Err(why) => {
+                blocked.get_or_insert(why);
+                None
+            }
+        },
+        None => None,
+    };
+    MetricQuery {
+        name: check.name.clone(),
+        address: check.prometheus.address.clone(),
+        auth,
+        query,
+        interval: duration::parse(&check.interval).unwrap_or(chrono::TimeDelta::seconds(30)),
+        range: check.threshold_range.clone(),
+        on_no_data: check.on_no_data,
+        blocked,
+    }
+}
+
+/// Prometheus credentials from a Secret in the deployment's namespace: a
+/// `token` key, or `username` and `password`.
+async fn auth(ctx: &Context, namespace: &str, name: &str) -> Result<PrometheusAuth, String> {
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
+    let secret = secrets
+        .get_opt(name)
+        .await
+        .map_err(|e| format!("reading Secret {name:?}: {e}"))?
+        .ok_or_else(|| format!("Secret {name:?} not found in namespace {namespace}"))?;
+    let data = secret.data.unwrap_or_default();
+    let text = |k: &str| {
+        data.get(k)
+            .and_then(|v| String::from_utf8(v.0.clone()).ok())
+            .filter(|v| !v.is_empty())
+    };
+    if let Some(token) = text("token") {
+        return Ok(PrometheusAuth::Bearer(token));
+    }
+    match (text("username"), text("password")) {
+        (Some(username), Some(password)) => Ok(PrometheusAuth::Basic { username, password }),
+        _ => Err(format!(
+            "Secret {name:?} has neither a \"token\" key nor \"username\" and \"password\""
+        )),
+    }
 }
