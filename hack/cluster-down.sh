@@ -24,6 +24,8 @@ if [[ -f "$REG_DIR/pid" ]]; then
   fi
 fi
 
+"$HACK_DIR/prometheus/ctl.sh" down 9>&-
+
 rm -rf "$KWOK_WORKDIR" "$REG_DIR" "$PACKIT_CLUSTER_DIR/kubeconfig" "$PACKIT_CLUSTER_DIR/env.sh" \
   "$PACKIT_CLUSTER_DIR/config-hash"
 log "cluster $PACKIT_CLUSTER_NAME is down"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts (or reuses) the local test cluster: a kwokctl cluster on the binary
 # runtime with the cached control plane, two fake nodes, the Stages of
-# hack/kwok/stages.yaml, and an OCI registry on 127.0.0.1. Prints the
+# hack/kwok/stages.yaml, an OCI registry and a Prometheus (scraping the
+# samples tests set) on 127.0.0.1. Prints the
 # environment to use it and how long the start took.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -40,31 +41,6 @@ cluster_healthy() {
 
 registry_healthy() {
   [[ -f "$REG_DIR/addr" ]] && curl -fs -o /dev/null "http://$(cat "$REG_DIR/addr")/v2/"
-}
-
-# A port nothing listens on, from the range the kernel does not hand out
-# to outgoing connections by default.
-free_port() {
-  local port tries
-  for ((tries = 0; tries < 100; tries++)); do
-    port=$((20000 + RANDOM % 12000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-      echo "$port"
-      return
-    fi
-  done
-  die "no free port found"
-}
-
-# stop_pidfile FILE NAME: end the process recorded in FILE if it is still NAME.
-stop_pidfile() {
-  local pid
-  [[ -f "$1" ]] || return 0
-  pid="$(cat "$1")"
-  if [[ -n "$pid" ]] && grep -qF "$2" "/proc/$pid/cmdline" 2>/dev/null; then
-    kill "$pid" 2>/dev/null || true
-  fi
-  rm -f "$1"
 }
 
 start_cluster() {
@@ -126,10 +102,16 @@ start_registry() {
 reused=()
 if cluster_healthy; then reused+=(cluster); else start_cluster; fi
 if registry_healthy; then reused+=(registry); else start_registry; fi
+# Prometheus and the exporter whose samples the tests set (9>&-: they
+# outlive this script).
+"$HACK_DIR/prometheus/ctl.sh" up 9>&-
+PROM_DIR="$PACKIT_CLUSTER_DIR/prometheus"
 
 cat >"$ENV_FILE" <<ENV
 export KUBECONFIG=$KUBECONFIG_PATH
 export PACKIT_REGISTRY=$(cat "$REG_DIR/addr")
+export PACKIT_PROMETHEUS=http://$(cat "$PROM_DIR/addr")
+export PACKIT_METRICS_DIR=$PROM_DIR/samples
 ENV
 elapsed_ms=$((($(date +%s%N) - start_ns) / 1000000))
 cat "$ENV_FILE"

@@ -9,7 +9,8 @@ command -v cargo >/dev/null || die "Rust (cargo) is required (see README)"
 command -v kubectl >/dev/null || die "kubectl is required (see README)"
 
 # command -> Debian package
-declare -A wanted=([docker-registry]=docker-registry [git]=git [make]=make [curl]=curl [flock]=util-linux)
+declare -A wanted=([docker-registry]=docker-registry [git]=git [make]=make [curl]=curl [flock]=util-linux
+  [prometheus]=prometheus [python3]=python3)
 missing=()
 for cmd in "${!wanted[@]}"; do
   command -v "$cmd" >/dev/null || missing+=("${wanted[$cmd]}")

@@ -17,3 +17,28 @@ export PACKIT_CACHE PACKIT_BIN_DIR PACKIT_CLUSTER_DIR PACKIT_CLUSTER_NAME
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
+
+# A port nothing listens on, from the range the kernel does not hand out
+# to outgoing connections by default.
+free_port() {
+  local port tries
+  for ((tries = 0; tries < 100; tries++)); do
+    port=$((20000 + RANDOM % 12000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      echo "$port"
+      return
+    fi
+  done
+  die "no free port found"
+}
+
+# stop_pidfile FILE NAME: end the process recorded in FILE if it is still NAME.
+stop_pidfile() {
+  local pid
+  [[ -f "$1" ]] || return 0
+  pid="$(cat "$1")"
+  if [[ -n "$pid" ]] && grep -qF "$2" "/proc/$pid/cmdline" 2>/dev/null; then
+    kill "$pid" 2>/dev/null || true
+  fi
+  rm -f "$1"
+}

@@ -10,6 +10,7 @@
 //! - [`registry`] pushes small OCI images to the local registry.
 //! - [`git`] scripts throwaway git repositories served as `file://`.
 //! - [`webhook`] receives the operator's notifications on loopback.
+//! - [`prometheus`] sets the samples the local Prometheus scrapes.
 
 // Each test binary compiles this module and uses only part of it.
 #![allow(dead_code, unused_imports)]
@@ -17,6 +18,7 @@
 pub mod cluster;
 pub mod git;
 pub mod operator;
+pub mod prometheus;
 pub mod registry;
 pub mod train;
 pub mod wait;
