@@ -5,6 +5,7 @@ pub mod deployment;
 pub mod duration;
 pub mod release;
 mod schema;
+pub mod train;
 pub mod validate;
 
 use kube::CustomResourceExt;
