@@ -1,6 +1,7 @@
 //! The custom resources: `PackitDeployment` (what a team writes) and
 //! `PackitRelease` (one per build, written by the operator).
 
+pub mod changelog;
 pub mod deployment;
 pub mod duration;
 pub mod release;

@@ -218,5 +218,5 @@ pub struct ChangelogStatus {
     /// The same, structured: per repository the range and its entries
     /// (without the commits of each PR's branch).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub repositories: Vec<crate::changelog::RepoChangelog>,
+    pub repositories: Vec<super::changelog::RepoChangelog>,
 }
