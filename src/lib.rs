@@ -19,6 +19,7 @@ pub mod leader;
 pub mod metrics;
 pub mod notify;
 pub mod plan;
+pub mod redact;
 
 /// Errors of the library.
 #[derive(Debug, thiserror::Error)]
