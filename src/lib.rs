@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod notify;
 pub mod plan;
 pub mod redact;
+pub mod schedule;
 
 /// Errors of the library.
 #[derive(Debug, thiserror::Error)]
