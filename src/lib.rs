@@ -20,6 +20,8 @@ pub mod leader;
 pub mod metrics;
 pub mod notify;
 pub mod plan;
+pub mod redact;
+pub mod schedule;
 
 /// Errors of the library.
 #[derive(Debug, thiserror::Error)]

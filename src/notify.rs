@@ -135,7 +135,7 @@ pub async fn deliver(
     body: &[u8],
     retry: &Retry,
 ) -> Result<u32, DeliveryError> {
-    let shown = crate::git::redact_url(url);
+    let shown = crate::redact::redact_url(url);
     let mut attempt = 0;
     loop {
         attempt += 1;

@@ -469,7 +469,7 @@ pub struct PackitDeploymentStatus {
     /// The planner's persisted state: the release in flight, the release in
     /// each environment, handled schedule slots and requests.
     #[serde(flatten)]
-    pub train: crate::plan::TrainState,
+    pub train: super::train::TrainState,
 }
 
 /// Annotations through which people ask for things. Each value is a

@@ -1,11 +1,13 @@
 //! The custom resources: `PackitDeployment` (what a team writes) and
 //! `PackitRelease` (one per build, written by the operator).
 
+pub mod changelog;
 pub mod checks;
 pub mod deployment;
 pub mod duration;
 pub mod release;
 mod schema;
+pub mod train;
 pub mod validate;
 
 use kube::CustomResourceExt;

@@ -8,7 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::schema::{DNS_SUBDOMAIN, IMAGE_BY_DIGEST};
-use crate::plan::ReleasePhase;
+use super::train::ReleasePhase;
 
 /// One release of a PackitDeployment. Written by the operator; the spec does
 /// not change once set (the images are recorded once, when the build is done).
@@ -227,5 +227,5 @@ pub struct ChangelogStatus {
     /// The same, structured: per repository the range and its entries
     /// (without the commits of each PR's branch).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub repositories: Vec<crate::changelog::RepoChangelog>,
+    pub repositories: Vec<super::changelog::RepoChangelog>,
 }

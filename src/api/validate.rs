@@ -8,7 +8,7 @@ use std::fmt;
 use super::checks::{MetricCheck, check_query};
 use super::deployment::{BuildStrategy, PackitDeploymentSpec};
 use super::duration;
-use crate::plan::schedule::Calendar;
+use crate::schedule::Calendar;
 
 /// One problem in a spec, with the field path and the offending value.
 #[derive(Debug, Clone, PartialEq, Eq)]

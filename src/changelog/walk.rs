@@ -195,7 +195,7 @@ fn resolve(repo: &gix::Repository, name: &str, rev: &str) -> Result<gix::ObjectI
 pub fn clone_bare(name: &str, url: &str, dir: &std::path::Path) -> Result<(), ChangelogError> {
     let unreachable = |e: gix::Error| ChangelogError::Unreachable {
         repo: name.to_owned(),
-        detail: format!("cloning {}: {e}", crate::git::redact_url(url)),
+        detail: format!("cloning {}: {e}", crate::redact::redact_url(url)),
     };
     let interrupt = std::sync::atomic::AtomicBool::new(false);
     gix::prepare_clone_bare(url, dir)

@@ -10,7 +10,8 @@ use gix::progress::Discard;
 use gix::remote::Direction;
 use gix::sec::identity::Account;
 
-use super::url::{redact_url, url_password};
+use super::redact_url;
+use super::url::url_password;
 use super::{Credentials, GitError};
 
 /// One resolve: which branch of which URL, into which cache repository.

@@ -15,7 +15,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
-pub use url::redact_url;
+pub use crate::redact::redact_url;
 
 /// HTTPS basic-auth credentials; with token-based hosts the token is the
 /// password.

@@ -1,22 +1,9 @@
-//! Source URLs as they may be shown and as cache directory names.
+//! Source URLs: the password they carry and their cache directory names
+//! (which hash the URL as `redact_url` shows it).
 
 use sha2::{Digest, Sha256};
 
-/// `url` without user info (`https://user:token@host/x` becomes
-/// `https://host/x`), for messages and logs. Scp-like `user@host:path` URLs
-/// carry no secret and are returned as they are.
-pub fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return url.to_owned();
-    };
-    let authority_start = scheme_end + 3;
-    let rest = &url[authority_start..];
-    let authority_len = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..authority_len].rfind('@') {
-        Some(at) => format!("{}{}", &url[..authority_start], &rest[at + 1..]),
-        None => url.to_owned(),
-    }
-}
+use crate::redact::redact_url;
 
 /// The password in the user info of `url`, if any.
 pub(super) fn url_password(url: &str) -> Option<&str> {
@@ -71,28 +58,6 @@ pub(super) fn cache_dir_name(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn redact_removes_user_info() {
-        assert_eq!(
-            redact_url("https://bot:s3cret@github.com/packit/packit.git"),
-            "https://github.com/packit/packit.git"
-        );
-        assert_eq!(
-            redact_url("https://token@example.com"),
-            "https://example.com"
-        );
-        // An `@` in the path is not user info.
-        assert_eq!(
-            redact_url("https://example.com/a@b/repo"),
-            "https://example.com/a@b/repo"
-        );
-        assert_eq!(redact_url("file:///tmp/repo"), "file:///tmp/repo");
-        assert_eq!(
-            redact_url("git@github.com:packit/ogr.git"),
-            "git@github.com:packit/ogr.git"
-        );
-    }
 
     #[test]
     fn url_password_is_found() {

@@ -177,7 +177,7 @@ impl MetricProber {
             .unwrap_or(MIN_TIMEOUT)
             .clamp(MIN_TIMEOUT, MAX_TIMEOUT);
         let address = check.address.trim_end_matches('/');
-        let shown = crate::git::redact_url(address);
+        let shown = crate::redact::redact_url(address);
         let mut url = match reqwest::Url::parse(&format!("{address}/api/v1/query")) {
             Ok(u) => u,
             Err(e) => return Measurement::NoData(format!("Prometheus address {shown}: {e}")),

@@ -6,11 +6,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use proptest::prelude::*;
 
-use super::schedule::Calendar;
 use super::sim::{Sim, moves};
 use super::*;
 use crate::api::PackitDeploymentSpec;
 use crate::api::deployment::{Freeze, Window};
+use crate::schedule::Calendar;
 
 #[derive(Debug, Clone)]
 enum Event {

@@ -2,12 +2,12 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use super::schedule::{Calendar, Gate};
 use super::state::*;
 use crate::api::deployment::{Environment, PackitDeploymentSpec};
 use crate::api::duration;
 use crate::api::release::Trigger;
 use crate::api::validate::{InvalidSpec, validate};
+use crate::schedule::{Calendar, Gate};
 
 /// Decides what to do at `now`. Pure: the same inputs give the same
 /// decision, and planning again from the returned state with the same

@@ -4,7 +4,6 @@
 //! so a restart resumes from the state without repeating an action.
 
 mod lifecycle;
-pub mod schedule;
 mod state;
 
 pub use lifecycle::plan;

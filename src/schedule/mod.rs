@@ -295,5 +295,4 @@ fn previous_match(cron: &Cron, tz: Tz, t: DateTime<Utc>) -> Option<DateTime<Utc>
 }
 
 #[cfg(test)]
-#[path = "schedule_tests.rs"]
 mod tests;
