@@ -79,8 +79,10 @@ pub struct PrometheusSource {
     validation = Rule::new("!has(self.min) || !has(self.max) || self.min <= self.max").message("thresholdRange.min must not be above max")
 )]
 pub struct ThresholdRange {
+    /// The lowest value that passes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min: Option<f64>,
+    /// The highest value that passes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max: Option<f64>,
 }

@@ -3,6 +3,7 @@
 
 pub mod changelog;
 pub mod checks;
+pub mod cron;
 pub mod deployment;
 pub mod duration;
 pub mod release;

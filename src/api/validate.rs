@@ -6,9 +6,9 @@ use std::collections::BTreeSet;
 use std::fmt;
 
 use super::checks::{MetricCheck, check_query};
+use super::cron::{ParsedSchedule, parse_schedule};
 use super::deployment::{BuildStrategy, PackitDeploymentSpec};
 use super::duration;
-use crate::schedule::Calendar;
 
 /// One problem in a spec, with the field path and the offending value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,9 +52,9 @@ impl fmt::Display for InvalidSpec {
 /// Validates a spec beyond its schema. Also repeats the schema's structural
 /// rules (unique names, known components) so objects stored under an older
 /// schema are caught too.
-pub fn validate(spec: &PackitDeploymentSpec) -> Result<Calendar, InvalidSpec> {
+pub fn validate(spec: &PackitDeploymentSpec) -> Result<ParsedSchedule, InvalidSpec> {
     let mut errors = Vec::new();
-    let calendar = Calendar::new(&spec.schedule)
+    let schedule = parse_schedule(&spec.schedule)
         .map_err(|e| errors.extend(e))
         .ok();
 
@@ -144,8 +144,8 @@ pub fn validate(spec: &PackitDeploymentSpec) -> Result<Calendar, InvalidSpec> {
         check_metrics(&mut errors, &path, &e.health.metrics);
     }
 
-    match calendar {
-        Some(calendar) if errors.is_empty() => Ok(calendar),
+    match schedule {
+        Some(schedule) if errors.is_empty() => Ok(schedule),
         _ => Err(InvalidSpec(errors)),
     }
 }

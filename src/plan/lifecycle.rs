@@ -18,7 +18,7 @@ pub fn plan(
     observed: &Observed,
     now: DateTime<Utc>,
 ) -> Result<Decision, InvalidSpec> {
-    let calendar = validate(spec)?;
+    let calendar = Calendar::from(validate(spec)?);
     let mut p = Planner {
         spec,
         calendar: &calendar,

@@ -2,17 +2,14 @@
 //! production window and freezes. Every function takes the instant it asks
 //! about; nothing here reads the clock.
 
-use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
 use croner::Cron;
-use croner::parser::{CronParser, Seconds};
 
+pub use crate::api::cron::parse_cron;
+use crate::api::cron::{ParsedSchedule, next_match, parse_schedule};
 use crate::api::deployment::Schedule;
-use crate::api::duration;
 use crate::api::validate::SpecError;
-
-/// How far ahead a window must open at least once; covers 29 February.
-const WINDOW_HORIZON_DAYS: i64 = 5 * 366;
 
 /// A half-open interval `[start, end)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,112 +52,25 @@ pub struct Calendar {
     freezes: Vec<(Interval, String)>,
 }
 
-/// Parses a cron expression of 5 fields, or 6 with seconds first.
-pub fn parse_cron(expr: &str) -> Result<Cron, String> {
-    CronParser::builder()
-        .seconds(Seconds::Optional)
-        .build()
-        .parse(expr)
-        .map_err(|e| e.to_string())
+impl From<ParsedSchedule> for Calendar {
+    fn from(p: ParsedSchedule) -> Self {
+        Self {
+            tz: p.tz,
+            build: p.build,
+            window: p.window,
+            freezes: p
+                .freezes
+                .into_iter()
+                .map(|(start, end, reason)| (Interval { start, end }, reason))
+                .collect(),
+        }
+    }
 }
 
 impl Calendar {
     /// Parses the schedule; every problem is reported with its field path.
     pub fn new(schedule: &Schedule) -> Result<Self, Vec<SpecError>> {
-        let mut errors = Vec::new();
-        let tz = schedule
-            .time_zone
-            .parse::<Tz>()
-            .map_err(|_| {
-                errors.push(SpecError::new(
-                    "spec.schedule.timeZone",
-                    &schedule.time_zone,
-                    "is not an IANA time zone name (for example Europe/Prague)",
-                ))
-            })
-            .ok();
-        let build = schedule.build.as_deref().and_then(|expr| {
-            parse_cron(expr)
-                .map_err(|e| {
-                    errors.push(SpecError::new(
-                        "spec.schedule.build",
-                        expr,
-                        format!("is not a valid cron expression: {e}"),
-                    ))
-                })
-                .ok()
-        });
-        let window = schedule.production.as_ref().and_then(|w| {
-            let start = parse_cron(&w.start)
-                .map_err(|e| {
-                    errors.push(SpecError::new(
-                        "spec.schedule.production.start",
-                        &w.start,
-                        format!("is not a valid cron expression: {e}"),
-                    ))
-                })
-                .ok();
-            let length = match duration::parse(&w.duration) {
-                Ok(d) if d > TimeDelta::zero() => Some(d),
-                Ok(_) => {
-                    errors.push(SpecError::new(
-                        "spec.schedule.production.duration",
-                        &w.duration,
-                        "must be longer than zero: the window would never be open",
-                    ));
-                    None
-                }
-                Err(e) => {
-                    errors.push(SpecError::new(
-                        "spec.schedule.production.duration",
-                        &w.duration,
-                        e.to_string(),
-                    ));
-                    None
-                }
-            };
-            start.zip(length)
-        });
-        let mut freezes = Vec::new();
-        for (i, f) in schedule.freezes.iter().enumerate() {
-            if f.end <= f.start {
-                errors.push(SpecError::new(
-                    format!("spec.schedule.freezes[{i}].end"),
-                    f.end.to_rfc3339(),
-                    format!("must be after the start {}", f.start.to_rfc3339()),
-                ));
-            } else {
-                let interval = Interval {
-                    start: f.start,
-                    end: f.end,
-                };
-                freezes.push((interval, f.reason.clone()));
-            }
-        }
-        if let (Some(tz), Some((cron, _)), Some(w)) = (tz, &window, &schedule.production) {
-            // A pattern such as 30 February parses but never matches.
-            let probe = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single();
-            let opens = probe.is_some_and(|p| {
-                next_match(cron, tz, p)
-                    .is_some_and(|t| t - p < TimeDelta::days(WINDOW_HORIZON_DAYS))
-            });
-            if !opens {
-                errors.push(SpecError::new(
-                    "spec.schedule.production.start",
-                    &w.start,
-                    "never matches: the production window would never open",
-                ));
-            }
-        }
-        match (tz, errors.is_empty()) {
-            (Some(tz), true) => Ok(Self {
-                tz,
-                build,
-                window,
-                freezes,
-            }),
-            _ => Err(errors),
-        }
+        parse_schedule(schedule).map(Self::from)
     }
 
     /// The first scheduled build strictly after `t`.
@@ -280,12 +190,6 @@ fn freeze_message(f: &ActiveFreeze) -> String {
     } else {
         format!("frozen until {}: {}", f.until.to_rfc3339(), f.reason)
     }
-}
-
-fn next_match(cron: &Cron, tz: Tz, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    cron.find_next_occurrence(&t.with_timezone(&tz), false)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
 }
 
 fn previous_match(cron: &Cron, tz: Tz, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
