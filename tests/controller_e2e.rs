@@ -88,7 +88,7 @@ async fn a_full_train_builds_verifies_staging_and_releases_in_the_window() -> Re
         "{metrics}"
     );
     // Reconciles read the train and its releases from the watch caches:
-    // the releases are listed once, when their watch starts (a relist
+    // the releases are listed at most when their watch starts (a relist
     // after a lost watch may add one), never per reconcile, and the
     // deployment is fetched only when the cache was behind a write.
     let requests = |verb: &str, resource: &str| {
@@ -101,7 +101,7 @@ async fn a_full_train_builds_verifies_staging_and_releases_in_the_window() -> Re
     assert!(reconciles >= 10.0, "{reconciles} reconciles\n{metrics}");
     let lists = requests("list", "packitreleases");
     assert!(
-        (1.0..=2.0).contains(&lists),
+        lists <= 2.0,
         "{lists} lists of releases in {reconciles} reconciles\n{metrics}"
     );
     assert!(requests("watch", "packitreleases") >= 1.0, "{metrics}");
