@@ -626,6 +626,14 @@ fn is_loopback(host: &str) -> bool {
     matches!(host, "127.0.0.1" | "localhost" | "[::1]" | "::1")
 }
 
+/// The registry host (with port) an image repository lives on, as
+/// [`super::pull_secret::registry_auth`] takes it: `quay.io` for
+/// `quay.io/packit/service`, `registry-1.docker.io` for `fedora`. `None`
+/// for what [`Registry`] would refuse as a repository.
+pub fn registry_host(repository: &str) -> Option<String> {
+    RepoRef::parse(repository).ok().map(|repo| repo.host)
+}
+
 /// Parses a digest as builders report it: `sha256:<64 hex>` or
 /// `<repository>@sha256:<64 hex>`, with surrounding whitespace. Returns
 /// `sha256:<hex>` in lowercase.
@@ -796,6 +804,23 @@ mod tests {
         ] {
             assert!(RepoRef::parse(text).is_err(), "{text:?}");
         }
+    }
+
+    #[test]
+    fn registry_host_of_a_repository() {
+        assert_eq!(
+            registry_host("quay.io/packit/service").as_deref(),
+            Some("quay.io")
+        );
+        assert_eq!(
+            registry_host("127.0.0.1:5000/a").as_deref(),
+            Some("127.0.0.1:5000")
+        );
+        assert_eq!(
+            registry_host("fedora").as_deref(),
+            Some("registry-1.docker.io")
+        );
+        assert_eq!(registry_host("quay.io/packit/service:latest"), None);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 pub mod images;
 pub mod job;
+pub mod pull_secret;
 
 /// The former name of [`images`], kept so `build::registry::Registry`
 /// keeps working.
