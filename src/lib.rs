@@ -3,7 +3,8 @@
 //! `api` holds the custom resources, `plan` the pure decision core and
 //! `controller` the Kubernetes wiring around it; `git`, `build`, `deploy`
 //! and `health` are the edges it acts through; `leader` lets one of
-//! several replicas run the controller.
+//! several replicas run the controller; `server` answers the operator's own
+//! HTTP endpoints.
 
 pub mod api;
 pub mod build;
@@ -22,6 +23,7 @@ pub mod notify;
 pub mod plan;
 pub mod redact;
 pub mod schedule;
+pub mod server;
 
 /// Errors of the library.
 #[derive(Debug, thiserror::Error)]

@@ -14,7 +14,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "I/O",
         &[
-            "git", "build", "deploy", "health", "notify", "http", "client", "metrics", "leader",
+            "git", "build", "deploy", "health", "notify", "http", "client", "metrics", "server",
+            "leader",
         ],
     ),
     ("top", &["controller", "cli"]),

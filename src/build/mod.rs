@@ -1,5 +1,10 @@
-//! Building images: the `Job` strategy and the registry client both
-//! strategies confirm digests with.
+//! Building images: the `Job` strategy, and finding and confirming images
+//! in registries, which both strategies rely on.
 
+pub mod images;
 pub mod job;
-pub mod registry;
+pub mod pull_secret;
+
+/// The former name of [`images`], kept so `build::registry::Registry`
+/// keeps working.
+pub use images as registry;
