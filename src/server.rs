@@ -77,6 +77,13 @@ fn respond(status: StatusCode, content_type: &'static str, body: String) -> Resp
         .into_response()
 }
 
+/// Serves the endpoints until the task is dropped. `/readyz` answers 200
+/// once `ready` is set (the controller is running), 503 before. The routes
+/// are [`router`]'s.
+pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, ready: Arc<AtomicBool>) {
+    serve_router(listener, router(metrics, ready)).await;
+}
+
 #[cfg(test)]
 mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -163,6 +170,69 @@ mod tests {
         // HEAD gets the headers only.
         let (status, _, body) = request(addr, "HEAD", "/healthz").await;
         assert_eq!((status.as_str(), body.as_str()), ("HTTP/1.1 200 OK", ""));
+        server.abort();
+    }
+}
+
+#[cfg(test)]
+mod endpoint_tests {
+    use std::sync::atomic::Ordering;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    use super::*;
+    use crate::metrics::{DeploymentLabels, ResultLabels};
+
+    async fn get(addr: std::net::SocketAddr, path: &str) -> String {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        out
+    }
+
+    #[tokio::test]
+    async fn endpoints_answer() {
+        let metrics = Arc::new(Metrics::new());
+        metrics
+            .reconciles
+            .get_or_create(&ResultLabels { result: "ok" })
+            .inc();
+        metrics.rollback_seconds.observe(0.25);
+        let labels = DeploymentLabels {
+            namespace: "packit-system".into(),
+            deployment: "packit-service".into(),
+        };
+        metrics.next_build.get_or_create(&labels).set(1_795_000_000);
+        metrics.leader.set(1);
+        let ready = Arc::new(AtomicBool::new(false));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(serve(listener, metrics.clone(), ready.clone()));
+
+        let body = get(addr, "/metrics").await;
+        assert!(body.starts_with("HTTP/1.1 200 OK"), "{body}");
+        assert!(
+            body.contains(r#"packit_reconciles_total{result="ok"} 1"#),
+            "{body}"
+        );
+        assert!(body.contains("packit_rollback_seconds_count 1"), "{body}");
+        assert!(
+            body.contains(r#"packit_next_build_timestamp_seconds{namespace="packit-system",deployment="packit-service"} 1795000000"#),
+            "{body}"
+        );
+        assert!(body.contains("\npackit_leader 1\n"), "{body}");
+        assert!(
+            body.contains("# HELP packit_reconcile_duration_seconds How long a reconcile took")
+        );
+        assert!(get(addr, "/healthz").await.starts_with("HTTP/1.1 200 OK"));
+        assert!(get(addr, "/readyz").await.starts_with("HTTP/1.1 503"));
+        ready.store(true, Ordering::Relaxed);
+        assert!(get(addr, "/readyz").await.starts_with("HTTP/1.1 200 OK"));
+        assert!(get(addr, "/nope").await.starts_with("HTTP/1.1 404"));
         server.abort();
     }
 }

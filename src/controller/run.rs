@@ -20,7 +20,7 @@ use crate::api::{PackitDeployment, PackitRelease};
 use crate::build::registry::Registry;
 use crate::git::SourceCache;
 use crate::health::{HttpProber, MetricProber};
-use crate::metrics::{self, Metrics};
+use crate::metrics::Metrics;
 use crate::{labels, leader};
 
 /// Settings of `packit-operator run`.
@@ -52,7 +52,11 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
     }
-    tokio::spawn(metrics::serve(listener, metrics.clone(), ready.clone()));
+    tokio::spawn(crate::server::serve(
+        listener,
+        metrics.clone(),
+        ready.clone(),
+    ));
     let client = crate::client::counting(metrics.clone()).await?;
     // Fail early, with a hint, when the CRDs are missing.
     Api::<PackitDeployment>::all(client.clone())
