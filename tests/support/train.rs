@@ -351,15 +351,20 @@ impl Train {
             .collect())
     }
 
-    /// Fails unless the deployment has an Event with `reason` whose message
-    /// contains every one of `parts`.
+    /// Fails unless the deployment gets an Event with `reason` whose message
+    /// contains every one of `parts`. Waits a little: the operator writes
+    /// Events after it acted, so the change a test saw may come first.
     pub async fn assert_event(&self, reason: &str, parts: &[&str]) -> Result<()> {
-        let events = self.events().await?;
-        let found = events
-            .iter()
-            .any(|(r, m)| r == reason && parts.iter().all(|p| m.contains(p)));
-        ensure!(found, "no {reason} Event with {parts:?}: {events:?}");
-        Ok(())
+        let what = format!("a {reason} Event with {parts:?}");
+        eventually(&what, Duration::from_secs(20), || async {
+            let events = self.events().await?;
+            let found = events
+                .iter()
+                .any(|(r, m)| r == reason && parts.iter().all(|p| m.contains(p)));
+            ensure!(found, "Events so far: {events:?}");
+            Ok(Some(()))
+        })
+        .await
     }
 
     /// Makes the running pods of a workload crash-loop, as a bad release
