@@ -26,9 +26,27 @@ export KWOK_WORKDIR="$PACKIT_CLUSTER_DIR/kwok"
 KWOKCTL="$PACKIT_BIN_DIR/kwokctl"
 k() { kubectl --kubeconfig "$KUBECONFIG_PATH" "$@"; }
 
+KWOK_CONFIG="$PACKIT_CLUSTER_DIR/kwok-config.yaml"
+# The Stages, and the log every simulated container has (hack/kwok/pod.log,
+# in the CRI log format; kwok serves it through the API server's pods/log,
+# so `kubectl logs` works). Its path must be absolute, hence generated.
+kwok_config() {
+  cat "$HACK_DIR/kwok/stages.yaml"
+  cat <<YAML
+---
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: ClusterLogs
+metadata:
+  name: simulated-output
+spec:
+  logs:
+  - logsFile: $HACK_DIR/kwok/pod.log
+YAML
+}
+
 # What the cluster was made from; a change means it must be made anew.
 config_hash() {
-  cat "$HACK_DIR/versions.env" "$HACK_DIR/kwok/stages.yaml" "$HACK_DIR/kwok/nodes.yaml" | sha256sum | cut -d' ' -f1
+  { cat "$HACK_DIR/versions.env" "$HACK_DIR/kwok/nodes.yaml" "$HACK_DIR/kwok/pod.log"; kwok_config; } | sha256sum | cut -d' ' -f1
 }
 
 cluster_healthy() {
@@ -48,10 +66,11 @@ start_cluster() {
   # Leftovers of a cluster that is no longer healthy (say, after a reboot).
   "$KWOKCTL" delete cluster --name "$PACKIT_CLUSTER_NAME" --kubeconfig "$KUBECONFIG_PATH" >/dev/null 2>&1 || true
   rm -f "$KUBECONFIG_PATH"
+  kwok_config >"$KWOK_CONFIG"
   if ! "$KWOKCTL" create cluster \
     --name "$PACKIT_CLUSTER_NAME" \
     --runtime binary \
-    --config "$HACK_DIR/kwok/stages.yaml" \
+    --config "$KWOK_CONFIG" \
     --kubeconfig "$KUBECONFIG_PATH" \
     --kube-apiserver-binary "$PACKIT_BIN_DIR/kube-apiserver" \
     --kube-controller-manager-binary "$PACKIT_BIN_DIR/kube-controller-manager" \
