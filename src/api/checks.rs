@@ -1,14 +1,15 @@
 //! Verification checks beyond rollout and restarts: PromQL queries against
-//! the application's own metrics, and what their verdicts look like on a
-//! release.
+//! the application's own metrics, smoke-test Jobs, and what their verdicts
+//! look like on a release.
 
 use chrono::{DateTime, Utc};
+use k8s_openapi::api::core::v1::PodTemplateSpec;
 use kube::KubeSchema;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::deployment::LocalObjectRef;
-use super::schema::{DNS_LABEL, DURATION};
+use super::schema::{DNS_LABEL, DURATION, preserve_unknown_object};
 
 /// A PromQL query whose result must stay within bounds while a release is
 /// verified.
@@ -144,6 +145,64 @@ pub enum CheckResult {
     Inconclusive,
 }
 
+/// A Job run in the environment's namespace once the rollout is complete;
+/// the release passes only when it completes.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SmokeTest {
+    /// Name of the test (a DNS label), e.g. `checkout`; the Job is named
+    /// after the release, the environment and this.
+    #[schemars(regex(pattern = DNS_LABEL), length(max = 30))]
+    pub name: String,
+
+    /// Pod template of the Job. The operator adds `PACKIT_RELEASE`,
+    /// `PACKIT_ENVIRONMENT` and `PACKIT_NAMESPACE` to every container, runs
+    /// the pod once (`restartPolicy: Never` unless `OnFailure` is set) and
+    /// labels it with the release.
+    #[schemars(schema_with = "preserve_unknown_object")]
+    pub template: PodTemplateSpec,
+
+    /// How long the Job may run before it counts as failed (it is then
+    /// stopped by its `activeDeadlineSeconds`).
+    #[serde(default = "default_job_timeout")]
+    #[schemars(regex(pattern = DURATION))]
+    pub timeout: String,
+}
+
+/// Where one smoke-test Job of a release stands, recorded on the release.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct JobVerdict {
+    /// The smoke test's name.
+    pub name: String,
+    /// The Job's name, in the environment's namespace.
+    pub job: String,
+    /// `Running`, `Pass` or `Fail`.
+    pub result: JobResult,
+    /// When the Job was created.
+    pub started_at: DateTime<Utc>,
+    /// When the verdict was reached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<DateTime<Utc>>,
+    /// The Job's last pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    /// The last lines of the pod's log (at most 20 lines, 2 KiB).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub log_tail: String,
+}
+
+/// The outcome of a smoke-test Job so far.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobResult {
+    Running,
+    Pass,
+    Fail,
+}
+
 /// The variables a query may use.
 pub const QUERY_VARIABLES: [&str; 6] = [
     "namespace",
@@ -191,6 +250,9 @@ fn default_interval() -> String {
 }
 fn default_failure_threshold() -> u32 {
     3
+}
+fn default_job_timeout() -> String {
+    "5m".into()
 }
 
 #[cfg(test)]

@@ -343,6 +343,13 @@ pub struct HealthSpec {
     #[schemars(length(max = 16))]
     #[x_kube(validation = Rule::new("self.all(m, self.filter(n, n.name == m.name).size() == 1)").message("metric check names must be unique"))]
     pub metrics: Vec<super::checks::MetricCheck>,
+
+    /// Smoke-test Jobs run once the rollout is complete; each must complete
+    /// within its timeout.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    #[x_kube(validation = Rule::new("self.all(j, self.filter(n, n.name == j.name).size() == 1)").message("smoke test names must be unique"))]
+    pub jobs: Vec<super::checks::SmokeTest>,
 }
 
 /// An HTTP health check.
@@ -524,6 +531,7 @@ impl Default for HealthSpec {
             max_restarts: default_max_restarts(),
             http_checks: Vec::new(),
             metrics: Vec::new(),
+            jobs: Vec::new(),
         }
     }
 }

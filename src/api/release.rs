@@ -182,6 +182,9 @@ pub struct EnvironmentProgress {
     /// The latest verdict of each metric check here.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub checks: Vec<super::checks::CheckVerdict>,
+    /// Each smoke-test Job here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub jobs: Vec<super::checks::JobVerdict>,
 }
 
 /// The image of one workload container.

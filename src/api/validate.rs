@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
-use super::checks::{MetricCheck, check_query};
+use super::checks::{MetricCheck, SmokeTest, check_query};
 use super::cron::{ParsedSchedule, parse_schedule};
 use super::deployment::{BuildStrategy, PackitDeploymentSpec};
 use super::duration;
@@ -142,6 +142,7 @@ pub fn validate(spec: &PackitDeploymentSpec) -> Result<ParsedSchedule, InvalidSp
             }
         }
         check_metrics(&mut errors, &path, &e.health.metrics);
+        check_smoke_tests(&mut errors, &path, &e.health.jobs);
     }
 
     match schedule {
@@ -153,6 +154,39 @@ pub fn validate(spec: &PackitDeploymentSpec) -> Result<ParsedSchedule, InvalidSp
 fn check_duration(errors: &mut Vec<SpecError>, field: String, value: &str) {
     if let Err(e) = duration::parse(value) {
         errors.push(SpecError::new(field, value, e.to_string()));
+    }
+}
+
+/// Smoke tests: a timeout above zero and a pod template with a container
+/// (the rest of the template is checked by the API server when the Job is
+/// created).
+fn check_smoke_tests(errors: &mut Vec<SpecError>, path: &str, tests: &[SmokeTest]) {
+    for (j, t) in tests.iter().enumerate() {
+        let field = format!("{path}.health.jobs[{j}]");
+        match duration::parse(&t.timeout) {
+            Ok(d) if d.num_seconds() == 0 => errors.push(SpecError::new(
+                format!("{field}.timeout"),
+                &t.timeout,
+                "must be longer than zero",
+            )),
+            Ok(_) => {}
+            Err(e) => errors.push(SpecError::new(
+                format!("{field}.timeout"),
+                &t.timeout,
+                e.to_string(),
+            )),
+        }
+        if t.template
+            .spec
+            .as_ref()
+            .is_none_or(|s| s.containers.is_empty())
+        {
+            errors.push(SpecError::new(
+                format!("{field}.template.spec.containers"),
+                "[]",
+                "a smoke test needs at least one container",
+            ));
+        }
     }
 }
 

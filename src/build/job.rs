@@ -34,25 +34,9 @@ pub struct BuildRequest<'a> {
     pub owners: Vec<OwnerReference>,
 }
 
-/// Job names become pod labels, which are limited to 63 characters.
+/// The builder Job's name.
 pub fn job_name(release: &str, component: &str) -> String {
-    let name = format!("{release}-{component}");
-    if name.len() <= 63 {
-        return name;
-    }
-    let hash = fnv1a(name.as_bytes());
-    let keep = name
-        .char_indices()
-        .take_while(|(i, _)| *i < 54)
-        .map(|(_, c)| c)
-        .collect::<String>();
-    format!("{}-{hash:08x}", keep.trim_end_matches('-'))
-}
-
-fn fnv1a(bytes: &[u8]) -> u32 {
-    bytes.iter().fold(0x811c_9dc5_u32, |h, b| {
-        (h ^ u32::from(*b)).wrapping_mul(0x0100_0193)
-    })
+    labels::label_value(&format!("{release}-{component}"))
 }
 
 /// The builder Job: the user's template with the build's facts as env vars
@@ -114,9 +98,8 @@ pub fn builder_job(template: &PodTemplateSpec, req: &BuildRequest<'_>) -> Job {
     }
 }
 
-/// Reads a builder Job and its pods: the digest comes from a terminated
-/// container's termination message.
-pub fn job_outcome(job: &Job, pods: &[Pod]) -> JobOutcome {
+/// Whether a Job finished: `Ok` once Complete, the reason once Failed.
+pub fn finished(job: &Job) -> Option<Result<(), String>> {
     let conditions = job.status.as_ref().and_then(|s| s.conditions.as_ref());
     let true_condition = |type_: &str| {
         conditions
@@ -126,13 +109,21 @@ pub fn job_outcome(job: &Job, pods: &[Pod]) -> JobOutcome {
     };
     if let Some(c) = true_condition("Failed") {
         let reason = c.reason.clone().unwrap_or_else(|| "Failed".into());
-        return JobOutcome::Failed(match &c.message {
+        return Some(Err(match &c.message {
             Some(m) if !m.is_empty() => format!("{reason}: {m}"),
             _ => reason,
-        });
+        }));
     }
-    if true_condition("Complete").is_none() {
-        return JobOutcome::Running;
+    true_condition("Complete").map(|_| Ok(()))
+}
+
+/// Reads a builder Job and its pods: the digest comes from a terminated
+/// container's termination message.
+pub fn job_outcome(job: &Job, pods: &[Pod]) -> JobOutcome {
+    match finished(job) {
+        None => return JobOutcome::Running,
+        Some(Err(reason)) => return JobOutcome::Failed(reason),
+        Some(Ok(())) => {}
     }
     let messages = pods
         .iter()

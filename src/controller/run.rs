@@ -138,7 +138,9 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
     });
     Controller::new(deployments, watcher::Config::default())
         .owns_stream(release_events)
-        .owns(Api::<Job>::all(client.clone()), labelled())
+        // Builder and smoke-test Jobs; the latter live in the environments'
+        // namespaces, where no owner reference can point to the train.
+        .watches(Api::<Job>::all(client.clone()), labelled(), owner_of)
         .watches(Api::<Deployment>::all(client.clone()), labelled(), owner_of)
         .watches(
             Api::<StatefulSet>::all(client.clone()),

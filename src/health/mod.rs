@@ -1,10 +1,11 @@
 //! Whether a deploy is healthy: rollout state and container restarts of the
-//! target workloads, and HTTP checks.
+//! target workloads, HTTP checks, metric checks and smoke-test Jobs.
 
 mod http;
 mod prometheus;
 mod restarts;
 mod rollout;
+pub mod smoke;
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::ListParams;

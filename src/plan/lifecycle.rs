@@ -573,6 +573,10 @@ impl Planner<'_> {
             self.wake_for_http_checks(env);
             return false;
         };
+        if let Some(reason) = self.smoke_tests(f, env, report) {
+            self.fail_verification(f, env, reason);
+            return true;
+        }
         let soaked = complete_at + soak;
         if self.now < soaked {
             self.wake.push(soaked);
@@ -593,6 +597,25 @@ impl Planner<'_> {
             })
             .map(|m| m.name.clone())
             .collect();
+        // Smoke tests still running hold the verdict; their timeout bounds
+        // the wait.
+        let passed = |name: &str| {
+            report.is_some_and(|r| {
+                r.jobs
+                    .iter()
+                    .any(|h| h.name == name && h.state == JobState::Passed)
+            })
+        };
+        if !self
+            .env_spec(env)
+            .health
+            .jobs
+            .iter()
+            .all(|j| passed(&j.name))
+        {
+            self.wake_for_http_checks(env);
+            return false;
+        }
         if !unproven.is_empty() {
             let deadline = soaked.max(f.since + rollout_timeout + soak);
             if self.now >= deadline {
@@ -609,6 +632,52 @@ impl Planner<'_> {
         }
         self.verified(f, env);
         true
+    }
+
+    /// Starts the smoke tests not started yet, and wakes for the timeouts
+    /// of those running. Says why verification fails when one failed or
+    /// ran out of time.
+    fn smoke_tests(
+        &mut self,
+        f: &InFlight,
+        env: usize,
+        report: Option<&HealthReport>,
+    ) -> Option<String> {
+        let spec = self.env_spec(env);
+        let environment = spec.name.clone();
+        let tests = spec.health.jobs.clone();
+        let mut start = Vec::new();
+        for test in &tests {
+            let state = report
+                .and_then(|r| r.jobs.iter().find(|h| h.name == test.name))
+                .map_or(&JobState::NotStarted, |h| &h.state);
+            match state {
+                JobState::NotStarted => start.push(test.name.clone()),
+                JobState::Running { since } => {
+                    let timeout = duration::parse(&test.timeout).unwrap_or(TimeDelta::minutes(5));
+                    let deadline = *since + timeout;
+                    if self.now >= deadline {
+                        return Some(format!(
+                            "smoke test {} did not finish within {}",
+                            test.name,
+                            duration::Display(timeout)
+                        ));
+                    }
+                    self.wake.push(deadline);
+                }
+                JobState::Passed => {}
+                JobState::Failed(why) => {
+                    return Some(format!("smoke test {} failed: {why}", test.name));
+                }
+            }
+        }
+        self.actions
+            .extend(start.into_iter().map(|test| Action::RunSmokeTest {
+                environment: environment.clone(),
+                release: f.release.clone(),
+                test,
+            }));
+        None
     }
 
     /// Wakes for the next HTTP or metric measurement.

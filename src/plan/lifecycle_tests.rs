@@ -749,3 +749,118 @@ fn a_metric_that_passed_lets_the_release_through_after_the_soak() {
     let d = sim.at(prague(11, 23, 1, 10));
     assert!(phases(&d.actions).contains(&(release, ReleasePhase::Released)));
 }
+
+/// The example with a 10-minute `checkout` smoke test in `env`.
+fn smoke_spec(env: usize) -> PackitDeploymentSpec {
+    let mut spec = spec();
+    spec.environments[env].health.jobs = vec![crate::api::checks::SmokeTest {
+        name: "checkout".into(),
+        template: serde_json::from_value(serde_json::json!({
+            "spec": { "containers": [{ "name": "smoke", "image": "curl" }] }
+        }))
+        .expect("a pod template"),
+        timeout: "10m".into(),
+    }];
+    spec
+}
+
+/// Sets the checkout smoke test's state in the health report.
+fn smoke(sim: &mut Sim, state: JobState) {
+    if let Some(h) = &mut sim.observed.health {
+        h.jobs = vec![JobHealth {
+            name: "checkout".into(),
+            state,
+            fresh: None,
+        }];
+    }
+}
+
+#[test]
+fn a_smoke_test_starts_once_the_rollout_is_complete_and_gates_promotion() {
+    let mut spec = smoke_spec(0);
+    spec.environments[0].health.jobs[0].timeout = "2h".into();
+    let mut sim = Sim::new(spec, prague(11, 18, 12, 0));
+    sim.at(prague(11, 20, 18, 0));
+    let release = sim.release();
+    sim.finish_build(BuildResult::Succeeded);
+    sim.at(prague(11, 20, 18, 5));
+    sim.report(Rollout::Progressing, 0);
+    assert!(moves(&sim.at(prague(11, 20, 18, 6)).actions).is_empty());
+    sim.healthy();
+    let d = sim.at(prague(11, 20, 18, 10));
+    assert_eq!(
+        moves(&d.actions),
+        [("smoke", "staging".into(), "checkout".into())]
+    );
+    smoke(
+        &mut sim,
+        JobState::Running {
+            since: prague(11, 20, 18, 10),
+        },
+    );
+    assert!(moves(&sim.at(prague(11, 20, 18, 11)).actions).is_empty());
+    // The soak is over, the test still runs: the release waits for it.
+    let d = sim.at(prague(11, 20, 19, 10));
+    assert!(phases(&d.actions).is_empty(), "{:?}", d.actions);
+    assert!(sim.env("staging").verified.is_empty());
+    smoke(&mut sim, JobState::Passed);
+    let d = sim.at(prague(11, 20, 19, 11));
+    assert!(phases(&d.actions).contains(&(release.clone(), ReleasePhase::AwaitingWindow)));
+    assert_eq!(sim.env("staging").verified, [release]);
+}
+
+#[test]
+fn a_failed_smoke_test_in_production_rolls_back_and_says_which() {
+    let mut sim = Sim::new(smoke_spec(1), prague(11, 18, 12, 0));
+    let first = run_week(&mut sim, 20, 22);
+    smoke(&mut sim, JobState::Passed);
+    sim.at(prague(11, 23, 1, 10));
+    let second = run_week(&mut sim, 27, 29);
+    smoke(
+        &mut sim,
+        JobState::Failed(
+            "BackoffLimitExceeded; pod p-1: container smoke exited with code 1".into(),
+        ),
+    );
+    let d = sim.at(prague(11, 29, 23, 15));
+    assert_eq!(
+        moves(&d.actions),
+        [("rollback", "production".into(), first)]
+    );
+    assert!(phases(&d.actions).contains(&(second, ReleasePhase::RolledBack)));
+    assert!(
+        events(&d.actions)
+            .iter()
+            .any(|(r, m)| *r == reasons::VERIFICATION_FAILED
+                && m.contains("smoke test checkout failed: BackoffLimitExceeded; pod p-1")),
+        "{:?}",
+        events(&d.actions)
+    );
+}
+
+#[test]
+fn a_smoke_test_past_its_timeout_fails_the_release() {
+    let mut sim = Sim::new(smoke_spec(1), prague(11, 18, 12, 0));
+    run_week(&mut sim, 20, 22);
+    smoke(
+        &mut sim,
+        JobState::Running {
+            since: prague(11, 22, 23, 10),
+        },
+    );
+    let d = sim.at(prague(11, 22, 23, 15));
+    assert!(moves(&d.actions).is_empty());
+    assert!(
+        d.requeue_at <= Some(prague(11, 22, 23, 20)),
+        "{:?}",
+        d.requeue_at
+    );
+    let d = sim.at(prague(11, 22, 23, 20));
+    assert!(
+        events(&d.actions)
+            .iter()
+            .any(|(_, m)| m.contains("smoke test checkout did not finish within 10m")),
+        "{:?}",
+        events(&d.actions)
+    );
+}

@@ -111,6 +111,7 @@ impl Sim {
                 .collect(),
             http: vec![],
             metrics: vec![],
+            jobs: vec![],
         });
     }
 
@@ -141,6 +142,9 @@ pub(crate) fn moves(actions: &[Action]) -> Vec<(&'static str, String, String)> {
                 environment, to, ..
             } => Some(("rollback", environment.clone(), to.clone())),
             Action::StartBuild { release, .. } => Some(("build", String::new(), release.clone())),
+            Action::RunSmokeTest {
+                environment, test, ..
+            } => Some(("smoke", environment.clone(), test.clone())),
             _ => None,
         })
         .collect()

@@ -45,6 +45,31 @@ pub struct HealthReport {
     pub http: Vec<HttpHealth>,
     /// One per configured metric check.
     pub metrics: Vec<MetricHealth>,
+    /// One per configured smoke-test Job.
+    pub jobs: Vec<JobHealth>,
+}
+
+/// Where one smoke-test Job stands for the release.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobHealth {
+    pub name: String,
+    pub state: JobState,
+    /// A verdict seen during this reconcile that the release does not
+    /// record yet.
+    pub fresh: Option<crate::api::checks::JobVerdict>,
+}
+
+/// The smoke-test Job of a release in an environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobState {
+    /// Not created yet.
+    NotStarted,
+    Running {
+        since: DateTime<Utc>,
+    },
+    Passed,
+    /// Why, naming the pod when there was one.
+    Failed(String),
 }
 
 /// Where one metric check stands since the deploy.
@@ -167,6 +192,12 @@ pub enum Action {
         to: String,
         targets: Vec<Target>,
         cause: RollbackCause,
+    },
+    /// Create a smoke-test Job of a release in an environment.
+    RunSmokeTest {
+        environment: String,
+        release: String,
+        test: String,
     },
     /// Record a release's phase (and its progress in an environment).
     SetPhase {

@@ -1,19 +1,65 @@
-//! Pruning old PackitReleases past `historyLimit`.
+//! Pruning old PackitReleases past `historyLimit`, and their smoke-test
+//! Jobs (which live in the environments' namespaces, out of reach of owner
+//! references).
 
-use kube::api::DeleteParams;
+use std::collections::BTreeSet;
+
+use k8s_openapi::api::batch::v1::Job;
+use kube::Api;
+use kube::api::{DeleteParams, ListParams};
 
 use super::releases;
 use crate::controller::observe::Observation;
+use crate::controller::targets::namespace_of;
 use crate::controller::{Context, Error};
+use crate::labels;
 
 pub async fn prune(ctx: &Context, obs: &Observation, names: &[String]) -> Result<(), Error> {
     let api = releases::api(ctx, obs);
     for name in names {
         tracing::info!(release = %name, "pruning");
+        smoke_jobs(ctx, obs, name).await?;
         match api.delete(name, &DeleteParams::background()).await {
             Ok(_) => {}
             Err(kube::Error::Api(s)) if s.is_not_found() => {}
             Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Deletes a release's smoke-test Jobs (and, in the background, their pods).
+async fn smoke_jobs(ctx: &Context, obs: &Observation, release: &str) -> Result<(), Error> {
+    let namespaces: BTreeSet<String> = obs
+        .deployment
+        .spec
+        .environments
+        .iter()
+        .map(|e| namespace_of(&obs.namespace, e))
+        .collect();
+    let selector = format!(
+        "{}={},{}={},{}={},{}",
+        labels::DEPLOYMENT,
+        labels::label_value(&obs.name()),
+        labels::DEPLOYMENT_NAMESPACE,
+        obs.namespace,
+        labels::RELEASE,
+        labels::label_value(release),
+        labels::SMOKE_TEST,
+    );
+    for namespace in namespaces {
+        let api: Api<Job> = Api::namespaced(ctx.client.clone(), &namespace);
+        for job in api
+            .list(&ListParams::default().labels(&selector))
+            .await?
+            .items
+        {
+            let name = job.metadata.name.unwrap_or_default();
+            match api.delete(&name, &DeleteParams::background()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if s.is_not_found() => {}
+                Err(e) => return Err(e.into()),
+            }
         }
     }
     Ok(())

@@ -1,13 +1,13 @@
 //! Stage 3, act: carries out a plan and says how it went. The only stage
-//! that writes: the deployment's status, releases, builder Jobs and
-//! workloads. Each actor is idempotent, so a plan carried out twice (after
-//! a restart, or from a cache a moment old) changes nothing the second
-//! time.
+//! that writes: the deployment's status, releases, builder and smoke-test
+//! Jobs, and workloads. Each actor is idempotent, so a plan carried out
+//! twice (after a restart, or from a cache a moment old) changes nothing
+//! the second time.
 //!
 //! Order matters: the status is persisted first (write-ahead, guarded by
 //! the resource version that was observed), then the build's follow-ups,
-//! the checks' verdicts, the phases and their notifications, the changelog, the environments and
-//! the history.
+//! the checks' verdicts, the smoke tests to start, the phases and their
+//! notifications, the changelog, the environments and the history.
 
 mod builds;
 mod changelog;
@@ -15,6 +15,7 @@ mod environments;
 mod history;
 mod notify;
 mod releases;
+mod smoke_tests;
 mod status;
 mod verdicts;
 
@@ -99,6 +100,18 @@ async fn carry_out(
     }
     if let Some(rel) = verdicts::record(ctx, obs).await? {
         upsert(&mut releases, rel);
+    }
+    for step in &d.actions {
+        if let Step::RunSmokeTest {
+            environment,
+            release,
+            test,
+        } = step
+            && let Some(rel) =
+                smoke_tests::start(ctx, obs, environment, release, test, &mut out.notes).await?
+        {
+            upsert(&mut releases, rel);
+        }
     }
     for step in &d.actions {
         if let Step::SetPhase {

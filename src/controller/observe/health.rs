@@ -1,6 +1,6 @@
 //! Health of the environment the release in flight is verified in:
-//! rollout and restarts of its workloads, its HTTP checks and its metric
-//! checks.
+//! rollout and restarts of its workloads, its HTTP checks, its metric
+//! checks and its smoke-test Jobs.
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, ResourceExt};
@@ -53,11 +53,13 @@ pub async fn observe(
         .metric_prober
         .measure_due(&key, &release_name, &queries, obs.now)
         .await;
+    let jobs = super::smoke::observe(ctx, obs, env, release).await?;
     Ok(Some(HealthReport {
         release: release_name,
         workloads: observation.workloads,
         http,
         metrics,
+        jobs,
     }))
 }
 

@@ -6,6 +6,7 @@
 mod build;
 mod health;
 pub mod requests;
+mod smoke;
 mod sources;
 mod spec;
 
