@@ -3,10 +3,13 @@
 # cluster. Builds or reuses the control plane, installs the CRDs, starts the
 # operator, creates local git repositories standing in for packit,
 # packit-service and packit-service-fedmsg, applies examples/packit-service.yaml
-# (with local URLs and a fast schedule) and runs two releases: the first goes
-# through staging and production; the second fails in production and is
-# rolled back. Whatever plays the builder or CI says SIMULATED. The cluster
-# and the operator keep running afterwards; `make demo-down` stops them.
+# (with local URLs, a fast schedule and an error-rate metric check on
+# production against the cluster's local Prometheus) and runs two releases:
+# the first goes through staging and production; the second reaches
+# production with healthy pods, but its error rate is bad, so the metric
+# check fails it and the operator rolls production back. Whatever plays the
+# builder, CI or the application's metrics says SIMULATED. The cluster and the
+# operator keep running afterwards; `make demo-down` stops them.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT"
@@ -21,11 +24,15 @@ sim() { printf '    \033[33m[SIMULATED %s]\033[0m %s\n' "$1" "$2"; }
 # shellcheck source=/dev/null
 . "$PACKIT_CLUSTER_DIR/env.sh"
 REG="$PACKIT_REGISTRY"
+[[ -n "${PACKIT_PROMETHEUS:-}" && -d "${PACKIT_METRICS_DIR:-}" ]] ||
+  die "the local Prometheus is not set up: restart the cluster (make cluster-down cluster-up)"
 k() { kubectl "$@"; }
 
-say "building the operator"
-cargo build --quiet --bin packit-operator
+say "building the operator and the kubectl plugin"
+cargo build --quiet --bin packit-operator --bin kubectl-packit
 OPERATOR="$CARGO_TARGET_DIR/debug/packit-operator"
+# `kubectl packit` runs kubectl-packit from PATH.
+PATH="$CARGO_TARGET_DIR/debug:$PATH"
 
 say "installing the CRDs"
 k apply --server-side -f crds/ >/dev/null
@@ -38,10 +45,13 @@ fi
 k delete namespace packit-system packit-stg packit-prod --ignore-not-found --wait >/dev/null
 rm -rf "$DEMO_DIR"
 mkdir -p "$DEMO_DIR/repos"
+# The application metrics the demo plays, served to the local Prometheus.
+SAMPLES="$PACKIT_METRICS_DIR/packit-demo.prom"
+rm -f "$SAMPLES"
 
 # Pushes a one-layer image labelled with its revision; prints the digest.
 push_image() { # repository tag revision
-  local repo=$1 tag=$2 rev=$3 dir layer layer_digest config config_digest manifest
+  local repo=$1 tag=$2 rev=$3 dir layer_digest config_digest
   dir=$(mktemp -d)
   printf '%s\n' "$rev" >"$dir/revision"
   tar -C "$dir" -cf "$dir/layer.tar" revision
@@ -96,14 +106,31 @@ drop_block() { awk -v key="$1" '
   $0 ~ "^ *" key ":" { ind = match($0, /[^ ]/); skip = 1; next }
   skip { if (match($0, /[^ ]/) > ind) next; skip = 0 }
   { print }'; }
+# Production's health gets an error-rate check on the application's own
+# metrics, after its soak line.
+cat >"$DEMO_DIR/metric-check.yaml" <<EOF
+        metrics:
+          - name: error-rate
+            prometheus: { address: "$PACKIT_PROMETHEUS" }
+            query: 'app_error_ratio{namespace="{{ namespace }}",release="{{ release }}"}'
+            thresholdRange: { max: 0.05 }
+            interval: 2s
+            failureThreshold: 3
+EOF
+add_metric_check() { awk -v check="$DEMO_DIR/metric-check.yaml" '
+  { print }
+  /^ *soak: 30s$/ { while ((getline line < check) > 0) print line }'; }
 sed -e "s|https://github.com/packit/\([a-z-]*\)\.git|file://$DEMO_DIR/repos/\1|" \
   -e "s|quay.io/packit/|$REG/packit/|" \
   -e 's|^          template:$|          template:\n            metadata: { labels: { sim.packit.dev/mode: builder } }|' \
   -e 's|start: "0 23 \* \* SUN"|start: "*/30 * * * * *"|' -e 's|duration: 4h|duration: 20s|' \
   -e 's|soak: 1h|soak: 10s|' -e 's|soak: 2h|soak: 30s|' \
-  examples/packit-service.yaml | drop_block freezes | drop_block httpChecks >"$DEMO_DIR/packit-service.yaml"
+  examples/packit-service.yaml | drop_block freezes | drop_block httpChecks |
+  add_metric_check >"$DEMO_DIR/packit-service.yaml"
 k apply -f "$DEMO_DIR/packit-service.yaml" >/dev/null
 echo "    production window: every 30 seconds for 20 seconds; soak: 10s staging, 30s production"
+echo "    production also checks the error rate of the release it runs, in $PACKIT_PROMETHEUS:"
+sed 's/^      /   /' "$DEMO_DIR/metric-check.yaml"
 
 jsonpath() { k -n "$NS" get "$1" -o "jsonpath=$2" 2>/dev/null || true; }
 
@@ -128,6 +155,20 @@ build() { # release
     repo=$(jsonpath packitdeployment/packit-service "{.spec.components[?(@.name==\"$component\")].image}")
     sim CI "pushing ${repo#*/}:$commit"
     push_image "${repo#*/}" "$commit" "$commit" >/dev/null
+  done
+}
+
+# Plays the application: the error ratio production reports per release,
+# given as release=ratio pairs, written where the local Prometheus scrapes.
+error_rates() { # release=ratio...
+  local pair text=""
+  for pair in "$@"; do
+    text+="app_error_ratio{namespace=\"packit-prod\",release=\"${pair%%=*}\"} ${pair#*=}"$'\n'
+  done
+  printf '%s' "$text" >"$PACKIT_METRICS_DIR/.packit-demo.tmp"
+  mv "$PACKIT_METRICS_DIR/.packit-demo.tmp" "$SAMPLES"
+  for pair in "$@"; do
+    sim METRICS "production reports an error ratio of ${pair#*=} for ${pair%%=*}"
   done
 }
 
@@ -167,10 +208,11 @@ release() { # description -> prints the release name
 
 say "release 1: build -> staging -> production window -> released"
 R1=$(release "Add the first feature")
+error_rates "$R1=0.01"
 build "$R1"
 follow "$R1" Released
 
-say "release 2: goes to production, then production breaks"
+say "release 2: goes to production, then its error rate goes up"
 R2=$(release "Add a feature that breaks production")
 build "$R2"
 follow "$R2" Production
@@ -179,9 +221,17 @@ for _ in $(seq 300); do
   [[ "$ready" == "2/2" ]] && break
   sleep 0.2
 done
-sim FAILURE "production pods of $R2 start crash-looping during the soak"
-k -n packit-prod label pods --all sim.packit.dev/mode=crash-loop --overwrite >/dev/null
+sim FAILURE "$R2 fails a third of its requests in production; its pods stay Running and Ready"
+error_rates "$R1=0.01" "$R2=0.31"
+k -n packit-prod get pods -o custom-columns='POD:.metadata.name,PHASE:.status.phase,READY:.status.containerStatuses[0].ready,RESTARTS:.status.containerStatuses[0].restartCount' | sed 's/^/    /'
 follow "$R2" RolledBack
+
+say "what the metric check measured"
+message=$(jsonpath "packitrelease/$R2" '{.status.message}')
+echo "    $R2: $message"
+[[ "$message" == *"metric error-rate = 0.31 > max 0.05"* ]] ||
+  die "$R2 was rolled back, but not by the error-rate check"
+jsonpath "packitrelease/$R2" '{range .status.environments[?(@.name=="production")].checks[*]}    {.name}: {.result}, value {.value}, bounds {.bounds}, {.consecutiveFailures} failures in a row of {.measurements} measurements{"\n"}{end}'
 
 say "events of the train"
 k -n "$NS" get events --field-selector involvedObject.name=packit-service \
@@ -190,12 +240,19 @@ k -n "$NS" get events --field-selector involvedObject.name=packit-service \
 say "releases and what runs where"
 k get packitdeployments,packitreleases -A
 echo
+kubectl packit status -n "$NS"
+echo
 k -n packit-prod get deployments,statefulsets -o custom-columns=NAME:.metadata.name,IMAGE:.spec.template.spec.containers[0].image
 
 cat <<EOF
 
+$R2 kept its pods Running and Ready, yet the error-rate
+metric check failed it in production and the operator rolled production back
+to $R1.
+
 The cluster and the operator keep running. Look around:
-  export KUBECONFIG=$KUBECONFIG
+  export KUBECONFIG=$KUBECONFIG PATH=$CARGO_TARGET_DIR/debug:\$PATH
+  kubectl packit history -n $NS packit-service
   kubectl get pkd,pkr -A
   kubectl -n $NS describe packitdeployment packit-service
   kubectl -n $NS get events --sort-by=.metadata.creationTimestamp
