@@ -27,9 +27,11 @@ KWOKCTL="$PACKIT_BIN_DIR/kwokctl"
 k() { kubectl --kubeconfig "$KUBECONFIG_PATH" "$@"; }
 
 KWOK_CONFIG="$PACKIT_CLUSTER_DIR/kwok-config.yaml"
-# The Stages, and the log every simulated container has (hack/kwok/pod.log,
-# in the CRI log format; kwok serves it through the API server's pods/log,
-# so `kubectl logs` works). Its path must be absolute, hence generated.
+POD_LOG="$PACKIT_CLUSTER_DIR/pod.log"
+# The Stages, and the log every simulated container has: hack/kwok/pod.log
+# in the CRI log format, which kwok serves through the API server's
+# pods/log (so `kubectl logs` works). kwok wants an absolute path; a copy
+# beside the cluster keeps it independent of where the checkout is.
 kwok_config() {
   cat "$HACK_DIR/kwok/stages.yaml"
   cat <<YAML
@@ -40,13 +42,13 @@ metadata:
   name: simulated-output
 spec:
   logs:
-  - logsFile: $HACK_DIR/kwok/pod.log
+  - logsFile: $POD_LOG
 YAML
 }
 
 # What the cluster was made from; a change means it must be made anew.
 config_hash() {
-  { cat "$HACK_DIR/versions.env" "$HACK_DIR/kwok/nodes.yaml" "$HACK_DIR/kwok/pod.log"; kwok_config; } | sha256sum | cut -d' ' -f1
+  { cat "$HACK_DIR/versions.env" "$HACK_DIR/kwok/nodes.yaml"; kwok_config; } | sha256sum | cut -d' ' -f1
 }
 
 cluster_healthy() {
@@ -118,6 +120,7 @@ start_registry() {
   done
 }
 
+cp "$HACK_DIR/kwok/pod.log" "$POD_LOG"
 reused=()
 if cluster_healthy; then reused+=(cluster); else start_cluster; fi
 if registry_healthy; then reused+=(registry); else start_registry; fi
