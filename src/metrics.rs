@@ -34,9 +34,9 @@ pub struct ApiRequestLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CheckLabels {
-    /// The kind of check: `metric`.
+    /// The kind of check: `metric` or `job`.
     pub kind: &'static str,
-    /// `Pass`, `Fail` or `Inconclusive`.
+    /// `Pass`, `Fail` or `Inconclusive` (metrics only).
     pub result: String,
 }
 

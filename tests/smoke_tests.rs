@@ -138,6 +138,11 @@ async fn a_failing_smoke_test_blocks_staging_and_names_its_pod() -> Result<()> {
     t.assert_event("VerificationFailed", &["smoke test checkout failed", &pod])
         .await?;
     assert_eq!(t.images("prod").await?, before, "production untouched");
+    let metrics = t.op.get("/metrics").await?;
+    assert!(
+        metrics.contains(r#"packit_check_measurements_total{kind="job",result="Fail"} 1"#),
+        "{metrics}"
+    );
     Ok(())
 }
 

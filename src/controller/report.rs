@@ -15,6 +15,7 @@ use super::observe::Observation;
 use crate::metrics::{
     CheckLabels, DeploymentLabels, ErrorLabels, Metrics, PhaseLabels, ResultLabels,
 };
+use crate::api::checks::JobResult;
 use crate::plan::ReleasePhase;
 
 pub async fn report(
@@ -47,6 +48,20 @@ pub async fn report(
     {
         let labels = CheckLabels {
             kind: "metric",
+            result: format!("{:?}", verdict.result),
+        };
+        metrics.checks.get_or_create(&labels).inc();
+    }
+    // Smoke tests count once, when they finish.
+    for verdict in obs
+        .health
+        .iter()
+        .flat_map(|h| &h.jobs)
+        .filter_map(|j| j.fresh.as_ref())
+        .filter(|v| v.result != JobResult::Running)
+    {
+        let labels = CheckLabels {
+            kind: "job",
             result: format!("{:?}", verdict.result),
         };
         metrics.checks.get_or_create(&labels).inc();
