@@ -124,6 +124,20 @@ async fn crds_install_and_explain_shows_the_docs() -> Result<()> {
             "description of {field} ({doc:?}) missing from: {explain}"
         );
     }
+    // The verification checks' fields are documented too.
+    for (path, fields) in [
+        ("metrics", &["query", "thresholdRange", "onNoData"][..]),
+        ("jobs", &["template", "timeout"][..]),
+    ] {
+        let field = format!("packitdeployment.spec.environments.health.{path}");
+        let explain = squash_whitespace(&kubectl(&["explain", &field])?);
+        for f in fields {
+            ensure!(
+                explain.contains(&format!(" {f} <")),
+                "{f} missing from kubectl explain {field}: {explain}"
+            );
+        }
+    }
     Ok(())
 }
 
