@@ -157,8 +157,8 @@ pub struct SmokeTest {
 
     /// Pod template of the Job. The operator adds `PACKIT_RELEASE`,
     /// `PACKIT_ENVIRONMENT` and `PACKIT_NAMESPACE` to every container, runs
-    /// the pod once (`restartPolicy: Never` unless `OnFailure` is set) and
-    /// labels it with the release.
+    /// the pod once (`restartPolicy: Never`) and labels it with the
+    /// release.
     #[schemars(schema_with = "preserve_unknown_object")]
     pub template: PodTemplateSpec,
 

@@ -52,10 +52,6 @@ pub fn builder_job(template: &PodTemplateSpec, req: &BuildRequest<'_>) -> Job {
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .collect();
-    let meta = template.metadata.get_or_insert_with(Default::default);
-    meta.labels
-        .get_or_insert_with(Default::default)
-        .extend(build_labels.clone());
     let env = [
         ("PACKIT_REPO_URL", req.repo_url),
         ("PACKIT_BRANCH", req.branch),
@@ -64,23 +60,7 @@ pub fn builder_job(template: &PodTemplateSpec, req: &BuildRequest<'_>) -> Job {
         ("PACKIT_RELEASE", req.release),
         ("PACKIT_COMPONENT", req.component),
     ];
-    if let Some(spec) = &mut template.spec {
-        spec.restart_policy = Some("Never".into());
-        for c in spec
-            .init_containers
-            .iter_mut()
-            .flatten()
-            .chain(spec.containers.iter_mut())
-        {
-            let vars = c.env.get_or_insert_with(Vec::new);
-            vars.retain(|v| !env.iter().any(|(k, _)| *k == v.name));
-            vars.extend(env.iter().map(|(k, v)| EnvVar {
-                name: (*k).to_owned(),
-                value: Some((*v).to_owned()),
-                value_from: None,
-            }));
-        }
-    }
+    run_once(&mut template, &build_labels, &env);
     Job {
         metadata: ObjectMeta {
             name: Some(job_name(req.release, req.component)),
@@ -95,6 +75,40 @@ pub fn builder_job(template: &PodTemplateSpec, req: &BuildRequest<'_>) -> Job {
             ..Default::default()
         }),
         status: None,
+    }
+}
+
+/// Makes a user's pod template a Job's: the operator's labels on the pod,
+/// `env` on every container (replacing variables of the same name), and
+/// never restarted.
+pub fn run_once(
+    template: &mut PodTemplateSpec,
+    pod_labels: &BTreeMap<String, String>,
+    env: &[(&str, &str)],
+) {
+    template
+        .metadata
+        .get_or_insert_with(Default::default)
+        .labels
+        .get_or_insert_with(Default::default)
+        .extend(pod_labels.clone());
+    let Some(spec) = &mut template.spec else {
+        return;
+    };
+    spec.restart_policy = Some("Never".into());
+    for c in spec
+        .init_containers
+        .iter_mut()
+        .flatten()
+        .chain(spec.containers.iter_mut())
+    {
+        let vars = c.env.get_or_insert_with(Vec::new);
+        vars.retain(|v| !env.iter().any(|(k, _)| *k == v.name));
+        vars.extend(env.iter().map(|(k, v)| EnvVar {
+            name: (*k).to_owned(),
+            value: Some((*v).to_owned()),
+            value_from: None,
+        }));
     }
 }
 

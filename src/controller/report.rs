@@ -12,10 +12,10 @@ use super::act::Outcomes;
 use super::decide::Plan;
 use super::events::{Note, Publisher};
 use super::observe::Observation;
+use crate::api::checks::JobResult;
 use crate::metrics::{
     CheckLabels, DeploymentLabels, ErrorLabels, Metrics, PhaseLabels, ResultLabels,
 };
-use crate::api::checks::JobResult;
 use crate::plan::ReleasePhase;
 
 pub async fn report(

@@ -4,12 +4,13 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
-use k8s_openapi::api::core::v1::{EnvVar, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{ListParams, LogParams};
 use kube::{Api, Client, ResourceExt};
 
 use crate::api::checks::SmokeTest;
+use crate::build::job::run_once;
 use crate::labels;
 
 /// Lines and bytes of a pod's log kept on the release.
@@ -51,37 +52,12 @@ pub fn smoke_job(test: &SmokeTest, run: &SmokeRun<'_>, timeout_seconds: i64) -> 
     let mut job_labels = run.labels();
     job_labels.insert(labels::SMOKE_TEST.to_owned(), test.name.clone());
     let mut template = test.template.clone();
-    template
-        .metadata
-        .get_or_insert_with(Default::default)
-        .labels
-        .get_or_insert_with(Default::default)
-        .extend(job_labels.clone());
     let env = [
         ("PACKIT_RELEASE", run.release),
         ("PACKIT_ENVIRONMENT", run.environment),
         ("PACKIT_NAMESPACE", run.namespace),
     ];
-    if let Some(spec) = &mut template.spec {
-        // A Job's pods may not restart always.
-        if spec.restart_policy.as_deref() != Some("OnFailure") {
-            spec.restart_policy = Some("Never".into());
-        }
-        for c in spec
-            .init_containers
-            .iter_mut()
-            .flatten()
-            .chain(spec.containers.iter_mut())
-        {
-            let vars = c.env.get_or_insert_with(Vec::new);
-            vars.retain(|v| !env.iter().any(|(k, _)| *k == v.name));
-            vars.extend(env.iter().map(|(k, v)| EnvVar {
-                name: (*k).to_owned(),
-                value: Some((*v).to_owned()),
-                value_from: None,
-            }));
-        }
-    }
+    run_once(&mut template, &job_labels, &env);
     Job {
         metadata: ObjectMeta {
             name: Some(job_name(run.release, run.environment, &test.name)),
