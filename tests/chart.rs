@@ -452,7 +452,11 @@ fn chart_rbac_has_no_wildcards() -> Result<()> {
         .collect();
     assert_eq!(
         target_roles[0]["rules"],
-        json!([{ "apiGroups": ["apps"], "resources": ["deployments", "statefulsets"], "verbs": ["patch"] }])
+        json!([
+            { "apiGroups": ["apps"], "resources": ["deployments", "statefulsets"], "verbs": ["patch"] },
+            { "apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create", "delete"] },
+            { "apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"] },
+        ])
     );
     Ok(())
 }
