@@ -30,15 +30,6 @@ pub async fn report(
         Plan::Invalid { notes, .. } => (notes, Action::await_change()),
         Plan::Train(p) => (&p.notes, Action::requeue(p.requeue)),
     };
-    // A plan's Events are true only once its state is persisted.
-    if outcomes.committed {
-        for note in planned {
-            events.publish(note).await;
-        }
-    }
-    for note in &outcomes.notes {
-        events.publish(note).await;
-    }
     for verdict in obs
         .health
         .iter()
@@ -65,6 +56,17 @@ pub async fn report(
             result: format!("{:?}", verdict.result),
         };
         metrics.checks.get_or_create(&labels).inc();
+    }
+    // Told after the counting above, so that whoever reads an Event finds
+    // the measurement behind it counted. A plan's Events are true only
+    // once its state is persisted.
+    if outcomes.committed {
+        for note in planned {
+            events.publish(note).await;
+        }
+    }
+    for note in &outcomes.notes {
+        events.publish(note).await;
     }
     if let Plan::Train(p) = plan {
         if outcomes.committed {
