@@ -374,19 +374,57 @@ async fn changelog_and_logs() -> Result<()> {
         stderr(&out)
     );
 
-    // The fake nodes keep no container logs, so reading one fails: the
-    // plugin names the pod and container it could not read and exits 3.
+    // Every simulated container's log is hack/kwok/pod.log.
     let pod: Pod = serde_json::from_value(json!({
         "metadata": { "name": "svc-1-service", "labels": { "packit.dev/release": "svc-1" } },
         "spec": { "containers": [{ "name": "builder", "image": "builder" }] }
     }))?;
-    ns.api::<Pod>().create(&PostParams::default(), &pod).await?;
-    let out = plugin(n, &["logs", "svc-1", "--no-follow"]);
-    expect(&out, 3);
+    let pods: Api<Pod> = ns.api();
+    pods.create(&PostParams::default(), &pod).await?;
+    support::wait_for(
+        &pods,
+        "svc-1-service",
+        "the build pod to run",
+        support::DEFAULT_TIMEOUT,
+        |p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"),
+    )
+    .await?;
+    let out = expect(&plugin(n, &["logs", "svc-1", "--no-follow"]), 0);
     assert!(
-        stderr(&out).contains("logs of svc-1-service/builder"),
+        out.starts_with("starting smoke test\n") && out.ends_with("smoke test finished\n"),
+        "{out}"
+    );
+    let out = expect(
+        &plugin(n, &["logs", "svc-1", "--no-follow", "--tail", "1"]),
+        0,
+    );
+    assert_eq!(out, "smoke test finished\n");
+
+    // With several pods, each line names its pod and container.
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": { "name": "svc-1-worker", "labels": { "packit.dev/release": "svc-1" } },
+        "spec": { "containers": [{ "name": "builder", "image": "builder" }] }
+    }))?;
+    pods.create(&PostParams::default(), &pod).await?;
+    support::wait_for(
+        &pods,
+        "svc-1-worker",
+        "the second build pod to run",
+        support::DEFAULT_TIMEOUT,
+        |p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"),
+    )
+    .await?;
+    let out = plugin(n, &["logs", "svc-1", "--no-follow"]);
+    expect(&out, 0);
+    assert!(
+        stdout(&out).contains("[svc-1-worker/builder] smoke test finished"),
         "{}",
-        stderr(&out)
+        stdout(&out)
+    );
+    assert!(
+        stdout(&out).contains("[svc-1-service/builder] smoke test finished"),
+        "{}",
+        stdout(&out)
     );
     Ok(())
 }
@@ -510,7 +548,8 @@ async fn the_operator_acts_on_the_plugins_requests() -> Result<()> {
 }
 
 /// Following the logs of a release that is still building waits for its
-/// build pod instead of giving up.
+/// build pod instead of giving up, then streams its log (the simulated
+/// pods' logs never end, so the test stops the plugin once it is read).
 #[tokio::test]
 async fn logs_wait_for_the_build_pod() -> Result<()> {
     apply_crds()?;
@@ -555,16 +594,155 @@ async fn logs_wait_for_the_build_pod() -> Result<()> {
         "spec": { "containers": [{ "name": "builder", "image": "builder" }] }
     }))?;
     ns.api::<Pod>().create(&PostParams::default(), &pod).await?;
-    support::eventually("logs to finish", support::DEFAULT_TIMEOUT, || {
-        let done = child.try_wait().map(|s| s.is_some());
-        async move { Ok(done?.then_some(())) }
+    let stdout = child.stdout.take().context("the plugin's stdout")?;
+    let (lines, read) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let finished = support::eventually("the build log", support::DEFAULT_TIMEOUT, || {
+        seen.extend(read.try_iter());
+        let done = seen.iter().any(|l| l == "smoke test finished");
+        let exited = child.try_wait().map(|s| s.is_some());
+        async move {
+            anyhow::ensure!(!exited?, "logs exited before streaming the log");
+            Ok(done.then_some(()))
+        }
     })
-    .await?;
-    // The fake nodes keep no logs, so reading the started pod's fails.
+    .await;
+    let _ = child.kill();
     let out = child.wait_with_output()?;
-    expect(&out, 3);
+    finished.with_context(|| format!("stdout so far: {seen:?}; stderr: {}", stderr(&out)))?;
     let err = stderr(&out);
     assert!(err.contains("Waiting for the build pods of svc-3"), "{err}");
-    assert!(err.contains("logs of svc-3-service/builder"), "{err}");
+    assert_eq!(
+        seen.first().map(String::as_str),
+        Some("starting smoke test"),
+        "{seen:?}"
+    );
+    Ok(())
+}
+
+/// `logs --smoke-tests` reads the log of a smoke test's pod that still
+/// exists (every simulated container's log is hack/kwok/pod.log) and prints
+/// the recorded tail, saying so, for one whose pod is gone; `status` and
+/// `history` show the verdicts.
+#[tokio::test]
+async fn smoke_test_logs_and_verdicts() -> Result<()> {
+    apply_crds()?;
+    let ns = TestNs::new("plugin-smoke").await?;
+    train(&ns).await?;
+    let n = ns.name.as_str();
+
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": { "name": "svc-2-staging-checkout-abcde",
+                      "labels": { "batch.kubernetes.io/job-name": "svc-2-staging-checkout" } },
+        "spec": { "containers": [{ "name": "smoke", "image": "smoke" }], "restartPolicy": "Never" }
+    }))?;
+    let pods: Api<Pod> = ns.api();
+    pods.create(&PostParams::default(), &pod).await?;
+    support::wait_for(
+        &pods,
+        "svc-2-staging-checkout-abcde",
+        "the smoke-test pod to run",
+        support::DEFAULT_TIMEOUT,
+        |p| {
+            p.status
+                .as_ref()
+                .and_then(|s| s.phase.as_deref())
+                .is_some_and(|ph| ph != "Pending")
+        },
+    )
+    .await?;
+    let t = "2026-11-30T08:00:00Z";
+    ns.api::<PackitRelease>()
+        .patch_status(
+            "svc-2",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "status": {
+                "phase": "StagingFailed",
+                "environments": [{ "name": "staging", "deployedAt": t, "failedAt": t,
+                    "checks": [{ "name": "error-rate", "result": "Fail", "value": 0.31, "bounds": "max 0.05",
+                                 "consecutiveFailures": 3, "measurements": 4, "measuredAt": t }],
+                    "jobs": [
+                        { "name": "checkout", "job": "svc-2-staging-checkout", "result": "Fail",
+                          "startedAt": t, "finishedAt": t, "pod": "svc-2-staging-checkout-abcde",
+                          "message": "BackoffLimitExceeded", "logTail": "recorded checkout line\n" },
+                        { "name": "login", "job": "svc-2-staging-login", "result": "Pass",
+                          "startedAt": t, "finishedAt": t, "pod": "svc-2-staging-login-gone",
+                          "logTail": "login ok\n" }
+                    ] }]
+            } })),
+        )
+        .await
+        .context("writing the verdicts of svc-2")?;
+
+    let out = expect(&plugin(n, &["logs", "svc-2", "--smoke-tests"]), 0);
+    assert!(
+        out.contains("== smoke test checkout in staging: Fail")
+            && out.contains(&format!("Job:     svc-2-staging-checkout (namespace {n})"))
+            && out.contains("-- log of pod svc-2-staging-checkout-abcde:\n"),
+        "{out}"
+    );
+    assert!(out.contains("smoke test finished"), "{out}");
+    assert!(!out.contains("recorded checkout line"), "{out}");
+    assert!(
+        out.contains("== smoke test login in staging: Pass")
+            && out.contains(
+                "-- pod svc-2-staging-login-gone is gone; the log tail recorded on the release:\nlogin ok\n"
+            ),
+        "{out}"
+    );
+    // Filters, and the recorded tail of a pod that is gone.
+    let out = expect(&plugin(n, &["logs", "svc-2", "--test", "login"]), 0);
+    assert!(
+        out.contains("login ok") && !out.contains("checkout"),
+        "{out}"
+    );
+    let out = plugin(n, &["logs", "svc-2", "-e", "production"]);
+    expect(&out, 2);
+    assert!(
+        stderr(&out).contains("ran no smoke test in \"production\"; it ran: checkout in staging"),
+        "{}",
+        stderr(&out)
+    );
+    let out = plugin(n, &["logs", "svc-1", "--smoke-tests"]);
+    expect(&out, 2);
+    assert!(
+        stderr(&out).contains("release svc-1 has no smoke tests"),
+        "{}",
+        stderr(&out)
+    );
+    expect(&plugin(n, &["logs", "nope", "--smoke-tests"]), 2);
+
+    let text = expect(&plugin(n, &["status", "svc"]), 0);
+    assert!(text.contains("Checks of svc-2 (in flight):"), "{text}");
+    assert!(
+        text.contains("error-rate   metric       Fail     0.31 (max 0.05), failed 3 in a row of 4"),
+        "{text}"
+    );
+    assert!(
+        text.contains("checkout     smoke test   Fail     pod svc-2-staging-checkout-abcde: BackoffLimitExceeded"),
+        "{text}"
+    );
+    let json: Value =
+        serde_json::from_str(&expect(&plugin(n, &["status", "svc", "-o", "json"]), 0))?;
+    assert_eq!(
+        json[0]["verification"]["environments"][0]["smokeTests"][1]["pod"],
+        "svc-2-staging-login-gone"
+    );
+    let text = expect(&plugin(n, &["history", "svc"]), 0);
+    assert!(
+        text.contains("staging=failed(error-rate,checkout)"),
+        "{text}"
+    );
     Ok(())
 }

@@ -9,9 +9,11 @@ use kube::{Client, Config, ResourceExt};
 use serde::Serialize;
 
 use super::history::{self, ReleaseSummary};
+use super::logs;
 use super::status::{self, DeploymentStatus};
 use super::when::{self, Zone};
 use super::{Cli, Command, Failure, Format, Result, requests};
+use crate::api::checks::JobVerdict;
 use crate::api::{PackitDeployment, PackitRelease};
 use crate::labels;
 use crate::plan::ReleasePhase;
@@ -41,7 +43,21 @@ pub async fn run(cli: Cli) -> Result<()> {
                 .await
         }
         Command::Changelog { release } => ctx.changelog(&release).await,
-        Command::Logs { release, no_follow } => ctx.logs(&release, !no_follow).await,
+        Command::Logs {
+            release,
+            no_follow,
+            smoke_tests,
+            environment,
+            test,
+            tail,
+        } => {
+            if smoke_tests || environment.is_some() || test.is_some() {
+                ctx.smoke_logs(&release, environment.as_deref(), test.as_deref(), tail)
+                    .await
+            } else {
+                ctx.logs(&release, !no_follow, tail).await
+            }
+        }
     }
 }
 
@@ -103,6 +119,22 @@ fn print_for_machines<T: Serialize>(format: Format, value: &T) -> Result<bool> {
     };
     print!("{text}");
     Ok(true)
+}
+
+/// What the API server said, without kube's wrapping.
+fn reason(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => s.message.clone(),
+        e => e.to_string(),
+    }
+}
+
+/// Where the log of a smoke test's pod comes from.
+enum SmokePod {
+    /// The pod exists: read its log now.
+    Live(Box<Pod>),
+    /// Why the pod's log cannot be read now; the recorded tail is shown.
+    Gone { pod: Option<String>, why: String },
 }
 
 fn is_pending(pod: &Pod) -> bool {
@@ -177,7 +209,23 @@ impl Ctx {
                     .items
             }
         };
-        let views: Vec<DeploymentStatus> = list.iter().map(DeploymentStatus::of).collect();
+        // The verdicts of checks and smoke tests are on the releases; status
+        // still works for someone who may not read those.
+        let releases = match self.releases().list(&ListParams::default()).await {
+            Ok(l) => l.items,
+            Err(e) if !list.is_empty() => {
+                eprintln!(
+                    "note: cannot list PackitReleases ({}); check verdicts are left out",
+                    reason(&e)
+                );
+                Vec::new()
+            }
+            Err(_) => Vec::new(),
+        };
+        let views: Vec<DeploymentStatus> = list
+            .iter()
+            .map(|d| DeploymentStatus::of(d, &releases))
+            .collect();
         if print_for_machines(self.format, &views)? {
             return Ok(());
         }
@@ -397,7 +445,7 @@ impl Ctx {
         }
     }
 
-    async fn logs(&self, name: &str, follow: bool) -> Result<()> {
+    async fn logs(&self, name: &str, follow: bool, tail: Option<i64>) -> Result<()> {
         self.release_named(name).await?;
         let pods_api: Api<Pod> = Api::namespaced(self.client.clone(), &self.ns);
         let selector = format!("{}={name}", labels::RELEASE);
@@ -431,7 +479,8 @@ impl Ctx {
         if pods.is_empty() {
             return Err(Failure::not_found(format!(
                 "release {name} has no build pods (label {selector}); the build has not started, \
-                 used an External build, or its Job was cleaned up"
+                 used an External build, or its Job was cleaned up; \
+                 its smoke tests' logs: kubectl packit logs {name} --smoke-tests"
             )));
         }
         pods.sort_by_key(|p| p.name_any());
@@ -457,6 +506,7 @@ impl Ctx {
             let params = LogParams {
                 container: Some(container.clone()),
                 follow,
+                tail_lines: tail,
                 ..LogParams::default()
             };
             let label = format!("{pod}/{container}");
@@ -490,6 +540,141 @@ impl Ctx {
                 "could not read every build log of {name}; check the pods with kubectl get pods -l {selector} -n {}",
                 self.ns
             )));
+        }
+        Ok(())
+    }
+
+    /// The pod of a smoke test: the one recorded on the release, else the
+    /// newest of its Job (a running test has none recorded yet).
+    async fn smoke_pod(&self, pods: &Api<Pod>, v: &JobVerdict) -> SmokePod {
+        if let Some(name) = &v.pod {
+            return match pods.get_opt(name).await {
+                Ok(Some(pod)) => SmokePod::Live(Box::new(pod)),
+                Ok(None) => SmokePod::Gone {
+                    pod: Some(name.clone()),
+                    why: format!("pod {name} is gone"),
+                },
+                Err(e) => SmokePod::Gone {
+                    pod: Some(name.clone()),
+                    why: format!("pod {name} cannot be read ({})", reason(&e)),
+                },
+            };
+        }
+        let selector = format!("batch.kubernetes.io/job-name={}", v.job);
+        match pods.list(&ListParams::default().labels(&selector)).await {
+            Ok(list) => match list
+                .items
+                .into_iter()
+                .max_by_key(|p| p.metadata.creation_timestamp.clone())
+            {
+                Some(pod) => SmokePod::Live(Box::new(pod)),
+                None => SmokePod::Gone {
+                    pod: None,
+                    why: format!("Job {} has no pod", v.job),
+                },
+            },
+            Err(e) => SmokePod::Gone {
+                pod: None,
+                why: format!(
+                    "the pods of Job {} cannot be listed ({})",
+                    v.job,
+                    reason(&e)
+                ),
+            },
+        }
+    }
+
+    async fn smoke_logs(
+        &self,
+        name: &str,
+        environment: Option<&str>,
+        test: Option<&str>,
+        tail: Option<i64>,
+    ) -> Result<()> {
+        let r = self.release_named(name).await?;
+        let envs = r
+            .status
+            .as_ref()
+            .map(|s| s.environments.as_slice())
+            .unwrap_or_default();
+        let chosen = logs::select(name, envs, environment, test)?;
+        let release_ns = r.namespace().unwrap_or_else(|| self.ns.clone());
+        // The environments' namespaces are in the deployment's spec; a
+        // deleted deployment's ran in its own namespace unless it said
+        // otherwise, which can no longer be known.
+        let pkd = match self.deployments().get_opt(&r.spec.deployment).await {
+            Ok(Some(pkd)) => Some(pkd),
+            Ok(None) => {
+                eprintln!(
+                    "note: PackitDeployment {} is gone; looking for the smoke-test pods in namespace {release_ns}",
+                    r.spec.deployment
+                );
+                None
+            }
+            Err(e) => {
+                eprintln!(
+                    "note: cannot read PackitDeployment {} ({}); looking for the smoke-test pods in namespace {release_ns}",
+                    r.spec.deployment,
+                    reason(&e)
+                );
+                None
+            }
+        };
+        let now = Utc::now();
+        for (i, (env, v)) in chosen.into_iter().enumerate() {
+            if i > 0 {
+                println!();
+            }
+            let ns = logs::namespace_of(pkd.as_ref(), &release_ns, env);
+            let pods: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
+            match self.smoke_pod(&pods, v).await {
+                SmokePod::Gone { pod, why } => {
+                    print!("{}", logs::header(env, &ns, v, pod.as_deref(), now));
+                    print!("{}", logs::recorded(&why, &v.log_tail, tail));
+                }
+                SmokePod::Live(pod) => {
+                    let pod_name = pod.name_any();
+                    print!("{}", logs::header(env, &ns, v, Some(&pod_name), now));
+                    let containers: Vec<String> = pod
+                        .spec
+                        .as_ref()
+                        .map(|s| s.containers.iter().map(|c| c.name.clone()).collect())
+                        .unwrap_or_default();
+                    if containers.is_empty() {
+                        let why = format!("pod {pod_name} has no containers");
+                        print!("{}", logs::recorded(&why, &v.log_tail, tail));
+                    }
+                    let several = containers.len() > 1;
+                    for c in &containers {
+                        let params = LogParams {
+                            container: Some(c.clone()),
+                            tail_lines: tail,
+                            ..LogParams::default()
+                        };
+                        match pods.logs(&pod_name, &params).await {
+                            Ok(text) => {
+                                print!("{}", logs::live_note(&pod_name, several.then_some(c)));
+                                if text.is_empty() {
+                                    println!("(the log is empty)");
+                                } else {
+                                    print!("{text}");
+                                    if !text.ends_with('\n') {
+                                        println!();
+                                    }
+                                }
+                            }
+                            Err(e) => {
+                                let why = format!(
+                                    "the log of pod {pod_name} cannot be read ({})",
+                                    reason(&e)
+                                );
+                                print!("{}", logs::recorded(&why, &v.log_tail, tail));
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
         }
         Ok(())
     }

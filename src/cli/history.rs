@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::status::variant_name;
 use super::table;
+use super::verdicts;
 use super::when::age;
 use crate::api::PackitRelease;
 use crate::api::release::EnvironmentProgress;
@@ -43,6 +44,10 @@ pub struct Progress {
     /// When it reached that state.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub at: Option<DateTime<Utc>>,
+    /// Where it failed: the metric checks and smoke tests whose verdict
+    /// is `Fail`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failing: Vec<String>,
 }
 
 fn progress(p: &EnvironmentProgress) -> Progress {
@@ -59,6 +64,11 @@ fn progress(p: &EnvironmentProgress) -> Progress {
         name: p.name.clone(),
         state: state.into(),
         at,
+        failing: if state == "failed" {
+            verdicts::failing(p)
+        } else {
+            Vec::new()
+        },
     }
 }
 
@@ -106,7 +116,13 @@ pub fn render(list: &[ReleaseSummary], now: DateTime<Utc>) -> String {
             let mut envs: Vec<String> = r
                 .environments
                 .iter()
-                .map(|e| format!("{}={}", e.name, e.state))
+                .map(|e| {
+                    if e.failing.is_empty() {
+                        format!("{}={}", e.name, e.state)
+                    } else {
+                        format!("{}={}({})", e.name, e.state, e.failing.join(","))
+                    }
+                })
                 .collect();
             if r.forced {
                 envs.push("(forced)".into());
@@ -179,8 +195,16 @@ mod tests {
                 ]
             })),
             release("svc-2", "2026-11-30T06:00:00Z", json!({
-                "phase": "StagingFailed", "rebuild": true, "message": "restarts",
-                "environments": [{ "name": "staging", "deployedAt": "2026-11-30T06:05:00Z", "failedAt": "2026-11-30T06:10:00Z" }]
+                "phase": "StagingFailed", "rebuild": true, "message": "error-rate failed",
+                "environments": [{ "name": "staging", "deployedAt": "2026-11-30T06:05:00Z", "failedAt": "2026-11-30T06:10:00Z",
+                    "checks": [
+                        { "name": "error-rate", "result": "Fail", "value": 0.31, "bounds": "max 0.05",
+                          "consecutiveFailures": 3, "measurements": 4, "measuredAt": "2026-11-30T06:10:00Z" },
+                        { "name": "latency", "result": "Pass", "value": 0.1, "bounds": "max 0.5",
+                          "consecutiveFailures": 0, "measurements": 4, "measuredAt": "2026-11-30T06:10:00Z" }
+                    ],
+                    "jobs": [{ "name": "checkout", "job": "svc-2-staging-checkout", "result": "Fail",
+                               "startedAt": "2026-11-30T06:06:00Z", "pod": "svc-2-staging-checkout-abcde" }] }]
             })),
             release("svc-3", "2026-11-30T08:29:15Z", json!({})),
         ]
@@ -199,7 +223,17 @@ mod tests {
         assert_eq!(list[0].phase, "Pending");
         assert_eq!(list[1].environments[0].state, "failed");
         assert_eq!(list[2].environments[1].state, "verified");
+        assert!(list[2].environments[0].failing.is_empty());
         let json = serde_json::to_value(&list[1]).unwrap();
+        assert_eq!(
+            json["environments"][0]["failing"],
+            json!(["error-rate", "checkout"])
+        );
+        assert!(
+            serde_json::to_value(&list[2]).unwrap()["environments"][0]
+                .get("failing")
+                .is_none()
+        );
         assert_eq!(json["rebuild"], true);
         assert_eq!(json["trigger"], "Schedule");
         assert!(json.get("forced").is_none());
@@ -210,7 +244,7 @@ mod tests {
         let expected = "\
 NAME    DEPLOYMENT   PHASE           TRIGGER              COMMITS           AGE   ENVIRONMENTS
 svc-3   svc          Pending         Schedule             -                 45s   -
-svc-2   svc          StagingFailed   Schedule (rebuild)   -                 2h    staging=failed
+svc-2   svc          StagingFailed   Schedule (rebuild)   -                 2h    staging=failed(error-rate,checkout)
 svc-1   svc          Released        Schedule             service=0123456   7d    staging=verified production=verified
 ";
         assert_eq!(render(&sample(), now()), expected);

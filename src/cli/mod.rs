@@ -1,13 +1,15 @@
 //! `kubectl packit`, the kubectl plugin for release trains: arguments, exit
-//! codes and the commands. `status`, `history`, `requests` and `when` hold
-//! the pure parts (views, annotation values, times); `cluster` talks to the
-//! API server.
+//! codes and the commands. `status`, `history`, `verdicts`, `logs`,
+//! `requests` and `when` hold the pure parts (views, check verdicts, log
+//! headers, annotation values, times); `cluster` talks to the API server.
 
 pub mod cluster;
 pub mod history;
+pub mod logs;
 pub mod requests;
 pub mod status;
 pub mod table;
+pub mod verdicts;
 pub mod when;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -18,7 +20,8 @@ pub enum Exit {
     Ok = 0,
     /// Bad arguments or input.
     Usage = 1,
-    /// A named deployment, release, environment or changelog does not exist.
+    /// A named deployment, release, environment, changelog or smoke test
+    /// does not exist.
     NotFound = 2,
     /// The cluster could not be reached, or the API server refused.
     Cluster = 3,
@@ -65,11 +68,13 @@ Examples:
   kubectl packit rollback packit-service --environment production --to packit-service-20261127-170000 --at 'monday 09:00' --tz Europe/Prague
   kubectl packit changelog packit-service-20261127-170000
   kubectl packit logs packit-service-20261127-170000
+  kubectl packit logs packit-service-20261127-170000 --smoke-tests
+  kubectl packit logs packit-service-20261127-170000 -e staging --test checkout --tail 50
 
 Exit codes:
   0  done
   1  bad arguments or input (e.g. a time that cannot be read)
-  2  the named deployment, release, environment or changelog does not exist
+  2  the named deployment, release, environment, changelog or smoke test does not exist
   3  the cluster cannot be reached or the API server refused the request";
 
 /// Release trains on Kubernetes: see where each PackitDeployment is, its
@@ -164,13 +169,33 @@ read in the local time zone or --tz."
         release: String,
     },
     /// Stream the logs of a release's build Job pods; while the release is
-    /// building, wait for them to start.
+    /// building, wait for them to start. With --smoke-tests (or
+    /// --environment or --test), print the logs of its smoke-test Jobs
+    /// instead.
+    #[command(
+        after_help = "Smoke-test logs are read from the Job's pod through your kubeconfig; when the pod \
+is gone or its log cannot be read, the log tail the operator recorded on the release is printed \
+instead, and says so. They are printed once, not followed."
+    )]
     Logs {
         /// The PackitRelease.
         release: String,
-        /// Print what is there and stop instead of following.
+        /// Print what is there and stop instead of following the build.
         #[arg(long)]
         no_follow: bool,
+        /// The logs of the release's smoke-test Jobs instead of its build.
+        #[arg(long)]
+        smoke_tests: bool,
+        /// Only the smoke tests run in this environment (implies
+        /// --smoke-tests).
+        #[arg(short, long, value_name = "ENV")]
+        environment: Option<String>,
+        /// Only the smoke test of this name (implies --smoke-tests).
+        #[arg(long, value_name = "NAME")]
+        test: Option<String>,
+        /// Only the last N lines of each log.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(0..))]
+        tail: Option<i64>,
     },
 }
 
@@ -232,6 +257,40 @@ mod tests {
         ));
         assert!(Cli::try_parse_from(["kubectl-packit", "rollback", "svc"]).is_err());
         assert!(Cli::try_parse_from(["kubectl-packit", "status", "-o", "xml"]).is_err());
+    }
+
+    #[test]
+    fn logs_of_smoke_tests() {
+        let cli = Cli::try_parse_from([
+            "kubectl-packit",
+            "logs",
+            "svc-2",
+            "-e",
+            "staging",
+            "--test",
+            "checkout",
+            "--tail",
+            "20",
+        ])
+        .unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Logs { ref release, smoke_tests: false, ref environment, ref test, tail: Some(20), .. }
+                if release == "svc-2" && environment.as_deref() == Some("staging") && test.as_deref() == Some("checkout")
+        ));
+        let cli =
+            Cli::try_parse_from(["kubectl-packit", "logs", "svc-2", "--smoke-tests"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Logs {
+                smoke_tests: true,
+                environment: None,
+                test: None,
+                tail: None,
+                ..
+            }
+        ));
+        assert!(Cli::try_parse_from(["kubectl-packit", "logs", "svc-2", "--tail", "-1"]).is_err());
     }
 
     #[test]

@@ -6,9 +6,12 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::ResourceExt;
 use serde::Serialize;
 
+use super::history::created;
 use super::table;
+use super::verdicts::{self, EnvironmentVerdicts};
 use super::when::{Zone, relative};
-use crate::api::PackitDeployment;
+use crate::api::checks::JobResult;
+use crate::api::{PackitDeployment, PackitRelease};
 
 /// One deployment as `status` shows it.
 #[derive(Serialize, Debug, Clone, PartialEq)]
@@ -28,6 +31,20 @@ pub struct DeploymentStatus {
     pub in_flight: Option<InFlight>,
     pub environments: Vec<Environment>,
     pub conditions: Vec<ConditionSummary>,
+    /// The metric checks and smoke tests of the release in flight, or else
+    /// of the newest release; absent when it has none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verification: Option<Verification>,
+}
+
+/// The verdicts recorded on one release, per environment.
+#[derive(Serialize, Debug, Clone, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Verification {
+    pub release: String,
+    /// Whether it is the release in flight (else the newest one).
+    pub in_flight: bool,
+    pub environments: Vec<EnvironmentVerdicts>,
 }
 
 /// The release in flight.
@@ -78,8 +95,47 @@ pub(crate) fn variant_name<T: Serialize>(value: &T) -> String {
     }
 }
 
+/// The release whose verdicts `status` shows: the one in flight, else the
+/// newest of the deployment among `releases`.
+fn shown_release<'a>(
+    pkd: &PackitDeployment,
+    releases: &'a [PackitRelease],
+) -> Option<(&'a PackitRelease, bool)> {
+    let name = pkd.name_any();
+    let ours = releases.iter().filter(|r| r.spec.deployment == name);
+    let in_flight = pkd
+        .status
+        .as_ref()
+        .and_then(|s| s.train.in_flight.as_ref())
+        .map(|f| f.release.as_str());
+    if let Some(f) = in_flight
+        && let Some(r) = ours.clone().find(|r| r.name_any() == f)
+    {
+        return Some((r, true));
+    }
+    ours.max_by(|a, b| (created(*a), a.name_any()).cmp(&(created(*b), b.name_any())))
+        .map(|r| (r, false))
+}
+
+fn verification(pkd: &PackitDeployment, releases: &[PackitRelease]) -> Option<Verification> {
+    let (r, in_flight) = shown_release(pkd, releases)?;
+    let environments = verdicts::of_environments(
+        r.status
+            .as_ref()
+            .map(|s| s.environments.as_slice())
+            .unwrap_or_default(),
+    );
+    (!environments.is_empty()).then(|| Verification {
+        release: r.name_any(),
+        in_flight,
+        environments,
+    })
+}
+
 impl DeploymentStatus {
-    pub fn of(pkd: &PackitDeployment) -> Self {
+    /// The view of `pkd`; `releases` (of any deployment in its namespace)
+    /// give the verdicts of its release in flight or newest release.
+    pub fn of(pkd: &PackitDeployment, releases: &[PackitRelease]) -> Self {
         let namespace = pkd.namespace().unwrap_or_default();
         let status = pkd.status.clone().unwrap_or_default();
         let environments = pkd
@@ -117,6 +173,7 @@ impl DeploymentStatus {
             }),
             environments,
             conditions: status.conditions.iter().map(summary).collect(),
+            verification: verification(pkd, releases),
         }
     }
 }
@@ -237,6 +294,24 @@ fn render_one(d: &DeploymentStatus, now: DateTime<Utc>, zone: &Zone) -> String {
     for line in table::render(&["ENVIRONMENT", "NAMESPACE", "RELEASE", "DEPLOYED"], &rows).lines() {
         out.push_str(&format!("  {line}\n"));
     }
+    if let Some(v) = &d.verification {
+        let which = if v.in_flight { "in flight" } else { "newest" };
+        out.push_str(&format!("\n  Checks of {} ({which}):\n", v.release));
+        for line in verdicts::table(&v.environments, now).lines() {
+            out.push_str(&format!("  {line}\n"));
+        }
+        let failed_test = v
+            .environments
+            .iter()
+            .flat_map(|e| &e.smoke_tests)
+            .any(|j| j.result == JobResult::Fail);
+        if failed_test {
+            out.push_str(&format!(
+                "  Smoke-test logs: kubectl packit logs {} --smoke-tests -n {}\n",
+                v.release, d.namespace
+            ));
+        }
+    }
     out
 }
 
@@ -297,7 +372,7 @@ mod tests {
 
     #[test]
     fn view_joins_spec_and_status() {
-        let s = DeploymentStatus::of(&pkd());
+        let s = DeploymentStatus::of(&pkd(), &[]);
         assert_eq!(s.phase, "Waiting:production");
         assert_eq!(s.environments[0].namespace, "team");
         assert_eq!(s.environments[1].namespace, "prod");
@@ -315,7 +390,7 @@ mod tests {
     #[test]
     fn text_for_people() {
         let text = render(
-            &[DeploymentStatus::of(&pkd())],
+            &[DeploymentStatus::of(&pkd(), &[])],
             now(),
             &Zone::Named(chrono_tz::UTC),
         );
@@ -332,6 +407,151 @@ svc (namespace team)
   production    prod        svc-1 (pinned to svc-1)   7d 0h ago
 ";
         assert_eq!(text, expected);
+    }
+
+    fn release(
+        name: &str,
+        deployment: &str,
+        created: &str,
+        status: serde_json::Value,
+    ) -> PackitRelease {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "packit.dev/v1alpha1",
+            "kind": "PackitRelease",
+            "metadata": { "name": name, "namespace": "team", "creationTimestamp": created },
+            "spec": {
+                "deployment": deployment,
+                "trigger": "Schedule",
+                "components": [{ "name": "service",
+                                 "source": { "url": "https://example.com/s.git", "commit": "0123456789012345678901234567890123456789" } }]
+            },
+            "status": status
+        }))
+        .unwrap()
+    }
+
+    /// svc-2 (in flight) failed a metric check and a smoke test in staging;
+    /// svc-1 passed its checks; other-9 is another deployment's.
+    fn releases() -> Vec<PackitRelease> {
+        vec![
+            release(
+                "svc-1",
+                "svc",
+                "2026-11-23T08:00:00Z",
+                serde_json::json!({
+                    "phase": "Released",
+                    "environments": [{ "name": "staging", "verifiedAt": "2026-11-23T09:00:00Z", "checks": [
+                        { "name": "error-rate", "result": "Pass", "value": 0.01, "bounds": "max 0.05",
+                          "consecutiveFailures": 0, "measurements": 12, "measuredAt": "2026-11-23T09:00:00Z" }
+                    ] }]
+                }),
+            ),
+            release(
+                "svc-2",
+                "svc",
+                "2026-11-30T06:00:00Z",
+                serde_json::json!({
+                    "phase": "Staging",
+                    "environments": [
+                        { "name": "staging", "deployedAt": "2026-11-30T07:30:00Z",
+                          "checks": [
+                            { "name": "error-rate", "result": "Fail", "value": 0.31, "bounds": "max 0.05",
+                              "consecutiveFailures": 3, "measurements": 4, "measuredAt": "2026-11-30T08:29:00Z",
+                              "message": "0.31 > max 0.05" },
+                            { "name": "latency", "result": "Inconclusive", "bounds": "min 0, max 0.5",
+                              "consecutiveFailures": 0, "measurements": 2, "measuredAt": "2026-11-30T08:29:00Z",
+                              "message": "empty result" }
+                          ],
+                          "jobs": [
+                            { "name": "checkout", "job": "svc-2-staging-checkout", "result": "Fail",
+                              "startedAt": "2026-11-30T07:35:00Z", "finishedAt": "2026-11-30T07:36:00Z",
+                              "pod": "svc-2-staging-checkout-abcde",
+                              "message": "BackoffLimitExceeded; pod svc-2-staging-checkout-abcde: container smoke exited with code 1",
+                              "logTail": "GET /checkout 500\n" },
+                            { "name": "login", "job": "svc-2-staging-login", "result": "Running",
+                              "startedAt": "2026-11-30T08:25:00Z" }
+                          ] }
+                    ]
+                }),
+            ),
+            release(
+                "other-9",
+                "other",
+                "2026-11-30T08:00:00Z",
+                serde_json::json!({
+                    "environments": [{ "name": "staging", "checks": [
+                        { "name": "x", "result": "Fail", "bounds": "max 1", "consecutiveFailures": 1,
+                          "measurements": 1, "measuredAt": "2026-11-30T08:00:00Z" }
+                    ] }]
+                }),
+            ),
+        ]
+    }
+
+    #[test]
+    fn checks_of_the_release_in_flight() {
+        let s = DeploymentStatus::of(&pkd(), &releases());
+        let v = s.verification.as_ref().expect("verdicts of svc-2");
+        assert_eq!((v.release.as_str(), v.in_flight), ("svc-2", true));
+        let json = serde_json::to_value(&s).unwrap();
+        let staging = &json["verification"]["environments"][0];
+        assert_eq!(staging["name"], "staging");
+        assert_eq!(staging["checks"][0]["consecutiveFailures"], 3);
+        assert_eq!(
+            staging["smokeTests"][0]["pod"],
+            "svc-2-staging-checkout-abcde"
+        );
+
+        let text = render(&[s], now(), &Zone::Named(chrono_tz::UTC));
+        let expected = "
+  Checks of svc-2 (in flight):
+  ENVIRONMENT   CHECK        KIND         RESULT         DETAIL
+  staging       error-rate   metric       Fail           0.31 (max 0.05), failed 3 in a row of 4
+  staging       latency      metric       Inconclusive   no value: empty result, 2 measurements
+  staging       checkout     smoke test   Fail           BackoffLimitExceeded; pod svc-2-staging-checkout-abcde: container smoke exited with code 1
+  staging       login        smoke test   Running        running since 5m ago, Job svc-2-staging-login
+  Smoke-test logs: kubectl packit logs svc-2 --smoke-tests -n team
+";
+        assert!(text.ends_with(expected), "{text}");
+    }
+
+    #[test]
+    fn checks_of_the_newest_release_when_none_is_in_flight() {
+        let mut idle = pkd();
+        if let Some(s) = idle.status.as_mut() {
+            s.train.in_flight = None;
+        }
+        let mut list = releases();
+        list.retain(|r| r.name_any() != "svc-2");
+        let s = DeploymentStatus::of(&idle, &list);
+        let text = render(&[s], now(), &Zone::Named(chrono_tz::UTC));
+        assert!(
+            text.ends_with(
+                "
+  Checks of svc-1 (newest):
+  ENVIRONMENT   CHECK        KIND     RESULT   DETAIL
+  staging       error-rate   metric   Pass     0.01 (max 0.05), 12 measurements
+"
+            ),
+            "{text}"
+        );
+        // A release without verdicts shows none.
+        let s = DeploymentStatus::of(
+            &idle,
+            &[release(
+                "svc-3",
+                "svc",
+                "2026-11-30T08:00:00Z",
+                serde_json::json!({}),
+            )],
+        );
+        assert_eq!(s.verification, None);
+        assert!(
+            serde_json::to_value(&s)
+                .unwrap()
+                .get("verification")
+                .is_none()
+        );
     }
 
     #[test]
