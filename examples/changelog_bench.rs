@@ -76,10 +76,13 @@ fn run_changelog(path: &str, from: &str, to: &str) -> Result<()> {
         to: walked.to,
         ..Default::default()
     };
+    let trees = changelog::walk::Trees::open(&range.path).context("opening the trees")?;
     changelog::build(
         &mut repo,
         &walked.commits,
         &changelog::Rules::new(&Default::default())?,
+        &walked.templates,
+        &trees,
     );
     let build_time = t.elapsed() - walk_time;
     let md = changelog::render_markdown(&changelog::Changelog {

@@ -229,12 +229,11 @@ fn changelog(
     let mut failed_clones = Vec::new();
     for (i, repo) in repos.iter().enumerate() {
         let is_url = repo.contains("://") || (repo.contains('@') && repo.contains(':'));
-        let name = changelog::repo_name(repo);
         let (path, url) = if is_url {
             let dir = scratch.join(i.to_string());
             std::fs::create_dir_all(&scratch)
                 .with_context(|| format!("creating {}", scratch.display()))?;
-            if let Err(e) = walk::clone_bare(&name, repo, &dir) {
+            if let Err(e) = walk::clone_bare(&changelog::repo_name(repo), repo, &dir) {
                 failed_clones.push((i, e.to_string()));
             }
             (dir, Some(repo.clone()))
@@ -244,7 +243,7 @@ fn changelog(
             (path, url)
         };
         ranges.push(RepoRange {
-            name,
+            name: changelog::heading_name(None, repo, url.as_deref()),
             url,
             path,
             from: Some(from[i].clone()),

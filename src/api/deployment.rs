@@ -124,6 +124,13 @@ pub struct GitSource {
     #[schemars(regex(pattern = r"^(https?|ssh|git|file)://\S+$"))]
     pub url: String,
 
+    /// The repository's name as the changelog's heading. Defaults to the
+    /// last part of the URL (`packit` for `https://github.com/packit/packit`);
+    /// for a `file://` URL, to that of the clone's `origin` remote.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub name: Option<String>,
+
     /// Branch whose head is built.
     #[serde(default = "default_branch")]
     #[schemars(length(min = 1, max = 255))]
@@ -400,13 +407,23 @@ pub struct ChangelogSpec {
 }
 
 /// A classification rule: entries whose title matches `pattern` (a regular
-/// expression) get `visibility`.
+/// expression) and whose changed files all match `paths` (globs) get
+/// `visibility`. A rule needs a pattern, paths or both; with both, both must
+/// match.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ClassificationRule {
     /// Regular expression matched against the PR or commit title.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 512))]
-    pub pattern: String,
+    pub pattern: Option<String>,
+    /// Globs on the paths a pull request changed, relative to the
+    /// repository root (`docs/**`, `*.md`, `**/test_*.py`; `*` stays within
+    /// one directory, `**` crosses them). The rule matches when every
+    /// changed file matches one of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), inner(length(min = 1, max = 512)))]
+    pub paths: Vec<String>,
     /// Section the matching entries go to.
     pub visibility: Visibility,
 }

@@ -109,6 +109,9 @@ pub struct ReleaseComponent {
 pub struct Revision {
     /// Repository URL.
     pub url: String,
+    /// The repository's name in the changelog, when the source sets one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// Commit SHA.
     #[schemars(regex(pattern = "^[0-9a-f]{40}([0-9a-f]{24})?$"))]
     pub commit: String,

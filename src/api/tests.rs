@@ -129,6 +129,7 @@ fn release_spec_is_immutable_once_set() {
                     name: "service".into(),
                     source: Revision {
                         url: "https://github.com/packit/packit-service.git".into(),
+                        name: None,
                         commit: "a".repeat(40),
                         previous_commit: None,
                     },

@@ -88,6 +88,16 @@ pub fn validate(spec: &PackitDeploymentSpec) -> Result<ParsedSchedule, InvalidSp
         }
     }
 
+    for (i, r) in spec.changelog.rules.iter().enumerate() {
+        if r.pattern.is_none() && r.paths.is_empty() {
+            errors.push(SpecError::new(
+                format!("spec.changelog.rules[{i}]"),
+                "{}",
+                "needs a pattern, paths or both",
+            ));
+        }
+    }
+
     if spec.environments.is_empty() {
         errors.push(SpecError::new(
             "spec.environments",

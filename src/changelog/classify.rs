@@ -1,9 +1,17 @@
 //! Deciding whether end users notice a change.
 //!
-//! In order: the rules from the PackitDeployment spec (first match wins),
-//! then the PR's release-note markers, then the built-in rules below, and
+//! In order: the rules from the PackitDeployment spec (first match wins;
+//! on the title, the files changed or both), then the PR's release note
+//! (a real note is user-visible, "N/A" internal; placeholders count as no
+//! note), then a revert whose original is not in the range (internal), bot
+//! authors and branches, the built-in title rules below, the built-in
+//! internal paths ([`INTERNAL_PATHS`]: a PR that only touches tests, CI,
+//! linters' configs, lock files or repository metadata is internal) and
 //! finally "visible": a PR nobody marked is assumed to matter.
 
+use std::cell::OnceCell;
+
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use regex::Regex;
 
 use super::group::Item;
@@ -44,14 +52,153 @@ pub const BUILT_IN: &[(&str, &str, Visibility)] = &[
     ),
 ];
 
+/// Built-in internal paths: (what they are, globs). A pull request whose
+/// changed files all match these is internal unless a spec rule or a real
+/// release note says otherwise. Globs are relative to the repository root;
+/// `*` stays within one directory and `**` crosses them.
+pub const INTERNAL_PATHS: &[(&str, &[&str])] = &[
+    (
+        "tests",
+        &[
+            "tests/**",
+            "test/**",
+            "testing/**",
+            "**/tests/**",
+            "**/__tests__/**",
+            "**/test_*.py",
+            "**/*_test.py",
+            "**/conftest.py",
+            "**/*_test.go",
+            "**/testdata/**",
+            "**/*.test.[jt]s",
+            "**/*.test.[jt]sx",
+            "**/*.spec.[jt]s",
+            "**/*_spec.rb",
+            "plans/**",
+            "**/*.fmf",
+            "**/.fmf/**",
+        ],
+    ),
+    (
+        "CI",
+        &[
+            ".github/**",
+            ".gitlab-ci.yml",
+            ".gitlab/**",
+            ".zuul.yaml",
+            "zuul.yaml",
+            ".zuul.d/**",
+            "zuul.d/**",
+            ".packit.yaml",
+            ".packit.yml",
+            "tox.ini",
+            "noxfile.py",
+            ".travis.yml",
+            ".circleci/**",
+            ".cirrus.yml",
+            "Jenkinsfile",
+            "azure-pipelines.yml",
+            ".buildkite/**",
+            ".tekton/**",
+            "codecov.yml",
+            ".codecov.yml",
+            ".coveragerc",
+        ],
+    ),
+    (
+        "pre-commit and linters' configs",
+        &[
+            ".pre-commit-config.yaml",
+            ".flake8",
+            ".pylintrc",
+            "pylintrc",
+            "ruff.toml",
+            ".ruff.toml",
+            "mypy.ini",
+            ".mypy.ini",
+            ".isort.cfg",
+            ".yamllint",
+            ".yamllint.yaml",
+            ".yamllint.yml",
+            ".markdownlint*",
+            ".eslintrc*",
+            ".prettierrc*",
+            ".prettierignore",
+            ".stylelintrc*",
+            ".golangci.yml",
+            ".golangci.yaml",
+            "rustfmt.toml",
+            ".rustfmt.toml",
+            "clippy.toml",
+            ".clippy.toml",
+            ".hadolint.yaml",
+            ".shellcheckrc",
+            ".codespellrc",
+            ".editorconfig",
+        ],
+    ),
+    (
+        "dependency lock and pin files",
+        &[
+            "**/Cargo.lock",
+            "**/poetry.lock",
+            "**/Pipfile.lock",
+            "**/uv.lock",
+            "**/pdm.lock",
+            "**/package-lock.json",
+            "**/npm-shrinkwrap.json",
+            "**/yarn.lock",
+            "**/pnpm-lock.yaml",
+            "**/go.sum",
+            "**/Gemfile.lock",
+            "**/composer.lock",
+            "**/constraints*.txt",
+            "**/requirements-dev*.txt",
+            "**/requirements-test*.txt",
+            "**/requirements_dev*.txt",
+            "**/requirements_test*.txt",
+            "**/dev-requirements*.txt",
+            "**/test-requirements*.txt",
+            "renovate.json",
+            "renovate.json5",
+            ".renovaterc*",
+        ],
+    ),
+    (
+        "repository metadata",
+        &[
+            "**/CODEOWNERS",
+            "OWNERS",
+            "OWNERS_ALIASES",
+            ".gitignore",
+            "**/.gitignore",
+            ".gitattributes",
+            ".git-blame-ignore-revs",
+            ".mailmap",
+            ".vscode/**",
+            ".idea/**",
+            ".devcontainer/**",
+        ],
+    ),
+];
+
 // Authors whose changes are routine updates.
 const BOT_AUTHOR: &str = r"(?i)(pre-commit-ci|dependabot|renovate|github-actions|^release bot$)";
+
+/// A rule of the spec, compiled.
+#[derive(Clone, Debug)]
+struct SpecRule {
+    title: Option<Regex>,
+    paths: Option<GlobSet>,
+    visibility: Visibility,
+}
 
 /// Compiled classification settings.
 #[derive(Clone, Debug)]
 pub struct Rules {
-    spec: Vec<(Regex, Visibility)>,
+    spec: Vec<SpecRule>,
     built_in: Vec<(Regex, Visibility)>,
+    internal_paths: GlobSet,
     bot: Regex,
     begin: String,
     end: String,
@@ -64,6 +211,30 @@ fn compile(pattern: &str) -> Result<Regex, ChangelogError> {
     })
 }
 
+/// One set of globs: `*` does not cross `/`.
+fn glob_set<'a>(globs: impl IntoIterator<Item = &'a str>) -> Result<GlobSet, ChangelogError> {
+    let mut set = GlobSetBuilder::new();
+    for g in globs {
+        let glob = GlobBuilder::new(g)
+            .literal_separator(true)
+            .build()
+            .map_err(|e| ChangelogError::InvalidRule {
+                pattern: g.to_owned(),
+                detail: e.to_string(),
+            })?;
+        set.add(glob);
+    }
+    set.build().map_err(|e| ChangelogError::InvalidRule {
+        pattern: String::new(),
+        detail: e.to_string(),
+    })
+}
+
+/// Whether there are changed files and every one of them is in `set`.
+fn all_in(set: &GlobSet, files: Option<&[String]>) -> bool {
+    files.is_some_and(|f| !f.is_empty() && f.iter().all(|p| set.is_match(p)))
+}
+
 impl Rules {
     pub fn new(spec: &ChangelogSpec) -> Result<Self, ChangelogError> {
         let (begin, end) = match &spec.markers {
@@ -73,37 +244,89 @@ impl Rules {
             Some(m) => (m.begin.trim().to_owned(), m.end.trim().to_owned()),
             None => (notes::BEGIN.to_owned(), notes::END.to_owned()),
         };
+        let spec_rules = spec
+            .rules
+            .iter()
+            .map(|r| {
+                if r.pattern.is_none() && r.paths.is_empty() {
+                    return Err(ChangelogError::InvalidRule {
+                        pattern: String::new(),
+                        detail: "a rule needs a pattern, paths or both".into(),
+                    });
+                }
+                Ok(SpecRule {
+                    title: r.pattern.as_deref().map(compile).transpose()?,
+                    paths: if r.paths.is_empty() {
+                        None
+                    } else {
+                        Some(glob_set(r.paths.iter().map(String::as_str))?)
+                    },
+                    visibility: r.visibility,
+                })
+            })
+            .collect::<Result<_, ChangelogError>>()?;
         Ok(Rules {
-            spec: spec
-                .rules
-                .iter()
-                .map(|r| Ok((compile(&r.pattern)?, r.visibility)))
-                .collect::<Result<_, ChangelogError>>()?,
+            spec: spec_rules,
             built_in: BUILT_IN
                 .iter()
                 .map(|(_, p, v)| Ok((compile(p)?, *v)))
                 .collect::<Result<_, ChangelogError>>()?,
+            internal_paths: glob_set(INTERNAL_PATHS.iter().flat_map(|(_, g)| g.iter().copied()))?,
             bot: compile(BOT_AUTHOR)?,
             begin,
             end,
         })
     }
 
-    /// The release note of `item` as its description states it.
-    pub fn note(&self, item: &Item) -> Note {
-        notes::extract(&item.description, &self.begin, &self.end)
+    /// The example notes of a repository's PR templates, which [`note`]
+    /// treats as no note.
+    ///
+    /// [`note`]: Rules::note
+    pub fn placeholders(&self, templates: &[String]) -> Vec<String> {
+        notes::template_placeholders(templates, &self.begin, &self.end)
     }
 
-    /// Where `item` goes, given its note.
-    pub fn classify(&self, item: &Item, note: &Note) -> Visibility {
+    /// The release note of `item` as its description states it;
+    /// `placeholders` from [`Rules::placeholders`].
+    pub fn note(&self, item: &Item, placeholders: &[String]) -> Note {
+        notes::extract(&item.description, &self.begin, &self.end, placeholders)
+    }
+
+    /// Where `item` goes, given its note. `files` gives the paths the item
+    /// changed (`None` when unknown); it is called at most once, and only
+    /// when a rule needs them.
+    pub fn classify(
+        &self,
+        item: &Item,
+        note: &Note,
+        files: impl FnOnce() -> Option<Vec<String>>,
+    ) -> Visibility {
         let title = item.title.as_str();
-        if let Some((_, v)) = self.spec.iter().find(|(re, _)| re.is_match(title)) {
-            return *v;
+        let touched = OnceCell::new();
+        let mut files = Some(files);
+        let mut touched_files = || {
+            touched
+                .get_or_init(|| files.take().and_then(|f| f()))
+                .as_deref()
+        };
+        for rule in &self.spec {
+            let title_ok = rule.title.as_ref().is_none_or(|re| re.is_match(title));
+            if title_ok
+                && rule
+                    .paths
+                    .as_ref()
+                    .is_none_or(|set| all_in(set, touched_files()))
+            {
+                return rule.visibility;
+            }
         }
         match note {
             Note::Text(_) => return User,
             Note::NotVisible => return Internal,
             Note::Missing => {}
+        }
+        if item.reverts.is_some() {
+            return Internal;
         }
         // A bot's PR: merged by it, or from its branch ("dependabot/pip/x").
         if self.bot.is_match(&item.author)
@@ -111,10 +334,15 @@ impl Rules {
         {
             return Internal;
         }
-        self.built_in
+        let by_title = self
+            .built_in
             .iter()
             .find(|(re, _)| re.is_match(title))
-            .map_or(User, |(_, v)| *v)
+            .map(|(_, v)| *v);
+        if by_title == Some(Internal) || all_in(&self.internal_paths, touched_files()) {
+            return Internal;
+        }
+        User
     }
 }
 
@@ -130,14 +358,22 @@ mod tests {
             description: description.into(),
             branch: None,
             commit: "c".into(),
+            parent: None,
             author: author.into(),
             commits: vec![],
+            reverts: None,
         }
     }
 
     fn visibility(rules: &Rules, title: &str, description: &str, author: &str) -> Visibility {
         let it = item(title, description, author);
-        rules.classify(&it, &rules.note(&it))
+        rules.classify(&it, &rules.note(&it, &[]), || None)
+    }
+
+    fn with_files(rules: &Rules, title: &str, description: &str, files: &[&str]) -> Visibility {
+        let it = item(title, description, "a");
+        let files: Vec<String> = files.iter().map(|f| f.to_string()).collect();
+        rules.classify(&it, &rules.note(&it, &[]), || Some(files))
     }
 
     fn default_rules() -> Rules {
@@ -201,7 +437,7 @@ mod tests {
         let r = default_rules();
         let mut it = item("Update requests", "", "Jiri Popelka");
         it.branch = Some("dependabot/pip/requests-2.0".into());
-        assert_eq!(r.classify(&it, &r.note(&it)), Internal);
+        assert_eq!(r.classify(&it, &r.note(&it, &[]), || None), Internal);
     }
 
     #[test]
@@ -236,7 +472,8 @@ mod tests {
     fn spec_rules_come_first_and_markers_are_configurable() {
         let spec = ChangelogSpec {
             rules: vec![ClassificationRule {
-                pattern: "^\\[internal\\]".into(),
+                paths: vec![],
+                pattern: Some("^\\[internal\\]".into()),
                 visibility: Internal,
             }],
             markers: Some(ReleaseNoteMarkers {
@@ -258,6 +495,136 @@ mod tests {
     }
 
     #[test]
+    fn prs_touching_only_internal_paths_are_internal() {
+        let r = default_rules();
+        for files in [
+            &[".github/workflows/ci.yml"][..],
+            &["tests/unit/test_config.py", "tests/conftest.py"],
+            &["packit/utils/test_helpers.py"],
+            &["pkg/x/y_test.go"],
+            &[".pre-commit-config.yaml", "tox.ini"],
+            &["CODEOWNERS"],
+            &[".github/CODEOWNERS"],
+            &["poetry.lock"],
+            &[".zuul.yaml", ".packit.yaml", "noxfile.py"],
+            &["plans/full.fmf"],
+        ] {
+            assert_eq!(
+                with_files(&r, "Pin GitHub Actions to commit hashes", "", files),
+                Internal,
+                "{files:?}"
+            );
+        }
+        // One file users notice is enough; `*` does not cross directories.
+        for files in [
+            &["tests/test_x.py", "packit/cli/init.py"][..],
+            &["packit/tests.py"],
+            &["docs/config.md"],
+            &[],
+        ] {
+            assert_eq!(with_files(&r, "Ruff", "", files), User, "{files:?}");
+        }
+        // A conventional fix that only touches tests is internal too.
+        assert_eq!(
+            with_files(&r, "fix: flaky test", "", &["tests/test_a.py"]),
+            Internal
+        );
+        // A real note wins.
+        let note = "RELEASE NOTES BEGIN\nCI images are now public.\nRELEASE NOTES END";
+        assert_eq!(with_files(&r, "CI", note, &[".github/x.yml"]), User);
+        // A placeholder is no note.
+        let empty = "RELEASE NOTES BEGIN\nEmpty on purpose\nRELEASE NOTES END";
+        assert_eq!(with_files(&r, "CI", empty, &[".github/x.yml"]), Internal);
+        assert_eq!(with_files(&r, "New flag", empty, &["packit/cli.py"]), User);
+    }
+
+    #[test]
+    fn spec_rules_match_paths_titles_or_both() {
+        let spec = ChangelogSpec {
+            rules: vec![
+                ClassificationRule {
+                    pattern: None,
+                    paths: vec!["docs/**".into(), "*.md".into()],
+                    visibility: Internal,
+                },
+                ClassificationRule {
+                    pattern: Some("(?i)^ci\\b".into()),
+                    paths: vec![".github/**".into()],
+                    visibility: User,
+                },
+            ],
+            ..ChangelogSpec::default()
+        };
+        let r = Rules::new(&spec).unwrap();
+        assert_eq!(
+            with_files(&r, "feat: x", "", &["docs/a/b.md", "README.md"]),
+            Internal
+        );
+        assert_eq!(
+            with_files(&r, "feat: x", "", &["docs/a.md", "src/a.rs"]),
+            User
+        );
+        assert_eq!(with_files(&r, "feat: x", "", &["sub/README.md"]), User);
+        assert_eq!(with_files(&r, "CI images", "", &[".github/a.yml"]), User);
+        assert_eq!(with_files(&r, "Other", "", &[".github/a.yml"]), Internal);
+        // Unknown files match no path rule.
+        assert_eq!(visibility(&r, "feat: y", "", "a"), User);
+        let bad = ChangelogSpec {
+            rules: vec![ClassificationRule {
+                pattern: None,
+                paths: vec!["a/**[".into()],
+                visibility: User,
+            }],
+            ..ChangelogSpec::default()
+        };
+        assert!(matches!(
+            Rules::new(&bad),
+            Err(ChangelogError::InvalidRule { .. })
+        ));
+        let empty = ChangelogSpec {
+            rules: vec![ClassificationRule {
+                pattern: None,
+                paths: vec![],
+                visibility: User,
+            }],
+            ..ChangelogSpec::default()
+        };
+        assert!(matches!(
+            Rules::new(&empty),
+            Err(ChangelogError::InvalidRule { .. })
+        ));
+    }
+
+    #[test]
+    fn files_are_read_only_when_needed() {
+        let r = default_rules();
+        let it = item(
+            "feat: x",
+            "RELEASE NOTES BEGIN\nNew.\nRELEASE NOTES END",
+            "a",
+        );
+        let note = r.note(&it, &[]);
+        assert_eq!(r.classify(&it, &note, || unreachable!("files read")), User);
+        let it = item("Release 1.2.0", "", "a");
+        assert_eq!(
+            r.classify(&it, &Note::Missing, || unreachable!("files read")),
+            Internal
+        );
+    }
+
+    #[test]
+    fn reverts_of_older_changes_are_internal_unless_noted() {
+        let r = default_rules();
+        let mut it = item("Revert \"Add x\"", "", "a");
+        it.reverts = Some("Add x".into());
+        assert_eq!(r.classify(&it, &Note::Missing, || None), Internal);
+        assert_eq!(
+            r.classify(&it, &Note::Text("x is gone".into()), || None),
+            User
+        );
+    }
+
+    #[test]
     fn unmarked_prs_are_visible() {
         assert_eq!(
             visibility(
@@ -274,7 +641,8 @@ mod tests {
     fn bad_patterns_are_reported() {
         let spec = ChangelogSpec {
             rules: vec![ClassificationRule {
-                pattern: "(".into(),
+                paths: vec![],
+                pattern: Some("(".into()),
                 visibility: User,
             }],
             ..ChangelogSpec::default()

@@ -16,9 +16,14 @@ pub struct Item {
     pub branch: Option<String>,
     /// The merge, squash or direct commit.
     pub commit: String,
+    /// Its first parent, which the files it changed are read against.
+    pub parent: Option<String>,
     pub author: String,
     /// The PR's own commits, oldest first.
     pub commits: Vec<CommitRef>,
+    /// For a revert whose original is not in the range: the original's
+    /// title.
+    pub reverts: Option<String>,
 }
 
 /// Items in history order (oldest first), and those dropped as revert pairs.
@@ -148,8 +153,10 @@ fn pr_item(c: &RawCommit, pr: PullRequest, commits: Vec<CommitRef>) -> Item {
         description: pr.description,
         branch: pr.branch,
         commit: c.id.clone(),
+        parent: c.parents.first().cloned(),
         author: c.author.clone(),
         commits,
+        reverts: None,
     }
 }
 
@@ -161,14 +168,18 @@ fn direct_item(c: &RawCommit) -> Item {
         description,
         branch: None,
         commit: c.id.clone(),
+        parent: c.parents.first().cloned(),
         author: c.author.clone(),
         commits: Vec::new(),
+        reverts: None,
     }
 }
 
 /// Drops each revert together with the change it reverts when both are in
 /// the range. Oldest first, so reverting a revert brings the change back.
-fn cancel_reverts(items: Vec<Item>) -> Grouped {
+/// A revert whose original is not in the range stays, with the original's
+/// title in `reverts`.
+fn cancel_reverts(mut items: Vec<Item>) -> Grouped {
     let mut gone = vec![false; items.len()];
     for r in 0..items.len() {
         let it = &items[r];
@@ -186,6 +197,8 @@ fn cancel_reverts(items: Vec<Item>) -> Grouped {
         if let Some(i) = target {
             gone[i] = true;
             gone[r] = true;
+        } else {
+            items[r].reverts = Some(t.title);
         }
     }
     let mut g = Grouped::default();
@@ -290,6 +303,7 @@ mod tests {
         )];
         let g = group(&commits, "r");
         assert_eq!(g.items.len(), 1);
+        assert_eq!(g.items[0].reverts.as_deref(), Some("Old"));
         assert!(g.reverted.is_empty());
     }
 

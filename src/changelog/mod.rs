@@ -65,10 +65,56 @@ pub fn repo_name(repo: &str) -> String {
         .to_owned()
 }
 
+/// Whether `location` names a repository on this machine: a `file://` URL
+/// or a path, not a remote URL (`https://`, `ssh://`, `git@host:o/x`).
+pub fn is_local(location: &str) -> bool {
+    let location = location.trim();
+    if let Some((scheme, _)) = location.split_once("://") {
+        return scheme.eq_ignore_ascii_case("file");
+    }
+    // scp-like `user@host:path`; a path may hold `@` but then no `:` before
+    // its first `/`.
+    !matches!(location.split_once(':'), Some((host, _)) if host.contains('@') && !host.contains('/'))
+}
+
+/// The name of a repository as a changelog heading: `name` when the spec
+/// sets one, else from the remote URL, `location` (where the repository
+/// is) or for a local one `origin` (its `origin` remote). A local path's
+/// last part says nothing about the repository (a cache directory, a
+/// checkout renamed), so without a remote URL the location is shown as
+/// given.
+pub fn heading_name(name: Option<&str>, location: &str, origin: Option<&str>) -> String {
+    if let Some(name) = name.map(str::trim).filter(|n| !n.is_empty()) {
+        return name.to_owned();
+    }
+    if !is_local(location) {
+        return repo_name(location);
+    }
+    match origin {
+        Some(url) if !is_local(url) => repo_name(url),
+        _ => location.to_owned(),
+    }
+}
+
 /// The changelog of several repositories, in the order given.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Changelog {
     pub repositories: Vec<RepoChangelog>,
+}
+
+/// The files a commit changed, for the path rules of the classification.
+pub trait ChangedFiles {
+    /// The paths (relative to the repository root) that differ between
+    /// `commit` and `parent` (everything in `commit` without one); `None`
+    /// when they cannot be read.
+    fn changed(&self, commit: &str, parent: Option<&str>) -> Option<Vec<String>>;
+}
+
+/// No files known: path rules match nothing.
+impl ChangedFiles for () {
+    fn changed(&self, _: &str, _: Option<&str>) -> Option<Vec<String>> {
+        None
+    }
 }
 
 /// Why a changelog could not be computed.
@@ -116,7 +162,12 @@ pub fn generate(ranges: &[RepoRange], spec: &ChangelogSpec) -> Result<Changelog,
                     out.from = walked.from.clone();
                     out.to = walked.to.clone();
                     out.warnings = walked.warnings.clone();
-                    build(&mut out, &walked.commits, &rules);
+                    let trees = walk::Trees::open(&range.path);
+                    let files: &dyn ChangedFiles = match &trees {
+                        Some(t) => t,
+                        None => &(),
+                    };
+                    build(&mut out, &walked.commits, &rules, &walked.templates, files);
                 }
                 Err(e) => out.error = Some(e.to_string()),
             }
@@ -127,14 +178,29 @@ pub fn generate(ranges: &[RepoRange], spec: &ChangelogSpec) -> Result<Changelog,
 }
 
 /// Fills `out` from the commits of its range (any order: the grouping
-/// follows the parent links from `out.to`, a full id).
-pub fn build(out: &mut RepoChangelog, commits: &[RawCommit], rules: &Rules) {
+/// follows the parent links from `out.to`, a full id). `templates` are the
+/// repository's PR templates (their example notes are no notes) and
+/// `files` tells what a pull request changed (its merge or squash commit
+/// against the first parent); they are read only for the pull requests
+/// whose classification depends on them.
+pub fn build(
+    out: &mut RepoChangelog,
+    commits: &[RawCommit],
+    rules: &Rules,
+    templates: &[String],
+    files: &dyn ChangedFiles,
+) {
     let github = out.url.as_deref().and_then(render::github_base);
     let grouped = group::group(commits, &out.to);
+    let placeholders = rules.placeholders(templates);
     out.commits = commits.len();
     let entry = |item: group::Item| {
-        let note = rules.note(&item);
-        let visibility = rules.classify(&item, &note);
+        let note = rules.note(&item, &placeholders);
+        // Commits pushed without a PR are listed apart whatever they touch.
+        let visibility = rules.classify(&item, &note, || {
+            item.pr?;
+            files.changed(&item.commit, item.parent.as_deref())
+        });
         let link = github.as_deref().map(|base| match item.pr {
             Some(n) => format!("{base}/pull/{n}"),
             None => format!("{base}/commit/{}", item.commit),
@@ -142,8 +208,9 @@ pub fn build(out: &mut RepoChangelog, commits: &[RawCommit], rules: &Rules) {
         Entry {
             pr: item.pr,
             link,
-            note: match note {
-                notes::Note::Text(text) => text,
+            note: match (note, &item.reverts) {
+                (notes::Note::Text(text), _) => text,
+                (_, Some(original)) => format!("Reverted: {original}"),
                 _ => item.title.clone(),
             },
             title: item.title,
@@ -161,4 +228,58 @@ pub fn build(out: &mut RepoChangelog, commits: &[RawCommit], rules: &Rules) {
         }
     }
     out.reverted = grouped.reverted.into_iter().map(&entry).collect();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_and_remote_locations() {
+        for l in [
+            "/srv/git/packit",
+            "../packit/",
+            ".",
+            "file:///srv/git/x",
+            "a@b/c:d",
+        ] {
+            assert!(is_local(l), "{l}");
+        }
+        for l in [
+            "https://github.com/packit/packit",
+            "ssh://git@github.com/packit/packit",
+            "git@github.com:packit/packit.git",
+        ] {
+            assert!(!is_local(l), "{l}");
+        }
+    }
+
+    #[test]
+    fn headings_come_from_the_remote_url_or_the_spec() {
+        let gh = "https://github.com/packit/packit.git";
+        assert_eq!(heading_name(None, gh, None), "packit");
+        assert_eq!(heading_name(Some("Packit CLI"), gh, None), "Packit CLI");
+        assert_eq!(
+            heading_name(
+                None,
+                "/tmp/.tmpXyZ/cache-0",
+                Some("git@github.com:packit/ogr.git")
+            ),
+            "ogr"
+        );
+        assert_eq!(
+            heading_name(
+                None,
+                "file:///srv/cache/0",
+                Some("https://gitlab.com/o/specfile")
+            ),
+            "specfile"
+        );
+        // No remote URL: the location as given, never its last part alone.
+        assert_eq!(heading_name(None, "/srv/cache/0", None), "/srv/cache/0");
+        assert_eq!(
+            heading_name(None, "../x", Some("/srv/git/upstream")),
+            "../x"
+        );
+    }
 }

@@ -15,6 +15,8 @@ pub struct Walked {
     pub to: String,
     /// Reachable from `to` and not from `from`, in no particular order.
     pub commits: Vec<RawCommit>,
+    /// The pull-request templates at `to` (see [`pr_templates`]).
+    pub templates: Vec<String>,
     pub warnings: Vec<String>,
 }
 
@@ -33,6 +35,7 @@ pub fn walk(range: &RepoRange) -> Result<Walked, ChangelogError> {
         None => None,
     };
     let to = resolve(&repo, &range.name, &range.to)?;
+    let templates = pr_templates(&repo, to);
     let read_err = |commit: String| {
         move |e: gix::Error| ChangelogError::Read {
             repo: repo_name(),
@@ -70,6 +73,7 @@ pub fn walk(range: &RepoRange) -> Result<Walked, ChangelogError> {
             from: String::new(),
             to: to.to_string(),
             commits,
+            templates,
             warnings,
         });
     };
@@ -94,8 +98,135 @@ pub fn walk(range: &RepoRange) -> Result<Walked, ChangelogError> {
         from: from_hex,
         to: to.to_string(),
         commits,
+        templates,
         warnings,
     })
+}
+
+/// Where GitHub looks for pull-request templates: the root, `.github/` and
+/// `docs/`, each with a `pull_request_template` file (`.md`, `.txt` or no
+/// extension) or a `PULL_REQUEST_TEMPLATE/` directory of them, names in any
+/// case.
+const TEMPLATE_DIRS: &[&str] = &["", ".github", "docs"];
+const TEMPLATE_NAME: &str = "pull_request_template";
+
+/// The text of every pull-request template at commit `to`, in path order;
+/// none when there are none or they cannot be read (templates only refine
+/// the classification, so reading them never fails a changelog).
+pub fn pr_templates(repo: &gix::Repository, to: gix::ObjectId) -> Vec<String> {
+    let Ok(root) = repo.find_commit(to).and_then(|c| c.tree()) else {
+        return Vec::new();
+    };
+    let is_template_file = |name: &str| {
+        let lower = name.to_ascii_lowercase();
+        let stem = lower
+            .strip_suffix(".md")
+            .or_else(|| lower.strip_suffix(".txt"))
+            .unwrap_or(&lower);
+        stem == TEMPLATE_NAME
+    };
+    let text_of = |oid: &gix::oid| {
+        let blob = repo.find_blob(oid).ok()?;
+        std::str::from_utf8(&blob.data).ok().map(str::to_owned)
+    };
+    let mut out = Vec::new();
+    let mut read_dir = |tree: &gix::Tree<'_>| {
+        let Ok(decoded) = tree.decode() else { return };
+        for entry in &decoded.entries {
+            let Ok(name) = entry.filename.to_str() else {
+                continue;
+            };
+            if entry.mode.is_blob() && is_template_file(name) {
+                out.extend(text_of(entry.oid));
+            } else if entry.mode.is_tree()
+                && name.eq_ignore_ascii_case(TEMPLATE_NAME)
+                && let Ok(sub) = repo.find_tree(entry.oid)
+                && let Ok(sub_decoded) = sub.decode()
+            {
+                // `PULL_REQUEST_TEMPLATE/`: one template per file.
+                for e in &sub_decoded.entries {
+                    let text_file = e.filename.to_str().is_ok_and(|n| {
+                        let n = n.to_ascii_lowercase();
+                        n.ends_with(".md") || n.ends_with(".txt")
+                    });
+                    if e.mode.is_blob() && text_file {
+                        out.extend(text_of(e.oid));
+                    }
+                }
+            }
+        }
+    };
+    for dir in TEMPLATE_DIRS {
+        if dir.is_empty() {
+            read_dir(&root);
+        } else if let Ok(Some(entry)) = root.lookup_entry_by_path(dir)
+            && entry.mode().is_tree()
+            && let Ok(tree) = repo.find_tree(entry.object_id())
+        {
+            read_dir(&tree);
+        }
+    }
+    out
+}
+
+/// The files commits changed, read from the repository's trees.
+pub struct Trees {
+    repo: gix::Repository,
+}
+
+impl Trees {
+    /// Opens the repository at `path` for reading trees; `None` when it
+    /// cannot be opened (the classification then goes without files).
+    pub fn open(path: &std::path::Path) -> Option<Self> {
+        gix::open(path).ok().map(|repo| Trees { repo })
+    }
+
+    fn tree_of(&self, commit: &str) -> Option<gix::Tree<'_>> {
+        let id = gix::ObjectId::from_hex(commit.as_bytes()).ok()?;
+        self.repo.find_commit(id).ok()?.tree().ok()
+    }
+}
+
+impl super::ChangedFiles for Trees {
+    /// The paths that differ between the trees of `commit` and `parent` (the
+    /// empty tree without one): added, deleted and modified files, no
+    /// rename detection.
+    fn changed(&self, commit: &str, parent: Option<&str>) -> Option<Vec<String>> {
+        use gix::diff::tree::{Recorder, State, recorder::Change};
+        let new = self.tree_of(commit)?;
+        let old = match parent {
+            Some(p) => Some(self.tree_of(p)?),
+            None => None,
+        };
+        let kind = new.id.kind();
+        let old_data: &[u8] = old.as_ref().map_or(&[], |t| &t.data);
+        let mut recorder = Recorder::default();
+        gix::diff::tree(
+            gix::objs::TreeRefIter::from_bytes(old_data, kind),
+            gix::objs::TreeRefIter::from_bytes(&new.data, kind),
+            State::default(),
+            &self.repo.objects,
+            &mut recorder,
+        )
+        .ok()?;
+        Some(
+            recorder
+                .records
+                .into_iter()
+                .filter_map(|change| match change {
+                    Change::Addition {
+                        entry_mode, path, ..
+                    }
+                    | Change::Deletion {
+                        entry_mode, path, ..
+                    }
+                    | Change::Modification {
+                        entry_mode, path, ..
+                    } => (!entry_mode.is_tree()).then(|| path.to_str_lossy().into_owned()),
+                })
+                .collect(),
+        )
+    }
 }
 
 /// Ranges below this many commits are read on one thread: starting more

@@ -89,8 +89,14 @@ pub fn ranges(spec: &PackitReleaseSpec, path_of: impl Fn(&str) -> PathBuf) -> Ve
             continue;
         }
         let from = rev.previous_commit.clone();
+        let origin = changelog::is_local(&rev.url)
+            .then(|| {
+                let path = rev.url.strip_prefix("file://").unwrap_or(&rev.url);
+                changelog::walk::origin_url(std::path::Path::new(path))
+            })
+            .flatten();
         out.push(RepoRange {
-            name: changelog::repo_name(&rev.url),
+            name: changelog::heading_name(rev.name.as_deref(), &rev.url, origin.as_deref()),
             url: Some(rev.url.clone()),
             path: path_of(&rev.url),
             limit: Some(if from.is_some() {
@@ -181,6 +187,7 @@ mod tests {
     fn rev(url: &str, commit: &str, previous: Option<&str>) -> Revision {
         Revision {
             url: url.into(),
+            name: None,
             commit: commit.into(),
             previous_commit: previous.map(str::to_owned),
         }
@@ -219,7 +226,8 @@ mod tests {
             [
                 ("packit-service", Some("a"), "b", Some(MAX_RANGE_COMMITS)),
                 ("packit", Some("c"), "d", Some(MAX_RANGE_COMMITS)),
-                ("ogr", None, "f", Some(FIRST_RELEASE_COMMITS)),
+                // A local repository without an origin: its URL as given.
+                ("file:///x/ogr", None, "f", Some(FIRST_RELEASE_COMMITS)),
             ]
         );
         assert_eq!(ranges[2].path, PathBuf::from("/cache/ogr"));
@@ -258,7 +266,8 @@ mod tests {
 
         let spec = ChangelogSpec {
             rules: vec![crate::api::deployment::ClassificationRule {
-                pattern: "(".into(),
+                paths: vec![],
+                pattern: Some("(".into()),
                 visibility: Visibility::User,
             }],
             ..Default::default()

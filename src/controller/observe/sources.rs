@@ -38,6 +38,7 @@ pub async fn revision(
         .await?;
     Ok(Revision {
         url: source.url.clone(),
+        name: source.name.clone(),
         commit,
         previous_commit: before.map(|b| b.commit.clone()),
     })
