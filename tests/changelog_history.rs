@@ -219,27 +219,19 @@ fn cli_markdown_and_json_for_two_repositories_in_order() {
     let args = [
         "--repo", s, "--from", "from", "--to", "to", "--repo", p, "--from", "from", "--to", "main",
     ];
+    // The headings come from the origin URLs, not from the directories.
+    for (repo, url) in [
+        (&service, "https://github.com/packit/packit-service.git"),
+        (&packit, "git@github.com:packit/packit.git"),
+    ] {
+        history::run_git(repo.path(), &["remote", "add", "origin", url], None).unwrap();
+    }
     let (code, md, err) = cli(&args);
     assert_eq!(code, 0, "{err}");
-    let first = md.find("## packit-history-").unwrap();
-    assert!(md[first..].contains("## packit-history-"));
-    assert!(
-        md.find(
-            &service
-                .path()
-                .file_name()
-                .unwrap()
-                .to_string_lossy()
-                .to_string()
-        ) < md.find(
-            &packit
-                .path()
-                .file_name()
-                .unwrap()
-                .to_string_lossy()
-                .to_string()
-        )
-    );
+    assert!(!md.contains("packit-history-"), "{md}");
+    let service_at = md.find("\n## packit-service (`").unwrap();
+    let packit_at = md.find("\n## packit (`").unwrap();
+    assert!(service_at < packit_at, "{md}");
     let mut json_args = args.to_vec();
     json_args.extend(["--format", "json"]);
     let (code, json, _) = cli(&json_args);
