@@ -278,6 +278,17 @@ impl Rules {
         })
     }
 
+    /// Whether some path rule (the spec's or the built-in internal paths)
+    /// matches `path`; a changed file none matches makes every path rule
+    /// fail, so the files need not be listed further.
+    pub fn path_may_match(&self, path: &str) -> bool {
+        self.internal_paths.is_match(path)
+            || self
+                .spec
+                .iter()
+                .any(|r| r.paths.as_ref().is_some_and(|set| set.is_match(path)))
+    }
+
     /// The example notes of a repository's PR templates, which [`note`]
     /// treats as no note.
     ///
@@ -359,6 +370,8 @@ mod tests {
             branch: None,
             commit: "c".into(),
             parent: None,
+            tree: String::new(),
+            parent_tree: None,
             author: author.into(),
             commits: vec![],
             reverts: None,

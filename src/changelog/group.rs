@@ -18,6 +18,10 @@ pub struct Item {
     pub commit: String,
     /// Its first parent, which the files it changed are read against.
     pub parent: Option<String>,
+    /// The trees of the commit and of its first parent, when known (empty,
+    /// `None`): spares reading the commits again for the files changed.
+    pub tree: String,
+    pub parent_tree: Option<String>,
     pub author: String,
     /// The PR's own commits, oldest first.
     pub commits: Vec<CommitRef>,
@@ -94,10 +98,16 @@ impl Grouper<'_> {
         // Borrowed from the input, not from `self`.
         let commits = self.commits;
         let c = &commits[i];
+        let parent_tree = c
+            .parents
+            .first()
+            .and_then(|p| self.index.get(p.as_str()))
+            .map(|&p| commits[p].tree.clone())
+            .filter(|t| !t.is_empty());
         match pr::detect(&c.message) {
             Some(pr) => {
                 let branch = self.claim_side(i);
-                self.items.push(pr_item(c, pr, branch));
+                self.items.push(pr_item(c, pr, branch, parent_tree));
             }
             None if c.parents.len() > 1 => {
                 // A merge without a PR (e.g. a branch merged by hand): its
@@ -108,7 +118,7 @@ impl Grouper<'_> {
                     }
                 }
             }
-            None => self.items.push(direct_item(c)),
+            None => self.items.push(direct_item(c, parent_tree)),
         }
     }
 
@@ -146,7 +156,12 @@ impl Grouper<'_> {
     }
 }
 
-fn pr_item(c: &RawCommit, pr: PullRequest, commits: Vec<CommitRef>) -> Item {
+fn pr_item(
+    c: &RawCommit,
+    pr: PullRequest,
+    commits: Vec<CommitRef>,
+    parent_tree: Option<String>,
+) -> Item {
     Item {
         pr: Some(pr.number),
         title: pr.title,
@@ -154,13 +169,15 @@ fn pr_item(c: &RawCommit, pr: PullRequest, commits: Vec<CommitRef>) -> Item {
         branch: pr.branch,
         commit: c.id.clone(),
         parent: c.parents.first().cloned(),
+        tree: c.tree.clone(),
+        parent_tree,
         author: c.author.clone(),
         commits,
         reverts: None,
     }
 }
 
-fn direct_item(c: &RawCommit) -> Item {
+fn direct_item(c: &RawCommit, parent_tree: Option<String>) -> Item {
     let (title, description) = pr::split(&c.message);
     Item {
         pr: None,
@@ -169,6 +186,8 @@ fn direct_item(c: &RawCommit) -> Item {
         branch: None,
         commit: c.id.clone(),
         parent: c.parents.first().cloned(),
+        tree: c.tree.clone(),
+        parent_tree,
         author: c.author.clone(),
         commits: Vec::new(),
         reverts: None,
@@ -219,6 +238,7 @@ mod tests {
     fn c(id: &str, parents: &[&str], message: &str) -> RawCommit {
         RawCommit {
             id: id.into(),
+            tree: String::new(),
             parents: parents.iter().map(|p| p.to_string()).collect(),
             author: "A".into(),
             time: id.bytes().map(i64::from).sum(),

@@ -28,6 +28,8 @@ pub struct RawCommit {
     /// Full hex object id.
     pub id: String,
     pub parents: Vec<String>,
+    /// Full hex id of its tree; empty when it was not read.
+    pub tree: String,
     pub author: String,
     /// Author time, seconds since the epoch.
     pub time: i64,
@@ -104,15 +106,27 @@ pub struct Changelog {
 
 /// The files a commit changed, for the path rules of the classification.
 pub trait ChangedFiles {
-    /// The paths (relative to the repository root) that differ between
-    /// `commit` and `parent` (everything in `commit` without one); `None`
-    /// when they cannot be read.
-    fn changed(&self, commit: &str, parent: Option<&str>) -> Option<Vec<String>>;
+    /// The paths (relative to the repository root) that differ between the
+    /// item's commit and its first parent (everything in the commit without
+    /// one); `None` when they cannot be read. The list may stop at the first
+    /// path `wanted` refuses (that path included): one such path is enough
+    /// to say that no path rule matches.
+    fn changed(&self, item: &group::Item, wanted: &Wanted<'_>) -> Option<Vec<String>>;
+
+    /// [`ChangedFiles::changed`] for each of `items`, in order;
+    /// implementations may spread them over threads.
+    fn changed_all(&self, items: &[&group::Item], wanted: &Wanted<'_>) -> Vec<Option<Vec<String>>> {
+        items.iter().map(|i| self.changed(i, wanted)).collect()
+    }
 }
+
+/// Which changed paths a caller still wants listed (see
+/// [`ChangedFiles::changed`]).
+pub type Wanted<'a> = dyn Fn(&str) -> bool + Sync + 'a;
 
 /// No files known: path rules match nothing.
 impl ChangedFiles for () {
-    fn changed(&self, _: &str, _: Option<&str>) -> Option<Vec<String>> {
+    fn changed(&self, _: &group::Item, _: &Wanted<'_>) -> Option<Vec<String>> {
         None
     }
 }
@@ -194,13 +208,35 @@ pub fn build(
     let grouped = group::group(commits, &out.to);
     let placeholders = rules.placeholders(templates);
     out.commits = commits.len();
-    let entry = |item: group::Item| {
-        let note = rules.note(&item, &placeholders);
-        // Commits pushed without a PR are listed apart whatever they touch.
-        let visibility = rules.classify(&item, &note, || {
-            item.pr?;
-            files.changed(&item.commit, item.parent.as_deref())
-        });
+    let notes: Vec<notes::Note> = grouped
+        .items
+        .iter()
+        .map(|item| rules.note(item, &placeholders))
+        .collect();
+    // The files of the pull requests whose classification needs them, read
+    // together (on several threads for many). Commits pushed without a PR
+    // are listed apart whatever they touch; reverted pairs are dropped.
+    let needing: Vec<usize> = (0..grouped.items.len())
+        .filter(|&k| {
+            let item = &grouped.items[k];
+            let asked = std::cell::Cell::new(false);
+            item.pr.is_some() && {
+                rules.classify(item, &notes[k], || {
+                    asked.set(true);
+                    None
+                });
+                asked.get()
+            }
+        })
+        .collect();
+    let wanted = |path: &str| rules.path_may_match(path);
+    let needed: Vec<&group::Item> = needing.iter().map(|&k| &grouped.items[k]).collect();
+    let mut touched: Vec<Option<Vec<String>>> = vec![None; grouped.items.len()];
+    for (k, found) in needing.iter().zip(files.changed_all(&needed, &wanted)) {
+        touched[*k] = found;
+    }
+    let entry = |(item, note, touched): (group::Item, notes::Note, Option<Vec<String>>)| {
+        let visibility = rules.classify(&item, &note, || touched);
         let link = github.as_deref().map(|base| match item.pr {
             Some(n) => format!("{base}/pull/{n}"),
             None => format!("{base}/commit/{}", item.commit),
@@ -220,14 +256,22 @@ pub fn build(
             commits: item.commits,
         }
     };
-    for e in grouped.items.into_iter().map(&entry) {
+    let items = grouped.items.into_iter().zip(notes).zip(touched);
+    for e in items.map(|((i, n), t)| entry((i, n, t))) {
         match (e.pr, e.visibility) {
             (None, _) => out.direct.push(e),
             (Some(_), Visibility::User) => out.user.push(e),
             (Some(_), Visibility::Internal) => out.internal.push(e),
         }
     }
-    out.reverted = grouped.reverted.into_iter().map(&entry).collect();
+    out.reverted = grouped
+        .reverted
+        .into_iter()
+        .map(|item| {
+            let note = rules.note(&item, &placeholders);
+            entry((item, note, None))
+        })
+        .collect();
 }
 
 #[cfg(test)]

@@ -4,7 +4,8 @@
 use gix::bstr::ByteSlice as _;
 use gix::traverse::commit::Info;
 
-use super::{ChangelogError, RawCommit, RepoRange};
+use super::group::Item;
+use super::{ChangelogError, RawCommit, RepoRange, Wanted};
 
 /// The commits of a range and what was resolved on the way.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -178,54 +179,144 @@ impl Trees {
     /// Opens the repository at `path` for reading trees; `None` when it
     /// cannot be opened (the classification then goes without files).
     pub fn open(path: &std::path::Path) -> Option<Self> {
-        gix::open(path).ok().map(|repo| Trees { repo })
-    }
-
-    fn tree_of(&self, commit: &str) -> Option<gix::Tree<'_>> {
-        let id = gix::ObjectId::from_hex(commit.as_bytes()).ok()?;
-        self.repo.find_commit(id).ok()?.tree().ok()
+        let mut repo = gix::open(path).ok()?;
+        // Each tree is read about once: an object cache only costs copies.
+        repo.object_cache_size(0);
+        Some(Trees { repo })
     }
 }
 
+/// Items below this many are diffed on one thread.
+const PARALLEL_DIFFS_FROM: usize = 200;
+
 impl super::ChangedFiles for Trees {
-    /// The paths that differ between the trees of `commit` and `parent` (the
-    /// empty tree without one): added, deleted and modified files, no
-    /// rename detection.
-    fn changed(&self, commit: &str, parent: Option<&str>) -> Option<Vec<String>> {
-        use gix::diff::tree::{Recorder, State, recorder::Change};
-        let new = self.tree_of(commit)?;
-        let old = match parent {
-            Some(p) => Some(self.tree_of(p)?),
-            None => None,
-        };
-        let kind = new.id.kind();
-        let old_data: &[u8] = old.as_ref().map_or(&[], |t| &t.data);
-        let mut recorder = Recorder::default();
-        gix::diff::tree(
-            gix::objs::TreeRefIter::from_bytes(old_data, kind),
-            gix::objs::TreeRefIter::from_bytes(&new.data, kind),
-            State::default(),
-            &self.repo.objects,
-            &mut recorder,
-        )
-        .ok()?;
-        Some(
-            recorder
-                .records
-                .into_iter()
-                .filter_map(|change| match change {
-                    Change::Addition {
-                        entry_mode, path, ..
-                    }
-                    | Change::Deletion {
-                        entry_mode, path, ..
-                    }
-                    | Change::Modification {
-                        entry_mode, path, ..
-                    } => (!entry_mode.is_tree()).then(|| path.to_str_lossy().into_owned()),
+    fn changed(&self, item: &Item, wanted: &Wanted<'_>) -> Option<Vec<String>> {
+        changed_files(&self.repo, item, wanted)
+    }
+
+    /// Spread over up to 4 threads when there are many.
+    fn changed_all(&self, items: &[&Item], wanted: &Wanted<'_>) -> Vec<Option<Vec<String>>> {
+        let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        if threads < 2 || items.len() < PARALLEL_DIFFS_FROM {
+            return items
+                .iter()
+                .map(|i| changed_files(&self.repo, i, wanted))
+                .collect();
+        }
+        let shared = self.repo.clone().into_sync();
+        let mut parts = items.chunks(items.len().div_ceil(threads.min(4)));
+        let first = parts.next().unwrap_or_default();
+        std::thread::scope(|s| {
+            let others: Vec<_> = parts
+                .map(|part| {
+                    let shared = &shared;
+                    s.spawn(move || {
+                        let repo = shared.to_thread_local();
+                        part.iter()
+                            .map(|i| changed_files(&repo, i, wanted))
+                            .collect::<Vec<_>>()
+                    })
                 })
-                .collect(),
-        )
+                .collect();
+            let mut out: Vec<_> = first
+                .iter()
+                .map(|i| changed_files(&self.repo, i, wanted))
+                .collect();
+            out.reserve(items.len() - out.len());
+            for other in others {
+                out.extend(
+                    other
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                );
+            }
+            out
+        })
+    }
+}
+
+/// The tree `tree` names, else that of `commit`.
+fn tree_of<'r>(
+    repo: &'r gix::Repository,
+    tree: Option<&str>,
+    commit: &str,
+) -> Option<gix::Tree<'r>> {
+    let hex = |h: &str| gix::ObjectId::from_hex(h.as_bytes()).ok();
+    if let Some(id) = tree.and_then(hex) {
+        return repo.find_tree(id).ok();
+    }
+    repo.find_commit(hex(commit)?).ok()?.tree().ok()
+}
+
+/// The paths that differ between the trees of the item's commit and of its
+/// first parent (the empty tree without one): added, deleted and modified
+/// files, no rename detection; up to the first one `wanted` refuses.
+fn changed_files(repo: &gix::Repository, item: &Item, wanted: &Wanted<'_>) -> Option<Vec<String>> {
+    use gix::diff::tree::{State, Visit, visit};
+    let tree = Some(item.tree.as_str()).filter(|t| !t.is_empty());
+    let new = tree_of(repo, tree, &item.commit)?;
+    let old = match &item.parent {
+        Some(p) => Some(tree_of(repo, item.parent_tree.as_deref(), p)?),
+        None => None,
+    };
+    let kind = new.id.kind();
+    let old_data: &[u8] = old.as_ref().map_or(&[], |t| &t.data);
+
+    /// Records the paths of changed files (not trees), and stops at the
+    /// first one `wanted` refuses.
+    struct Files<'a> {
+        paths: gix::diff::tree::Recorder,
+        files: Vec<String>,
+        wanted: &'a Wanted<'a>,
+    }
+    impl Visit for Files<'_> {
+        fn pop_front_tracked_path_and_set_current(&mut self) {
+            self.paths.pop_front_tracked_path_and_set_current();
+        }
+        fn push_back_tracked_path_component(&mut self, c: &gix::bstr::BStr) {
+            self.paths.push_back_tracked_path_component(c);
+        }
+        fn push_path_component(&mut self, c: &gix::bstr::BStr) {
+            self.paths.push_path_component(c);
+        }
+        fn pop_path_component(&mut self) {
+            self.paths.pop_path_component();
+        }
+        fn visit(&mut self, change: visit::Change) -> visit::Action {
+            let mode = match &change {
+                visit::Change::Addition { entry_mode, .. }
+                | visit::Change::Deletion { entry_mode, .. }
+                | visit::Change::Modification { entry_mode, .. } => *entry_mode,
+            };
+            if mode.is_tree() {
+                return std::ops::ControlFlow::Continue(());
+            }
+            let path = self.paths.path().to_str_lossy().into_owned();
+            let wanted = (self.wanted)(&path);
+            self.files.push(path);
+            if wanted {
+                std::ops::ControlFlow::Continue(())
+            } else {
+                std::ops::ControlFlow::Break(())
+            }
+        }
+    }
+    let mut visitor = Files {
+        paths: gix::diff::tree::Recorder::default(),
+        files: Vec::new(),
+        wanted,
+    };
+    // A break is how the visitor stops early: not an error.
+    let diffed = gix::diff::tree(
+        gix::objs::TreeRefIter::from_bytes(old_data, kind),
+        gix::objs::TreeRefIter::from_bytes(&new.data, kind),
+        State::default(),
+        &repo.objects,
+        &mut visitor,
+    );
+    match diffed {
+        Ok(()) | Err(gix::diff::tree::Error::Cancelled) => Some(visitor.files),
+        Err(_) => None,
     }
 }
 
@@ -295,6 +386,7 @@ fn read_part(
         commits.push(RawCommit {
             id: info.id.to_string(),
             parents: info.parent_ids.iter().map(ToString::to_string).collect(),
+            tree: commit.tree().to_string(),
             author: author.name.to_str_lossy().into_owned(),
             time: author.seconds(),
             message: message.to_owned(),
