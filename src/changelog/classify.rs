@@ -370,7 +370,7 @@ mod tests {
             branch: None,
             commit: "c".into(),
             parent: None,
-            tree: String::new(),
+            tree: None,
             parent_tree: None,
             author: author.into(),
             commits: vec![],

@@ -20,8 +20,8 @@ pub struct Item {
     pub parent: Option<String>,
     /// The trees of the commit and of its first parent, when known (empty,
     /// `None`): spares reading the commits again for the files changed.
-    pub tree: String,
-    pub parent_tree: Option<String>,
+    pub tree: Option<gix::ObjectId>,
+    pub parent_tree: Option<gix::ObjectId>,
     pub author: String,
     /// The PR's own commits, oldest first.
     pub commits: Vec<CommitRef>,
@@ -102,8 +102,7 @@ impl Grouper<'_> {
             .parents
             .first()
             .and_then(|p| self.index.get(p.as_str()))
-            .map(|&p| commits[p].tree.clone())
-            .filter(|t| !t.is_empty());
+            .and_then(|&p| commits[p].tree);
         match pr::detect(&c.message) {
             Some(pr) => {
                 let branch = self.claim_side(i);
@@ -160,7 +159,7 @@ fn pr_item(
     c: &RawCommit,
     pr: PullRequest,
     commits: Vec<CommitRef>,
-    parent_tree: Option<String>,
+    parent_tree: Option<gix::ObjectId>,
 ) -> Item {
     Item {
         pr: Some(pr.number),
@@ -169,7 +168,7 @@ fn pr_item(
         branch: pr.branch,
         commit: c.id.clone(),
         parent: c.parents.first().cloned(),
-        tree: c.tree.clone(),
+        tree: c.tree,
         parent_tree,
         author: c.author.clone(),
         commits,
@@ -177,7 +176,7 @@ fn pr_item(
     }
 }
 
-fn direct_item(c: &RawCommit, parent_tree: Option<String>) -> Item {
+fn direct_item(c: &RawCommit, parent_tree: Option<gix::ObjectId>) -> Item {
     let (title, description) = pr::split(&c.message);
     Item {
         pr: None,
@@ -186,7 +185,7 @@ fn direct_item(c: &RawCommit, parent_tree: Option<String>) -> Item {
         branch: None,
         commit: c.id.clone(),
         parent: c.parents.first().cloned(),
-        tree: c.tree.clone(),
+        tree: c.tree,
         parent_tree,
         author: c.author.clone(),
         commits: Vec::new(),
@@ -238,7 +237,7 @@ mod tests {
     fn c(id: &str, parents: &[&str], message: &str) -> RawCommit {
         RawCommit {
             id: id.into(),
-            tree: String::new(),
+            tree: None,
             parents: parents.iter().map(|p| p.to_string()).collect(),
             author: "A".into(),
             time: id.bytes().map(i64::from).sum(),

@@ -28,8 +28,8 @@ pub struct RawCommit {
     /// Full hex object id.
     pub id: String,
     pub parents: Vec<String>,
-    /// Full hex id of its tree; empty when it was not read.
-    pub tree: String,
+    /// Its tree, when it was read (kept as an id, not hex: one per commit).
+    pub tree: Option<gix::ObjectId>,
     pub author: String,
     /// Author time, seconds since the epoch.
     pub time: i64,

@@ -238,14 +238,14 @@ impl super::ChangedFiles for Trees {
 /// The tree `tree` names, else that of `commit`.
 fn tree_of<'r>(
     repo: &'r gix::Repository,
-    tree: Option<&str>,
+    tree: Option<gix::ObjectId>,
     commit: &str,
 ) -> Option<gix::Tree<'r>> {
-    let hex = |h: &str| gix::ObjectId::from_hex(h.as_bytes()).ok();
-    if let Some(id) = tree.and_then(hex) {
+    if let Some(id) = tree {
         return repo.find_tree(id).ok();
     }
-    repo.find_commit(hex(commit)?).ok()?.tree().ok()
+    let id = gix::ObjectId::from_hex(commit.as_bytes()).ok()?;
+    repo.find_commit(id).ok()?.tree().ok()
 }
 
 /// The paths that differ between the trees of the item's commit and of its
@@ -253,10 +253,9 @@ fn tree_of<'r>(
 /// files, no rename detection; up to the first one `wanted` refuses.
 fn changed_files(repo: &gix::Repository, item: &Item, wanted: &Wanted<'_>) -> Option<Vec<String>> {
     use gix::diff::tree::{State, Visit, visit};
-    let tree = Some(item.tree.as_str()).filter(|t| !t.is_empty());
-    let new = tree_of(repo, tree, &item.commit)?;
+    let new = tree_of(repo, item.tree, &item.commit)?;
     let old = match &item.parent {
-        Some(p) => Some(tree_of(repo, item.parent_tree.as_deref(), p)?),
+        Some(p) => Some(tree_of(repo, item.parent_tree, p)?),
         None => None,
     };
     let kind = new.id.kind();
@@ -386,7 +385,7 @@ fn read_part(
         commits.push(RawCommit {
             id: info.id.to_string(),
             parents: info.parent_ids.iter().map(ToString::to_string).collect(),
-            tree: commit.tree().to_string(),
+            tree: Some(commit.tree()),
             author: author.name.to_str_lossy().into_owned(),
             time: author.seconds(),
             message: message.to_owned(),
