@@ -39,6 +39,14 @@ async fn train(prefix: &str, mode: &str, timeout: &str, image: Option<&str>) -> 
     .await
 }
 
+/// Builds a first release and waits for staging to fail it.
+async fn fails_in_staging(t: &Train) -> Result<PackitRelease> {
+    t.release_now("first").await?;
+    let name = t.in_flight().await?;
+    t.build(&name).await?;
+    t.wait_phase(&name, ReleasePhase::StagingFailed).await
+}
+
 fn verdict(release: &PackitRelease) -> Option<JobVerdict> {
     release
         .status
@@ -119,10 +127,7 @@ async fn a_passing_smoke_test_lets_the_release_through_and_goes_with_its_history
 async fn a_failing_smoke_test_blocks_staging_and_names_its_pod() -> Result<()> {
     let t = train("smoke-fail", "fail", "2m", Some("registry.example/smoke:1")).await?;
     let before = t.images("prod").await?;
-    t.release_now("first").await?;
-    let name = t.in_flight().await?;
-    t.build(&name).await?;
-    let failed = t.wait_phase(&name, ReleasePhase::StagingFailed).await?;
+    let failed = fails_in_staging(&t).await?;
     let v = verdict(&failed).context("a smoke-test verdict")?;
     let pod = v.pod.clone().context("the failed pod")?;
     assert_eq!(v.result, JobResult::Fail);
@@ -155,10 +160,7 @@ async fn a_smoke_test_that_runs_too_long_fails_at_its_timeout() -> Result<()> {
         Some("registry.example/smoke:1"),
     )
     .await?;
-    t.release_now("first").await?;
-    let name = t.in_flight().await?;
-    t.build(&name).await?;
-    let failed = t.wait_phase(&name, ReleasePhase::StagingFailed).await?;
+    let failed = fails_in_staging(&t).await?;
     let why = message(&failed);
     // Whichever comes first: the operator's clock or the Job's deadline.
     assert!(
@@ -174,10 +176,7 @@ async fn a_job_the_api_refuses_fails_the_release_with_the_reason() -> Result<()>
     // No image: the schema lets the template through, the API server's Job
     // validation does not.
     let t = train("smoke-refused", "ready", "2m", None).await?;
-    t.release_now("first").await?;
-    let name = t.in_flight().await?;
-    t.build(&name).await?;
-    let failed = t.wait_phase(&name, ReleasePhase::StagingFailed).await?;
+    let failed = fails_in_staging(&t).await?;
     let why = message(&failed);
     assert!(
         why.contains("smoke test checkout failed: the Job could not be created"),

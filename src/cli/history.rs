@@ -158,15 +158,12 @@ pub fn render(list: &[ReleaseSummary], now: DateTime<Utc>) -> String {
 
 #[cfg(test)]
 mod tests {
-    use chrono::TimeZone;
     use serde_json::json;
 
     use super::*;
 
     fn now() -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 11, 30, 8, 30, 0)
-            .single()
-            .unwrap()
+        crate::cli::test_now()
     }
 
     fn release(name: &str, created: &str, status: serde_json::Value) -> PackitRelease {

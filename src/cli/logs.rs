@@ -150,15 +150,12 @@ pub fn last_lines(text: &str, n: i64) -> &str {
 
 #[cfg(test)]
 mod tests {
-    use chrono::TimeZone;
     use serde_json::json;
 
     use super::*;
 
     fn now() -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 11, 30, 8, 30, 0)
-            .single()
-            .unwrap()
+        crate::cli::test_now()
     }
 
     fn envs() -> Vec<EnvironmentProgress> {

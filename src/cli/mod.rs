@@ -12,6 +12,16 @@ pub mod table;
 pub mod verdicts;
 pub mod when;
 
+/// The instant the CLI's rendering tests are pinned to.
+#[cfg(test)]
+pub(crate) fn test_now() -> chrono::DateTime<chrono::Utc> {
+    use chrono::TimeZone;
+    chrono::Utc
+        .with_ymd_and_hms(2026, 11, 30, 8, 30, 0)
+        .single()
+        .expect("a valid instant")
+}
+
 use clap::{Parser, Subcommand, ValueEnum};
 
 /// Exit codes, stable for scripts.

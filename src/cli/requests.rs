@@ -76,10 +76,7 @@ mod tests {
     use super::*;
 
     fn now() -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 11, 30, 8, 30, 0)
-            .single()
-            .unwrap()
-            + chrono::TimeDelta::milliseconds(250)
+        crate::cli::test_now() + chrono::TimeDelta::milliseconds(250)
     }
 
     fn parsed(s: &str) -> Value {

@@ -317,14 +317,11 @@ fn render_one(d: &DeploymentStatus, now: DateTime<Utc>, zone: &Zone) -> String {
 
 #[cfg(test)]
 mod tests {
-    use chrono::TimeZone;
 
     use super::*;
 
     fn now() -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 11, 30, 8, 30, 0)
-            .single()
-            .unwrap()
+        crate::cli::test_now()
     }
 
     fn cond(t: &str, s: &str, r: &str, m: &str) -> ConditionSummary {

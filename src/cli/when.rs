@@ -192,9 +192,7 @@ mod tests {
 
     // Monday 30 November 2026, 09:30 in Prague (08:30 UTC).
     fn now() -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 11, 30, 8, 30, 0)
-            .single()
-            .unwrap()
+        crate::cli::test_now()
     }
     fn prague() -> Zone {
         Zone::Named(chrono_tz::Europe::Prague)
