@@ -19,6 +19,7 @@ NS=packit-system
 say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 sim() { printf '    \033[33m[SIMULATED %s]\033[0m %s\n' "$1" "$2"; }
 
+"$HACK_DIR/install-deps.sh"
 "$HACK_DIR/build-binaries.sh"
 "$HACK_DIR/cluster-up.sh"
 # shellcheck source=/dev/null

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Everything `make test` does: lint, build or reuse the control plane, bring
-# the cluster up, run all tests, and bring the cluster down again whatever
-# the tests did. Exits with the tests' status.
+# Everything `make test` does: install missing Debian packages, lint, build
+# or reuse the control plane, bring the cluster up, run all tests, and bring
+# the cluster down again whatever the tests did. Exits with the tests' status.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT"
 
+"$HACK_DIR/install-deps.sh"
 log "checking formatting and lints"
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
