@@ -22,8 +22,11 @@ trap '"$HACK_DIR/cluster-down.sh"' EXIT
 # shellcheck source=/dev/null
 . "$PACKIT_CLUSTER_DIR/env.sh"
 
+log "building the tests"
+cargo test --all-targets --no-run
+# A hung test must fail the run with its name in the log, not outlast CI.
 log "running unit and cluster tests"
-cargo test --all-targets
+timeout --signal=INT --kill-after=30s "${PACKIT_TEST_TIMEOUT:-40m}" cargo test --all-targets
 
 # The changelog benchmark at a reduced size, for its figures in the log: it
 # asserts no timing (the machine is shared), only that every tool ran.

@@ -16,6 +16,8 @@ use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::api::{ObjectMeta, PostParams};
@@ -72,26 +74,33 @@ pub fn identity(instance: Option<&str>) -> String {
     format!("{base}_{:08x}", h.finish() as u32)
 }
 
-/// Resolves on SIGINT or SIGTERM, for a standby to stop while it waits.
-pub async fn signalled() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Resolves on SIGINT or SIGTERM. The handlers are installed by this call,
+/// not on the first poll, so a signal that arrives while the process is
+/// still starting up counts; clones resolve together, so the standby and
+/// the controller share one.
+pub fn shutdown_signal() -> Shared<BoxFuture<'static, ()>> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
+        if let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            return async move {
                 tokio::select! {
-                    _ = ctrl_c => {}
                     _ = term.recv() => {}
+                    _ = int.recv() => {}
                 }
             }
-            Err(_) => {
-                let _ = ctrl_c.await;
-            }
+            .boxed()
+            .shared();
         }
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    .boxed()
+    .shared()
 }
 
 /// The lease's spec as the decision sees it.

@@ -44,6 +44,8 @@ pub struct Settings {
 /// With leader election the controller starts once the lease is acquired;
 /// losing the lease exits the process (status 1) and stopping releases it.
 pub async fn run(settings: Settings) -> Result<(), Error> {
+    // First of all, so that no step of start-up can miss a SIGTERM.
+    let stop = leader::shutdown_signal();
     let metrics = Arc::new(Metrics::new());
     let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let listener = tokio::net::TcpListener::bind(settings.metrics_addr)
@@ -97,7 +99,7 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
         Some(elector) => {
             let acquired = tokio::select! {
                 at = elector.acquire() => at,
-                () = leader::signalled() => {
+                () = stop.clone() => {
                     tracing::info!("stopped while standing by");
                     return Ok(());
                 }
@@ -148,7 +150,7 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
             owner_of,
         )
         .watches(Api::<Pod>::all(client.clone()), labelled(), owner_of)
-        .shutdown_on_signal()
+        .graceful_shutdown_on(stop)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
             match result {

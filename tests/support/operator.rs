@@ -5,6 +5,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
@@ -89,6 +90,7 @@ impl Operator {
         let url = format!("http://{}{path}", self.metrics_addr);
         let response = reqwest::Client::builder()
             .no_proxy()
+            .timeout(Duration::from_secs(30))
             .build()?
             .get(&url)
             .send()
@@ -117,7 +119,17 @@ impl Operator {
             .args(["-TERM", &child.id().to_string()])
             .status()?;
         anyhow::ensure!(sent.success(), "kill -TERM failed: {sent}");
-        Ok(child.wait()?.code())
+        // A process that ignores SIGTERM must fail the test, not hang it.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Some(status) = child.try_wait()? {
+                return Ok(status.code());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        anyhow::bail!("still running 60s after SIGTERM:\n{}", self.logs())
     }
 
     /// The exit code once the process has exited by itself (`None` while
