@@ -162,15 +162,21 @@ impl Train {
         Ok(self.ns.api::<PackitDeployment>().get(PKD).await?)
     }
 
-    /// The release in flight, once there is one.
+    /// The release in flight, once there is one and its PackitRelease
+    /// exists (the train's state names it a moment before).
     pub async fn in_flight(&self) -> Result<String> {
         eventually("a release in flight", TIMEOUT, || async {
-            Ok(self
+            let Some(name) = self
                 .pkd()
                 .await?
                 .status
                 .and_then(|s| s.train.in_flight)
-                .map(|f| f.release))
+                .map(|f| f.release)
+            else {
+                return Ok(None);
+            };
+            let api = self.ns.api::<PackitRelease>();
+            Ok(api.get_opt(&name).await?.map(|_| name))
         })
         .await
     }
