@@ -16,6 +16,23 @@ pub const COMPONENT: &str = "packit.dev/component";
 /// (comma-separated).
 pub const ALLOW_FROM: &str = "packit.dev/allow-from";
 
+/// On a workload: the one PackitDeployment (`<namespace>/<name>`) that
+/// drives it. Written once, with the resource version read as a
+/// precondition, so of two trains racing for a workload one wins.
+pub const OWNER: &str = "packit.dev/owner";
+/// On a workload or a PackitDeployment: no writes except rollbacks until it
+/// is removed; the value says why.
+pub const HOLD: &str = "packit.dev/hold";
+/// On a workload: the operator stopped writing it because someone else
+/// keeps changing it (the value names that field manager).
+pub const FIGHTING: &str = "packit.dev/fighting";
+/// On a workload: the change (`<container>=<image>`, comma-separated) a
+/// `Hold` drift policy held, so that once a person lifts that hold the
+/// same change is reverted instead of held again.
+pub const DRIFT_HELD: &str = "packit.dev/drift-held";
+/// The finalizer that gives a deleted PackitDeployment's workloads back.
+pub const CLAIMS_FINALIZER: &str = "packit.dev/claims";
+
 /// `name` cut to the 63 characters of a label value (Job names become pod
 /// labels), with a hash of the whole so that cut names stay distinct.
 pub fn label_value(name: &str) -> String {

@@ -57,6 +57,10 @@ enum Command {
         /// Only reconcile PackitDeployments in this namespace.
         #[arg(long, env = "PACKIT_WATCH_NAMESPACE")]
         namespace: Option<String>,
+        /// Only reconcile PackitDeployments matching this label selector
+        /// (e.g. `shard=a`), to split trains between operators.
+        #[arg(long, env = "PACKIT_SELECTOR")]
+        selector: Option<String>,
         /// Address of the /metrics, /healthz and /readyz endpoints.
         #[arg(long, env = "PACKIT_METRICS_ADDR", default_value = "0.0.0.0:8080")]
         metrics_addr: std::net::SocketAddr,
@@ -160,6 +164,7 @@ async fn main() -> anyhow::Result<()> {
             cache_dir,
             instance,
             namespace,
+            selector,
             metrics_addr,
             leader_election,
             leader_election_namespace,
@@ -179,6 +184,7 @@ async fn main() -> anyhow::Result<()> {
                 cache_dir,
                 instance,
                 namespace,
+                selector,
                 metrics_addr,
                 leader_election,
             })

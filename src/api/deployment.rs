@@ -288,6 +288,25 @@ pub struct Environment {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253))]
     pub pin: Option<String>,
+
+    /// What happens when someone else changes a target container's image
+    /// (a `kubectl set image` during an incident): `Revert` puts the
+    /// release's image back, `Hold` leaves it and holds the workload
+    /// (annotation `packit.dev/hold`) until a person lifts the hold. Either
+    /// way an Event names the change and its writer.
+    #[serde(default)]
+    pub on_drift: DriftPolicy,
+}
+
+/// What to do with a target changed behind the train's back.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum DriftPolicy {
+    /// Apply the release's image again.
+    #[default]
+    Revert,
+    /// Keep the change and stop writing the workload until the hold is
+    /// lifted.
+    Hold,
 }
 
 /// One container of one workload.

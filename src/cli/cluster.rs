@@ -42,6 +42,15 @@ pub async fn run(cli: Cli) -> Result<()> {
             ctx.rollback(&deployment, &environment, to.as_deref(), at.as_deref())
                 .await
         }
+        Command::Hold {
+            deployment,
+            environment,
+            reason,
+        } => ctx.hold(&deployment, environment.as_deref(), &reason).await,
+        Command::Unhold {
+            deployment,
+            environment,
+        } => ctx.unhold(&deployment, environment.as_deref()).await,
         Command::Changelog { release } => ctx.changelog(&release).await,
         Command::Logs {
             release,
@@ -86,7 +95,7 @@ async fn connect(namespace: Option<String>, context: Option<String>) -> Result<(
 
 /// Maps an API error: 404 is "not found" (`missing` says what and what to
 /// do), anything else is the cluster's.
-fn api_error(e: kube::Error, doing: &str, missing: impl FnOnce() -> String) -> Failure {
+pub(super) fn api_error(e: kube::Error, doing: &str, missing: impl FnOnce() -> String) -> Failure {
     match &e {
         kube::Error::Api(s) if s.code == 404 => Failure::not_found(missing()),
         kube::Error::Api(s) if s.code == 403 => Failure::cluster(format!(
@@ -154,15 +163,15 @@ pub fn log_line(label: &str, line: &str, prefixed: bool) -> String {
     }
 }
 
-struct Ctx {
-    client: Client,
-    ns: String,
+pub(super) struct Ctx {
+    pub(super) client: Client,
+    pub(super) ns: String,
     zone: Zone,
     format: Format,
 }
 
 impl Ctx {
-    fn deployments(&self) -> Api<PackitDeployment> {
+    pub(super) fn deployments(&self) -> Api<PackitDeployment> {
         Api::namespaced(self.client.clone(), &self.ns)
     }
 
@@ -170,7 +179,7 @@ impl Ctx {
         Api::namespaced(self.client.clone(), &self.ns)
     }
 
-    async fn deployment(&self, name: &str) -> Result<PackitDeployment> {
+    pub(super) async fn deployment(&self, name: &str) -> Result<PackitDeployment> {
         self.deployments()
             .get(name)
             .await
@@ -268,7 +277,7 @@ impl Ctx {
         Ok(())
     }
 
-    async fn annotate(&self, name: &str, key: &str, value: &str) -> Result<()> {
+    pub(super) async fn annotate(&self, name: &str, key: &str, value: &str) -> Result<()> {
         self.deployments()
             .patch(
                 name,

@@ -5,6 +5,7 @@
 
 pub mod cluster;
 pub mod history;
+pub mod holds;
 pub mod logs;
 pub mod requests;
 pub mod status;
@@ -172,6 +173,29 @@ read in the local time zone or --tz."
         /// When to roll back (default: now).
         #[arg(long, value_name = "TIME")]
         at: Option<String>,
+    },
+    /// Hold the deployment, or one environment's workloads: no new release
+    /// rolls out there and changes made by others are left alone until
+    /// `unhold` (sets packit.dev/hold). Rollbacks still go ahead.
+    Hold {
+        /// The PackitDeployment.
+        deployment: String,
+        /// Hold only this environment (annotates its target workloads).
+        #[arg(short, long, value_name = "ENV")]
+        environment: Option<String>,
+        /// Why, shown in the deployment's Held condition.
+        #[arg(long, value_name = "TEXT", default_value = "")]
+        reason: String,
+    },
+    /// Lift the holds of `hold`, and the operator's own stop after a fight
+    /// over a workload (packit.dev/fighting): of the deployment and all its
+    /// environments, or of one environment.
+    Unhold {
+        /// The PackitDeployment.
+        deployment: String,
+        /// Lift only the holds on this environment's workloads.
+        #[arg(short, long, value_name = "ENV")]
+        environment: Option<String>,
     },
     /// Print the Markdown changelog of a release.
     Changelog {

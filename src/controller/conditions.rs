@@ -8,6 +8,13 @@ pub const READY: &str = "Ready";
 pub const PROGRESSING: &str = "Progressing";
 pub const DEGRADED: &str = "Degraded";
 pub const INVALID_SPEC: &str = "InvalidSpec";
+/// A target workload is driven by another train, or another train targets
+/// one of ours.
+pub const TARGET_CONFLICT: &str = "TargetConflict";
+/// An environment is held: nothing new rolls out there.
+pub const HELD: &str = "Held";
+/// The operator stopped writing a workload someone else keeps changing.
+pub const FIGHTING: &str = "Fighting";
 
 /// Condition reasons.
 pub mod reason {
@@ -19,6 +26,13 @@ pub mod reason {
     pub const HEALTHY: &str = "Healthy";
     pub const LAST_RELEASE_FAILED: &str = "LastReleaseFailed";
     pub const SOURCE_UNAVAILABLE: &str = "SourceUnavailable";
+    pub const NO_CONFLICT: &str = "NoConflict";
+    pub const CLAIMED_BY_OTHER: &str = "ClaimedByOther";
+    pub const CONTENDED: &str = "Contended";
+    pub const NOT_HELD: &str = "NotHeld";
+    pub const HELD: &str = "Held";
+    pub const NO_FIGHT: &str = "NoFight";
+    pub const OTHER_WRITER: &str = "OtherWriter";
 }
 
 /// A condition as the reconciler wants it.

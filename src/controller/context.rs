@@ -7,7 +7,9 @@ use kube::Client;
 use kube::runtime::events::Reporter;
 use kube::runtime::reflector::Store;
 
-use crate::api::PackitRelease;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+
+use crate::api::{PackitDeployment, PackitRelease};
 use crate::build::registry::Registry;
 use crate::git::SourceCache;
 use crate::health::{HttpProber, MetricProber};
@@ -20,6 +22,14 @@ pub struct Context {
     /// Every PackitRelease the controller watches, kept by a reflector: a
     /// reconcile reads a train's releases from here instead of listing them.
     pub releases: Store<PackitRelease>,
+    /// The trains the controller sees, to find others reaching for the
+    /// same workload.
+    pub trains: Store<PackitDeployment>,
+    /// Workloads labelled by a train, to find the ones a train still owns.
+    pub deployments: Store<Deployment>,
+    pub statefulsets: Store<StatefulSet>,
+    /// Recent writes per workload, to stop a fight with another writer.
+    pub writes: std::sync::Mutex<crate::deploy::WriteLog>,
     pub sources: SourceCache,
     pub registry: Registry,
     pub prober: HttpProber,

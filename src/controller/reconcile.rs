@@ -40,6 +40,8 @@ pub async fn reconcile(obj: Arc<PackitDeployment>, ctx: Arc<Context>) -> Result<
 
 async fn pass(ctx: &Context, obj: Arc<PackitDeployment>) -> Result<Action, Error> {
     if obj.meta().deletion_timestamp.is_some() {
+        // Its workloads go back to being nobody's, for the next train.
+        act::release_all(ctx, &obj).await?;
         return Ok(Action::await_change());
     }
     let started = Instant::now();

@@ -31,6 +31,9 @@ pub struct Settings {
     pub instance: Option<String>,
     /// Only PackitDeployments of this namespace (all when unset).
     pub namespace: Option<String>,
+    /// Only PackitDeployments with these labels (a label selector), so
+    /// that several operators can share a cluster's trains.
+    pub selector: Option<String>,
     /// Where `/metrics`, `/healthz` and `/readyz` are served.
     pub metrics_addr: std::net::SocketAddr,
     /// Run the controller only while holding this lease (all replicas act
@@ -124,6 +127,17 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
         .default_backoff()
         .reflect(release_writer)
         .touched_objects();
+    let (deployment_store, deployment_writer) = reflector::store();
+    let deployment_events = watcher(Api::<Deployment>::all(client.clone()), labelled())
+        .default_backoff()
+        .reflect(deployment_writer)
+        .touched_objects();
+    let (statefulset_store, statefulset_writer) = reflector::store();
+    let statefulset_events = watcher(Api::<StatefulSet>::all(client.clone()), labelled())
+        .default_backoff()
+        .reflect(statefulset_writer)
+        .touched_objects();
+    let controller = Controller::new(deployments, trains_config(settings.selector.as_deref()));
     let prober = HttpProber::new()?;
     let ctx = Arc::new(Context {
         client: client.clone(),
@@ -132,29 +146,33 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
             instance: settings.instance.clone(),
         },
         releases: release_store,
+        trains: controller.store(),
+        deployments: deployment_store,
+        statefulsets: statefulset_store,
+        writes: Default::default(),
         sources: SourceCache::new(settings.cache_dir.clone()),
         registry: Registry::new(),
         metric_prober: MetricProber::new(prober.client().clone()),
         prober,
         metrics: metrics.clone(),
     });
-    Controller::new(deployments, watcher::Config::default())
+    controller
         .owns_stream(release_events)
         // Builder and smoke-test Jobs; the latter live in the environments'
         // namespaces, where no owner reference can point to the train.
         .watches(Api::<Job>::all(client.clone()), labelled(), owner_of)
-        .watches(Api::<Deployment>::all(client.clone()), labelled(), owner_of)
-        .watches(
-            Api::<StatefulSet>::all(client.clone()),
-            labelled(),
-            owner_of,
-        )
+        .watches_stream(deployment_events, owner_of)
+        .watches_stream(statefulset_events, owner_of)
         .watches(Api::<Pod>::all(client.clone()), labelled(), owner_of)
         .graceful_shutdown_on(stop)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
             match result {
                 Ok((obj, _)) => tracing::debug!(%obj, "reconciled"),
+                // A workload of a train this replica does not select.
+                Err(kube::runtime::controller::Error::ObjectNotFound(obj)) => {
+                    tracing::debug!(%obj, "not ours")
+                }
                 Err(e) => tracing::warn!(error = %e, "reconcile failed"),
             }
         })
@@ -170,6 +188,15 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The watch of the trains themselves: all of them, or those the selector
+/// picks.
+fn trains_config(selector: Option<&str>) -> watcher::Config {
+    match selector {
+        Some(s) => watcher::Config::default().labels(s),
+        None => watcher::Config::default(),
+    }
 }
 
 /// Maps a labelled workload, pod or Job to its PackitDeployment.

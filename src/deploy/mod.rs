@@ -7,6 +7,7 @@
 //! apply merges `containers` by name, so other containers and every other
 //! field stay with whoever set them.
 
+mod claim;
 mod patch;
 mod workload;
 
@@ -17,6 +18,10 @@ use kube::{Api, Client};
 use crate::api::deployment::{Target, WorkloadKind};
 use crate::api::release::TargetImage;
 
+pub use claim::{
+    Claim, Drift, WriteLog, claim, claim_of, drift, fighting_with, held_value, hold_of, release,
+    set_annotation,
+};
 pub use patch::{owned_container_images, workload_patch};
 pub use workload::{Workload, WorkloadImages, WorkloadRef, group_images, kind_name, parse_kind};
 

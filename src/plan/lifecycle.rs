@@ -294,6 +294,10 @@ impl Planner<'_> {
                 continue;
             }
             let name = self.env_spec(env).name.clone();
+            // A held or contended environment gets its pin once it is free.
+            if self.observed.blocked.contains_key(&name) {
+                continue;
+            }
             if !self.observed.built.contains(&pin) {
                 let msg =
                     format!("{name} is pinned to {pin}, which does not exist or has no images");
@@ -445,7 +449,9 @@ impl Planner<'_> {
         };
         let production = env == self.production_index();
         let promoted = production && f.promote.is_some();
-        let blocked = if let Some(pin) = &self.env_spec(env).pin {
+        let blocked = if let Some(why) = self.observed.blocked.get(&self.env_spec(env).name) {
+            Some((why.clone(), None))
+        } else if let Some(pin) = &self.env_spec(env).pin {
             Some((
                 format!("{} is pinned to {pin}", self.env_spec(env).name),
                 None,

@@ -488,6 +488,45 @@ fn a_freeze_blocks_the_production_deploy_but_not_a_rollback() {
 }
 
 #[test]
+fn a_held_environment_gets_no_new_release_but_a_rollback_and_resumes_when_lifted() {
+    let mut sim = Sim::new(spec(), prague(11, 18, 12, 0));
+    let first = run_week(&mut sim, 20, 22);
+    sim.at(prague(11, 23, 1, 10));
+    let second = to_awaiting_window(&mut sim, 11, 27);
+    sim.observed.blocked = [("production".to_owned(), "held: incident 7".to_owned())].into();
+    // The window opens, a promotion is asked for: still nothing moves.
+    sim.observed.requests.promote = Some(PromoteRequest {
+        id: "p1".into(),
+        requested_at: prague(11, 29, 22, 30),
+        force: false,
+    });
+    let d = sim.at(prague(11, 29, 23, 0));
+    assert!(moves(&d.actions).is_empty(), "held: {:?}", d.actions);
+    let waiting = sim.in_flight().unwrap();
+    assert_eq!(waiting.stage, Stage::Waiting);
+    assert!(waiting.message.as_deref().unwrap().contains("incident 7"));
+
+    // A person's rollback of a held environment goes ahead.
+    sim.observed
+        .blocked
+        .insert("staging".to_owned(), "held".to_owned());
+    sim.observed.requests.rollback = Some(RollbackRequest {
+        id: "r1".into(),
+        requested_at: prague(11, 29, 23, 5),
+        environment: "staging".into(),
+        to: None,
+        at: None,
+    });
+    let d = sim.at(prague(11, 29, 23, 5));
+    assert_eq!(moves(&d.actions), [("rollback", "staging".into(), first)]);
+
+    // Lifted inside the window: the waiting release rolls out.
+    sim.observed.blocked.clear();
+    let d = sim.at(prague(11, 29, 23, 30));
+    assert_eq!(moves(&d.actions), [("deploy", "production".into(), second)]);
+}
+
+#[test]
 fn a_window_missed_while_down_is_not_deployed_late_but_an_open_one_is() {
     // Manual builds only, so no newer build replaces the waiting release.
     let mut spec = spec();

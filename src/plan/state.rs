@@ -23,6 +23,9 @@ pub struct Observed {
     pub health: Option<HealthReport>,
     /// Request annotations present on the deployment.
     pub requests: Requests,
+    /// Environments no release may be rolled out to, with why: held, or a
+    /// workload another train owns. Rollbacks still go ahead.
+    pub blocked: BTreeMap<String, String>,
 }
 
 /// The outcome of a build so far.

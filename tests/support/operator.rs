@@ -11,9 +11,12 @@ use anyhow::{Context, Result};
 
 use super::cluster;
 
-/// A running `packit-operator run --namespace <ns>`; killed when dropped.
+/// A running `packit-operator run --namespace <ns>` (or `--selector`);
+/// killed when dropped.
 pub struct Operator {
     namespace: String,
+    /// Trains picked by labels in every namespace instead of `namespace`.
+    selector: Option<String>,
     /// Extra arguments of `run`, kept for restarts.
     args: Vec<String>,
     /// Whose identity it runs under.
@@ -36,6 +39,15 @@ impl Operator {
         Self::start_with(namespace, &cluster().kubeconfig, args)
     }
 
+    /// Runs cluster-wide for the trains labelled `selector`, as the chart's
+    /// default (all namespaces) would, without touching other tests' trains.
+    pub fn start_selecting(name: &str, selector: &str) -> Result<Self> {
+        let mut op = Self::prepare(name, &cluster().kubeconfig, &[])?;
+        op.selector = Some(selector.to_owned());
+        op.spawn()?;
+        Ok(op)
+    }
+
     /// Runs under the identity `kubeconfig` names (e.g. a ServiceAccount
     /// token), to prove what that identity's permissions allow.
     pub fn start_with_kubeconfig(namespace: &str, kubeconfig: &Path) -> Result<Self> {
@@ -45,13 +57,19 @@ impl Operator {
     /// Several operators may run in one namespace; each gets its own
     /// directory.
     fn start_with(namespace: &str, kubeconfig: &Path, args: &[&str]) -> Result<Self> {
+        let mut op = Self::prepare(namespace, kubeconfig, args)?;
+        op.spawn()?;
+        Ok(op)
+    }
+
+    fn prepare(namespace: &str, kubeconfig: &Path, args: &[&str]) -> Result<Self> {
         static STARTED: AtomicU32 = AtomicU32::new(0);
         let n = STARTED.fetch_add(1, Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("packit-operator-{namespace}-{n}"));
         std::fs::create_dir_all(&dir)?;
         // Tests run several operators at once: each gets a free port.
         let metrics_addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
-        let mut op = Self {
+        let op = Self {
             namespace: namespace.to_owned(),
             args: args.iter().map(|a| a.to_string()).collect(),
             kubeconfig: kubeconfig.to_owned(),
@@ -59,8 +77,8 @@ impl Operator {
             child: None,
             dir,
             starts: 0,
+            selector: None,
         };
-        op.spawn()?;
         Ok(op)
     }
 
@@ -68,7 +86,11 @@ impl Operator {
         self.starts += 1;
         let log = File::create(self.dir.join(format!("operator-{}.log", self.starts)))?;
         let child = Command::new(env!("CARGO_BIN_EXE_packit-operator"))
-            .args(["run", "--namespace", &self.namespace])
+            .arg("run")
+            .args(match &self.selector {
+                Some(selector) => ["--selector", selector],
+                None => ["--namespace", &self.namespace],
+            })
             .arg("--metrics-addr")
             .arg(self.metrics_addr.to_string())
             .arg("--cache-dir")

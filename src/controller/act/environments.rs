@@ -2,29 +2,50 @@
 //! runs: deploys, promotions and rollbacks alike. The images the targets
 //! had before are recorded on that release first, so a rollback never
 //! depends on workload history.
+//!
+//! A workload is written only by the train that owns it: a free one is
+//! claimed first, one owned by another train is never touched. A held
+//! environment is left as it is unless it is being rolled back; a change
+//! someone else made is reverted or held by the environment's policy; and a
+//! workload written too often in a minute is left alone for a person.
+
+use std::time::Instant;
 
 use kube::ResourceExt;
 
+use super::claims;
 use super::releases::{self, progress_of};
 use crate::api::PackitRelease;
-use crate::controller::observe::Observation;
-use crate::controller::targets::{namespace_of, wanted_images};
+use crate::api::deployment::DriftPolicy;
+use crate::api::release::TargetImage;
+use crate::controller::events::Note;
+use crate::controller::observe::{EnvTargets, Observation, owner};
+use crate::controller::targets::wanted_images;
 use crate::controller::{Context, Error};
-use crate::deploy::{self, Owner};
-use crate::plan::TrainState;
+use crate::deploy::{self, DeployError, WriteLog, kind_name};
+use crate::labels;
+use crate::plan::{Action as Step, TrainState};
 
 pub async fn converge(
     ctx: &Context,
     obs: &Observation,
     state: &TrainState,
+    actions: &[Step],
     releases: &[PackitRelease],
+    notes: &mut Vec<Note>,
 ) -> Result<(), Error> {
-    let owner = Owner {
-        name: obs.name(),
-        namespace: obs.namespace.clone(),
-    };
+    let owner = owner(&obs.deployment, &obs.namespace);
     let spec = &obs.deployment.spec;
-    for (env, env_state) in spec.environments.iter().zip(&state.environments) {
+    for ((env, env_state), targets) in spec
+        .environments
+        .iter()
+        .zip(&state.environments)
+        .zip(&obs.targets)
+    {
+        // Never write a workload another train owns (the condition says so).
+        if targets.conflict().is_some() {
+            continue;
+        }
         let Some(name) = &env_state.release else {
             continue;
         };
@@ -35,9 +56,37 @@ pub async fn converge(
         let Some(wanted) = wanted_images(release, env) else {
             continue;
         };
-        let ns = namespace_of(&obs.namespace, env);
-        let current = deploy::current_images(&ctx.client, &ns, &env.targets).await?;
+        claims::claim_free(ctx, obs, targets, &owner, notes).await?;
+        let current = current_images(targets, &env.targets)?;
         if current == wanted {
+            continue;
+        }
+        let rolling_back = actions
+            .iter()
+            .any(|a| matches!(a, Step::Rollback { environment, .. } if *environment == env.name));
+        let drifted: Vec<_> = targets.workloads.iter().flat_map(|w| &w.drift).collect();
+        if !rolling_back {
+            if let Some(why) = &targets.held {
+                tracing::debug!(env = %env.name, %why, "held: not written");
+                continue;
+            }
+            if drifted.iter().any(|d| !d.unheld) && env.on_drift == DriftPolicy::Hold {
+                hold_drifted(ctx, targets, notes).await?;
+                continue;
+            }
+        }
+        for w in targets.workloads.iter().filter(|w| !w.drift.is_empty()) {
+            for d in &w.drift {
+                notes.push(Note::warning(
+                    "DriftReverted",
+                    format!(
+                        "{}: {} container {:?} was set to {} by {}; {name} runs {} there, put back",
+                        env.name, w.workload, d.container, d.image, d.writer, d.wanted
+                    ),
+                ));
+            }
+        }
+        if !within_write_limit(ctx, targets, &current, &wanted, notes).await? {
             continue;
         }
         let recorded = release
@@ -56,8 +105,153 @@ pub async fn converge(
             })
             .await?;
         }
-        let applied = deploy::apply_images(&ctx.client, &ns, &owner, &wanted).await?;
+        let applied =
+            deploy::apply_images(&ctx.client, &targets.namespace, &owner, &wanted).await?;
         tracing::info!(env = %env.name, release = %name, ?applied, "applied images");
     }
     Ok(())
+}
+
+/// The targets' images as observed, in the order of `targets`.
+fn current_images(
+    observed: &EnvTargets,
+    targets: &[crate::api::deployment::Target],
+) -> Result<Vec<TargetImage>, DeployError> {
+    targets
+        .iter()
+        .map(|t| {
+            let w = observed
+                .workloads
+                .iter()
+                .find(|w| w.workload.kind == t.kind && w.workload.name == t.name);
+            let workload = deploy::WorkloadRef {
+                kind: t.kind,
+                name: t.name.clone(),
+            };
+            let object =
+                w.and_then(|w| w.object.as_ref())
+                    .ok_or_else(|| DeployError::NotFound {
+                        workload: workload.clone(),
+                        namespace: observed.namespace.clone(),
+                    })?;
+            let image = object
+                .container_image(&workload, &observed.namespace, &t.container)?
+                .ok_or_else(|| DeployError::NoImage {
+                    workload: workload.clone(),
+                    namespace: observed.namespace.clone(),
+                    container: t.container.clone(),
+                })?;
+            Ok(TargetImage {
+                kind: kind_name(t.kind).to_owned(),
+                name: t.name.clone(),
+                container: t.container.clone(),
+                image: image.to_owned(),
+            })
+        })
+        .collect()
+}
+
+/// The `Hold` policy: the drifted workloads get a hold naming the change,
+/// which a person lifts (`kubectl packit unhold`).
+async fn hold_drifted(
+    ctx: &Context,
+    targets: &EnvTargets,
+    notes: &mut Vec<Note>,
+) -> Result<(), Error> {
+    for w in targets
+        .workloads
+        .iter()
+        .filter(|w| w.drift.iter().any(|d| !d.unheld))
+    {
+        let what: Vec<String> = w
+            .drift
+            .iter()
+            .map(|d| {
+                format!(
+                    "container {:?} set to {} by {}",
+                    d.container, d.image, d.writer
+                )
+            })
+            .collect();
+        let why = format!("changed outside the train: {}", what.join(", "));
+        // Recorded first: once a person lifts the hold, this change is
+        // reverted, not held again.
+        deploy::set_annotation(
+            &ctx.client,
+            &targets.namespace,
+            &w.workload,
+            labels::DRIFT_HELD,
+            &deploy::held_value(&w.drift),
+        )
+        .await?;
+        deploy::set_annotation(
+            &ctx.client,
+            &targets.namespace,
+            &w.workload,
+            labels::HOLD,
+            &why,
+        )
+        .await?;
+        notes.push(Note::warning(
+            "DriftHeld",
+            format!(
+                "{}: {} {why}; held until kubectl packit unhold",
+                targets.environment, w.workload
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Counts a write of every workload about to change; one written too often
+/// this minute is marked as a fight instead, and nothing of the environment
+/// is written.
+async fn within_write_limit(
+    ctx: &Context,
+    targets: &EnvTargets,
+    current: &[TargetImage],
+    wanted: &[TargetImage],
+    notes: &mut Vec<Note>,
+) -> Result<bool, Error> {
+    let changing = targets.workloads.iter().filter(|w| {
+        current.iter().zip(wanted).any(|(c, x)| {
+            c.name == w.workload.name && c.kind == kind_name(w.workload.kind) && c != x
+        })
+    });
+    let now = Instant::now();
+    let mut over = Vec::new();
+    {
+        let mut log = ctx.writes.lock().unwrap_or_else(|p| p.into_inner());
+        for w in changing {
+            let key = format!("{}/{}", targets.namespace, w.workload);
+            if !log.allow(&key, now) {
+                log.forget(&key);
+                over.push(w);
+            }
+        }
+    }
+    for w in &over {
+        let writer = w
+            .drift
+            .first()
+            .map_or("another writer", |d| d.writer.as_str());
+        deploy::set_annotation(
+            &ctx.client,
+            &targets.namespace,
+            &w.workload,
+            labels::FIGHTING,
+            writer,
+        )
+        .await?;
+        notes.push(Note::warning(
+            "Fighting",
+            format!(
+                "{}: {} written {} times in a minute, {writer} keeps changing it; stopped until kubectl packit unhold",
+                targets.environment,
+                w.workload,
+                WriteLog::LIMIT
+            ),
+        ));
+    }
+    Ok(over.is_empty())
 }

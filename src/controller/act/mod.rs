@@ -11,6 +11,7 @@
 
 mod builds;
 mod changelog;
+mod claims;
 mod environments;
 mod history;
 mod notify;
@@ -40,6 +41,8 @@ pub struct Outcomes {
     /// The first failure; nothing after it was tried.
     pub error: Option<Error>,
 }
+
+pub use claims::release_all;
 
 /// Records an invalid spec's status.
 pub async fn record_invalid(
@@ -146,7 +149,8 @@ async fn carry_out(
         let rel = changelog::ensure(ctx, obs, rel, &mut out.notes).await?;
         upsert(&mut releases, rel);
     }
-    environments::converge(ctx, obs, &d.state, &releases).await?;
+    environments::converge(ctx, obs, &d.state, &d.actions, &releases, &mut out.notes).await?;
+    claims::release_stale(ctx, obs, &mut out.notes).await?;
     out.rolled_back = d.actions.iter().any(|a| {
         matches!(
             a,

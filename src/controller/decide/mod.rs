@@ -3,6 +3,8 @@
 //! the status to persist, the releases to prune, the Events to publish and
 //! when to look again. No I/O, no clock.
 
+mod targets;
+
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -29,6 +31,9 @@ pub const EXTERNAL_POLL: Duration = Duration::from_secs(5);
 /// the rollout and pod events normally wake it, but watches are lost while
 /// the API server restarts and come back only after a relist.
 pub const VERIFY_POLL: Duration = Duration::from_secs(10);
+
+/// How often a train with a blocked environment looks again.
+pub const BLOCKED_POLL: Duration = Duration::from_secs(15);
 
 /// What a reconcile is going to do.
 pub enum Plan {
@@ -62,6 +67,8 @@ pub fn decide(obs: &Observation) -> Plan {
     let mut state = obs.state();
     let mut notes = reject_bad_requests(obs, &mut state);
     let build = obs.build.as_ref().map(|b| b.result());
+    let assessment = targets::assess(&obs.targets, &previous.conditions);
+    notes.extend(assessment.notes);
     let observed = Observed {
         name: obs.name(),
         built: obs
@@ -73,6 +80,7 @@ pub fn decide(obs: &Observation) -> Plan {
         build,
         health: obs.health.clone(),
         requests: obs.requests.clone(),
+        blocked: assessment.blocked,
     };
     let decision = match plan::plan(&obs.deployment.spec, &state, &observed, obs.now) {
         Ok(d) => d,
@@ -100,8 +108,14 @@ pub fn decide(obs: &Observation) -> Plan {
     let keep = protected(&obs.deployment, &decision.state);
     let prune = to_prune(&names, &keep, obs.deployment.spec.history_limit as usize);
     Plan::Train(Box::new(TrainPlan {
-        status: status(&obs.deployment, &previous, &decision, obs.now),
-        requeue: requeue_after(&decision, observed.build.as_ref(), obs.now),
+        status: status(
+            &obs.deployment,
+            &previous,
+            &decision,
+            assessment.conditions,
+            obs.now,
+        ),
+        requeue: requeue_after(&decision, &observed, obs.now),
         decision,
         prune,
         notes,
@@ -161,10 +175,12 @@ fn status(
     pkd: &PackitDeployment,
     previous: &PackitDeploymentStatus,
     d: &Decision,
+    targets: Vec<Want>,
     now: DateTime<Utc>,
 ) -> PackitDeploymentStatus {
     let generation = pkd.meta().generation;
-    let wanted = wanted_conditions(&d.state, &d.phase);
+    let mut wanted = wanted_conditions(&d.state, &d.phase);
+    wanted.extend(targets);
     PackitDeploymentStatus {
         observed_generation: generation,
         conditions: conditions::merge(&previous.conditions, &wanted, generation, now),
@@ -220,9 +236,11 @@ fn wanted_conditions(state: &TrainState, phase: &str) -> Vec<Want> {
 
 /// When to reconcile again without a watch event: the planner's next
 /// instant, sooner right after a build started (to create its release),
-/// while waiting for CI's images (a registry push triggers no watch) or
-/// while verifying.
-fn requeue_after(decision: &Decision, build: Option<&BuildResult>, now: DateTime<Utc>) -> Duration {
+/// while waiting for CI's images (a registry push triggers no watch), while
+/// verifying, or while an environment is blocked (a claim given back or a
+/// hold lifted on a workload of another train wakes nobody here).
+fn requeue_after(decision: &Decision, observed: &Observed, now: DateTime<Utc>) -> Duration {
+    let build = observed.build.as_ref();
     let planned = decision.requeue_at.map_or(MAX_REQUEUE, |t| {
         (t - now).to_std().unwrap_or_default().min(MAX_REQUEUE)
     });
@@ -241,6 +259,8 @@ fn requeue_after(decision: &Decision, build: Option<&BuildResult>, now: DateTime
         planned.min(EXTERNAL_POLL)
     } else if verifying {
         planned.min(VERIFY_POLL)
+    } else if !observed.blocked.is_empty() {
+        planned.min(BLOCKED_POLL)
     } else {
         planned
     };
@@ -303,21 +323,25 @@ mod tests {
     #[test]
     fn requeues_at_the_planned_instant_or_sooner_when_polling() {
         let now = Utc::now();
-        let running = BuildResult::Running;
+        let idle = Observed::default();
+        let building = Observed {
+            build: Some(BuildResult::Running),
+            ..Observed::default()
+        };
         assert_eq!(
-            requeue_after(&decision(Some(90), vec![], now), None, now),
+            requeue_after(&decision(Some(90), vec![], now), &idle, now),
             Duration::from_secs(90)
         );
         assert_eq!(
-            requeue_after(&decision(None, vec![], now), None, now),
+            requeue_after(&decision(None, vec![], now), &idle, now),
             MAX_REQUEUE
         );
         assert_eq!(
-            requeue_after(&decision(Some(86_400), vec![], now), None, now),
+            requeue_after(&decision(Some(86_400), vec![], now), &idle, now),
             MAX_REQUEUE
         );
         assert_eq!(
-            requeue_after(&decision(Some(3600), vec![], now), Some(&running), now),
+            requeue_after(&decision(Some(3600), vec![], now), &building, now),
             EXTERNAL_POLL
         );
         let start = Step::StartBuild {
@@ -325,12 +349,12 @@ mod tests {
             trigger: Trigger::Manual,
         };
         assert_eq!(
-            requeue_after(&decision(Some(3600), vec![start], now), None, now),
+            requeue_after(&decision(Some(3600), vec![start], now), &idle, now),
             Duration::from_secs(1)
         );
         // A planned instant in the past still waits a moment.
         assert_eq!(
-            requeue_after(&decision(Some(-5), vec![], now), None, now),
+            requeue_after(&decision(Some(-5), vec![], now), &idle, now),
             Duration::from_millis(200)
         );
         // Verifying looks again even when no watch event comes.
@@ -339,10 +363,19 @@ mod tests {
             "release": "r", "stage": "Verifying", "environment": "staging", "since": now
         }))
         .unwrap();
-        assert_eq!(requeue_after(&verifying, None, now), VERIFY_POLL);
+        assert_eq!(requeue_after(&verifying, &idle, now), VERIFY_POLL);
         let mut soon = decision(Some(3), vec![], now);
         soon.state.in_flight = verifying.state.in_flight.clone();
-        assert_eq!(requeue_after(&soon, None, now), Duration::from_secs(3));
+        assert_eq!(requeue_after(&soon, &idle, now), Duration::from_secs(3));
+        // A blocked environment is looked at again: nothing else wakes it.
+        let blocked = Observed {
+            blocked: [("production".to_owned(), "held".to_owned())].into(),
+            ..Observed::default()
+        };
+        assert_eq!(
+            requeue_after(&decision(Some(3600), vec![], now), &blocked, now),
+            BLOCKED_POLL
+        );
     }
 
     #[test]

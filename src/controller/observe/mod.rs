@@ -9,6 +9,7 @@ pub mod requests;
 mod smoke;
 mod sources;
 mod spec;
+mod targets;
 
 use std::sync::Arc;
 
@@ -23,6 +24,9 @@ use crate::plan::{HealthReport, Requests, Stage, TrainState};
 pub use build::{BuildObservation, NewRelease};
 pub use requests::BadRequest;
 pub use spec::SpecProblem;
+#[cfg(test)]
+pub use targets::ObservedWorkload;
+pub use targets::{EnvTargets, StaleClaim, owned, owner};
 
 /// What one reconcile knows.
 pub struct Observation {
@@ -40,6 +44,10 @@ pub struct Observation {
     pub build: Option<BuildObservation>,
     /// The environment the release in flight is verified in, while it is.
     pub health: Option<HealthReport>,
+    /// Every environment's workloads: images, owner, holds, drift.
+    pub targets: Vec<EnvTargets>,
+    /// Workloads still claimed though no target names them.
+    pub stale_claims: Vec<StaleClaim>,
 }
 
 impl Observation {
@@ -82,6 +90,8 @@ pub async fn observe(
         bad_requests: Vec::new(),
         build: None,
         health: None,
+        targets: Vec::new(),
+        stale_claims: Vec::new(),
         deployment,
         namespace,
         now,
@@ -92,6 +102,8 @@ pub async fn observe(
         return Ok(obs);
     }
     (obs.requests, obs.bad_requests) = requests::parse(obs.deployment.annotations(), now);
+    obs.targets = targets::observe(ctx, &obs).await?;
+    obs.stale_claims = targets::stale_claims(ctx, &obs, &obs.targets);
     let state = obs.state();
     if let Some(f) = &state.in_flight {
         match (f.stage, &f.environment, obs.release(&f.release)) {
