@@ -668,6 +668,8 @@ async fn chart_rbac_allows_what_the_operator_needs_and_nothing_more() -> Result<
         ("delete", "packitreleases.packit.dev", h),
         ("patch", "packitreleases.packit.dev:status", h),
         ("patch", "packitdeployments.packit.dev:status", h),
+        // The claims finalizer.
+        ("patch", "packitdeployments.packit.dev", h),
         ("create", "events.events.k8s.io", h),
         ("patch", "events.events.k8s.io", h),
         ("create", "leases.coordination.k8s.io", h),
@@ -700,7 +702,6 @@ async fn chart_rbac_allows_what_the_operator_needs_and_nothing_more() -> Result<
         ("create", "pods", t),
         ("create", "pods", h),
         ("create", "pods/exec", h),
-        ("patch", "packitdeployments.packit.dev", h),
         ("delete", "packitdeployments.packit.dev", h),
         ("create", "packitreleases.packit.dev", o),
         ("create", "events.events.k8s.io", o),

@@ -205,6 +205,8 @@ async fn apply_rolls_out_a_deployment_and_a_statefulset_and_is_not_repeated() ->
         Applied {
             written: vec![web_ref.clone(), db_ref.clone()],
             unchanged: vec![],
+            // Nobody's before: this write claimed them.
+            claimed: vec![web_ref.clone(), db_ref.clone()],
         }
     );
     // Right after the apply the report may still describe the old pods, but
@@ -323,7 +325,10 @@ async fn apply_rolls_out_a_deployment_and_a_statefulset_and_is_not_repeated() ->
     assert_eq!(
         owned_fields(&web.metadata),
         Some(json!({
-            "f:metadata": { "f:labels": labels_owned },
+            "f:metadata": {
+                "f:annotations": { "f:packit.dev/owner": {} },
+                "f:labels": labels_owned,
+            },
             "f:spec": { "f:template": {
                 "f:metadata": { "f:labels": labels_owned },
                 "f:spec": { "f:containers": {
@@ -343,6 +348,7 @@ async fn apply_rolls_out_a_deployment_and_a_statefulset_and_is_not_repeated() ->
         Applied {
             written: vec![],
             unchanged: vec![web_ref.clone(), db_ref],
+            claimed: vec![],
         }
     );
     let web = deployments.get("web").await?;
@@ -356,6 +362,7 @@ async fn apply_rolls_out_a_deployment_and_a_statefulset_and_is_not_repeated() ->
     let patch = deploy::workload_patch(
         &web_ref,
         &owner_labels,
+        &owner(&ns).claim_value(),
         &[
             ("service".to_owned(), image("service", 2)),
             ("worker".to_owned(), image("worker", 2)),

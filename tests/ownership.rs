@@ -17,7 +17,8 @@ use anyhow::{Context, Result, ensure};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Patch, PatchParams, PostParams};
 use packit_operator::api::PackitDeployment;
-use packit_operator::deploy::{self, Owner, WorkloadRef};
+use packit_operator::api::release::TargetImage;
+use packit_operator::deploy::{self, Owner};
 use packit_operator::labels;
 use packit_operator::plan::ReleasePhase;
 use serde_json::json;
@@ -194,20 +195,26 @@ async fn of_two_claims_racing_for_one_workload_one_wins() -> Result<()> {
     .await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let read = api.get("contested").await.unwrap_or(read);
-    let rv = read.metadata.resource_version.clone();
+    assert!(annotation(&read, labels::OWNER).is_none());
     let client = support::cluster().client().await?;
-    let workload = WorkloadRef {
-        kind: packit_operator::api::deployment::WorkloadKind::Deployment,
-        name: "contested".into(),
-    };
     let owners = ["team-a", "team-b"].map(|n| Owner {
         name: "train".into(),
         namespace: n.into(),
     });
-    // Both read the same version and claim at once.
+    let images = |tag: &str| {
+        [TargetImage {
+            kind: "Deployment".into(),
+            name: "contested".into(),
+            container: "app".into(),
+            image: format!("registry.invalid/app:{tag}"),
+        }]
+    };
+    let (a, b) = (images("a"), images("b"));
+    // Both read it free and write at once: each claims on the version it
+    // read, so one write fails.
     let (first, second) = tokio::join!(
-        deploy::claim(&client, &ns.name, &workload, rv.as_deref(), &owners[0]),
-        deploy::claim(&client, &ns.name, &workload, rv.as_deref(), &owners[1]),
+        deploy::apply_images(&client, &ns.name, &owners[0], &a),
+        deploy::apply_images(&client, &ns.name, &owners[1], &b),
     );
     let won: Vec<usize> = [first.is_ok(), second.is_ok()]
         .iter()
@@ -217,15 +224,28 @@ async fn of_two_claims_racing_for_one_workload_one_wins() -> Result<()> {
         .collect();
     assert_eq!(won.len(), 1, "{first:?} {second:?}");
     let loser = if won[0] == 0 { second } else { first };
-    let message = loser.err().context("a refused claim")?.to_string();
+    let message = loser.err().context("a refused write")?.to_string();
     assert!(
-        message.contains("modified") || message.contains("Conflict"),
+        message.contains("modified") || message.contains("driven by"),
         "{message}"
     );
     let now = api.get("contested").await?;
     assert_eq!(
         annotation(&now, labels::OWNER),
         Some(owners[won[0]].claim_value())
+    );
+    assert_eq!(
+        image(&now),
+        Some(format!("registry.invalid/app:{}", ["a", "b"][won[0]]))
+    );
+    // The loser, trying again, is refused by name and writes nothing.
+    let retry =
+        deploy::apply_images(&client, &ns.name, &owners[1 - won[0]], &[a, b][1 - won[0]]).await;
+    let message = retry.err().context("a refused retry")?.to_string();
+    assert!(message.contains("driven by PackitDeployment"), "{message}");
+    assert_eq!(
+        api.get("contested").await?.metadata.generation,
+        now.metadata.generation
     );
     Ok(())
 }

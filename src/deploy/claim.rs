@@ -141,25 +141,6 @@ fn image_writer(object: &Workload, container: &str) -> Option<String> {
         .and_then(|e| e.manager.clone())
 }
 
-/// Claims a free workload for `owner`. The resource version read is a
-/// precondition: if anyone wrote the workload since, the API server refuses
-/// and the claim is looked at again.
-pub async fn claim(
-    client: &Client,
-    namespace: &str,
-    workload: &WorkloadRef,
-    resource_version: Option<&str>,
-    owner: &Owner,
-) -> Result<(), DeployError> {
-    let patch = json!({
-        "metadata": {
-            "resourceVersion": resource_version,
-            "annotations": { OWNER: owner.claim_value() },
-        }
-    });
-    annotate(client, namespace, workload, &patch).await
-}
-
 /// Gives a workload back: removes the owner annotation, only if it is
 /// still `owner`'s (the precondition again).
 pub async fn release(

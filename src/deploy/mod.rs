@@ -14,12 +14,13 @@ mod workload;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
+use serde_json::json;
 
 use crate::api::deployment::{Target, WorkloadKind};
 use crate::api::release::TargetImage;
 
 pub use claim::{
-    Claim, Drift, WriteLog, claim, claim_of, drift, fighting_with, held_value, hold_of, release,
+    Claim, Drift, WriteLog, claim_of, drift, fighting_with, held_value, hold_of, release,
     set_annotation,
 };
 pub use patch::{owned_container_images, workload_patch};
@@ -49,6 +50,8 @@ pub struct Applied {
     pub written: Vec<WorkloadRef>,
     /// Workloads that already had the images and labels; not written.
     pub unchanged: Vec<WorkloadRef>,
+    /// Workloads that were nobody's and are `owner`'s now.
+    pub claimed: Vec<WorkloadRef>,
 }
 
 /// Why images could not be read or applied.
@@ -84,6 +87,12 @@ pub enum DeployError {
         "{value:?} cannot be a label value (1 to 63 letters, digits, '-', '_' or '.', alphanumeric at both ends)"
     )]
     LabelValue { value: String },
+    #[error("{workload} in namespace {namespace} is driven by PackitDeployment {by}")]
+    Claimed {
+        workload: WorkloadRef,
+        namespace: String,
+        by: String,
+    },
     #[error("reading {workload} in namespace {namespace}: {source}")]
     Read {
         workload: WorkloadRef,
@@ -161,51 +170,122 @@ pub async fn apply_images(
     // Read and check every workload before writing any, so a missing
     // workload or container stops the deploy before it starts.
     let mut plans = Vec::with_capacity(groups.len());
-    for group in groups {
+    for group in &groups {
         let object = Workload::get(client, namespace, &group.workload).await?;
-        let containers = containers_to_apply(&object, &group, namespace, &labels)?;
-        plans.push((group.workload, containers));
+        plans.push(plan_write(&object, group, namespace, owner, &labels)?);
     }
 
     let mut applied = Applied::default();
-    let params = PatchParams::apply(FIELD_MANAGER).force();
-    for (workload, containers) in plans {
-        let Some(containers) = containers else {
-            applied.unchanged.push(workload);
-            continue;
-        };
-        let patch = workload_patch(&workload, &labels, &containers);
-        let name = workload.name.as_str();
-        let result = match workload.kind {
-            WorkloadKind::Deployment => Api::<Deployment>::namespaced(client.clone(), namespace)
-                .patch(name, &params, &Patch::Apply(&patch))
-                .await
-                .map(drop),
-            WorkloadKind::StatefulSet => Api::<StatefulSet>::namespaced(client.clone(), namespace)
-                .patch(name, &params, &Patch::Apply(&patch))
-                .await
-                .map(drop),
-        };
-        result.map_err(|source| DeployError::Apply {
-            workload: workload.clone(),
-            namespace: namespace.to_owned(),
-            source,
-        })?;
-        applied.written.push(workload);
+    let owner_value = owner.claim_value();
+    for (group, mut plan) in groups.iter().zip(plans) {
+        let mut attempts = 0;
+        loop {
+            let Some(containers) = &plan.containers else {
+                applied.unchanged.push(group.workload.clone());
+                break;
+            };
+            let mut patch = workload_patch(&group.workload, &labels, &owner_value, containers);
+            if let Some(rv) = &plan.claim_on {
+                patch["metadata"]["resourceVersion"] = json!(rv);
+            }
+            match server_side_apply(client, namespace, &group.workload, &patch).await {
+                Ok(()) => {}
+                // A claim on a version that is gone (controllers write
+                // status all the time): read again; another train may have
+                // won it meanwhile.
+                Err(DeployError::Apply {
+                    source: kube::Error::Api(s),
+                    ..
+                }) if s.code == 409 && plan.claim_on.is_some() && attempts < CLAIM_ATTEMPTS => {
+                    attempts += 1;
+                    let object = Workload::get(client, namespace, &group.workload).await?;
+                    plan = plan_write(&object, group, namespace, owner, &labels)?;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
+            if plan.claim_on.is_some() {
+                applied.claimed.push(group.workload.clone());
+            }
+            applied.written.push(group.workload.clone());
+            break;
+        }
     }
     Ok(applied)
 }
 
+/// How often a claim is tried again on a fresh read.
+const CLAIM_ATTEMPTS: u32 = 5;
+
+/// What one workload's write is, as read.
+struct WritePlan {
+    /// `None`: up to date and ours already.
+    containers: Option<Vec<(String, String)>>,
+    /// A free workload is claimed by the write itself, on the version read:
+    /// of two trains racing for it, one write fails.
+    claim_on: Option<String>,
+}
+
+fn plan_write(
+    object: &Workload,
+    group: &WorkloadImages,
+    namespace: &str,
+    owner: &Owner,
+    labels: &[(&str, &str)],
+) -> Result<WritePlan, DeployError> {
+    let claim = claim_of(object, owner);
+    if let Claim::Other(by) = claim {
+        return Err(DeployError::Claimed {
+            workload: group.workload.clone(),
+            namespace: namespace.to_owned(),
+            by,
+        });
+    }
+    Ok(WritePlan {
+        containers: containers_to_apply(object, group, namespace, labels, claim == Claim::Ours)?,
+        claim_on: match claim {
+            Claim::Free => object.metadata().resource_version.clone(),
+            _ => None,
+        },
+    })
+}
+
+async fn server_side_apply(
+    client: &Client,
+    namespace: &str,
+    workload: &WorkloadRef,
+    patch: &serde_json::Value,
+) -> Result<(), DeployError> {
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let name = workload.name.as_str();
+    let result = match workload.kind {
+        WorkloadKind::Deployment => Api::<Deployment>::namespaced(client.clone(), namespace)
+            .patch(name, &params, &Patch::Apply(patch))
+            .await
+            .map(drop),
+        WorkloadKind::StatefulSet => Api::<StatefulSet>::namespaced(client.clone(), namespace)
+            .patch(name, &params, &Patch::Apply(patch))
+            .await
+            .map(drop),
+    };
+    result.map_err(|source| DeployError::Apply {
+        workload: workload.clone(),
+        namespace: namespace.to_owned(),
+        source,
+    })
+}
+
 /// The `(container, image)` pairs to apply to a workload as read, or `None`
-/// when it already has the images and labels. Every target container must
-/// exist: the apply would add a missing one.
+/// when it already has the images and labels and is `claimed`. Every
+/// target container must exist: the apply would add a missing one.
 pub fn containers_to_apply(
     object: &Workload,
     group: &WorkloadImages,
     namespace: &str,
     labels: &[(&str, &str)],
+    claimed: bool,
 ) -> Result<Option<Vec<(String, String)>>, DeployError> {
-    let mut up_to_date = true;
+    let mut up_to_date = claimed;
     for (container, image) in &group.containers {
         let current = object.container_image(&group.workload, namespace, container)?;
         up_to_date &= current == Some(image.as_str());

@@ -8,10 +8,13 @@ use serde_json::{Map, Value, json};
 use super::workload::{WorkloadRef, kind_name};
 
 /// The partial object applied to a workload: its identity, `labels` on the
-/// workload and on the pod template, and `name` + `image` of each container.
+/// workload and on the pod template, the owner annotation (`owner`, applied
+/// every time: it is this manager's, so an apply without it would remove
+/// it), and `name` + `image` of each container.
 pub fn workload_patch(
     workload: &WorkloadRef,
     labels: &[(&str, &str)],
+    owner: &str,
     containers: &[(String, String)],
 ) -> Value {
     let labels: Map<String, Value> = labels
@@ -28,6 +31,7 @@ pub fn workload_patch(
         "metadata": {
             "name": workload.name,
             "labels": labels,
+            "annotations": { crate::labels::OWNER: owner },
         },
         "spec": {
             "template": {

@@ -37,7 +37,12 @@ fn patch_names_only_identity_labels_and_container_images() {
             "quay.io/packit/worker@sha256:bb".to_owned(),
         ),
     ];
-    let patch = workload_patch(&deployment("packit-service"), &LABELS, &containers);
+    let patch = workload_patch(
+        &deployment("packit-service"),
+        &LABELS,
+        "team/train",
+        &containers,
+    );
     assert_eq!(
         patch,
         json!({
@@ -49,6 +54,7 @@ fn patch_names_only_identity_labels_and_container_images() {
                     "packit.dev/deployment": "packit",
                     "packit.dev/deployment-namespace": "packit-prod",
                 },
+                "annotations": { "packit.dev/owner": "team/train" },
             },
             "spec": {
                 "template": {
@@ -77,7 +83,7 @@ fn patch_of_a_statefulset_has_its_kind() {
         name: "packit-worker".into(),
     };
     let containers = vec![("worker".to_owned(), "w@sha256:cc".to_owned())];
-    let patch = workload_patch(&workload, &LABELS, &containers);
+    let patch = workload_patch(&workload, &LABELS, "team/train", &containers);
     assert_eq!(patch["apiVersion"], "apps/v1");
     assert_eq!(patch["kind"], "StatefulSet");
     assert_eq!(patch["metadata"]["name"], "packit-worker");
@@ -281,7 +287,7 @@ fn nothing_to_apply_when_images_and_labels_are_there() {
     let web = read_web(owner_labels(), vec![]);
     let wanted = web_images(&[("service", "s@sha256:1"), ("worker", "w@sha256:1")]);
     assert_eq!(
-        containers_to_apply(&web, &wanted, "ns", &LABELS).unwrap(),
+        containers_to_apply(&web, &wanted, "ns", &LABELS, true).unwrap(),
         None
     );
 }
@@ -291,7 +297,7 @@ fn a_new_image_is_applied_for_the_targets_only() {
     let web = read_web(owner_labels(), vec![]);
     let wanted = web_images(&[("service", "s@sha256:2"), ("worker", "w@sha256:1")]);
     assert_eq!(
-        containers_to_apply(&web, &wanted, "ns", &LABELS).unwrap(),
+        containers_to_apply(&web, &wanted, "ns", &LABELS, true).unwrap(),
         Some(vec![
             ("service".to_owned(), "s@sha256:2".to_owned()),
             ("worker".to_owned(), "w@sha256:1".to_owned()),
@@ -304,7 +310,7 @@ fn missing_labels_are_applied_even_with_the_images_in_place() {
     let wanted = web_images(&[("service", "s@sha256:1")]);
     let unlabelled = read_web(json!({ "app": "web" }), vec![]);
     assert!(
-        containers_to_apply(&unlabelled, &wanted, "ns", &LABELS)
+        containers_to_apply(&unlabelled, &wanted, "ns", &LABELS, true)
             .unwrap()
             .is_some()
     );
@@ -314,7 +320,7 @@ fn missing_labels_are_applied_even_with_the_images_in_place() {
         vec![],
     );
     assert!(
-        containers_to_apply(&other, &wanted, "ns", &LABELS)
+        containers_to_apply(&other, &wanted, "ns", &LABELS, true)
             .unwrap()
             .is_some()
     );
@@ -327,7 +333,7 @@ fn missing_labels_are_applied_even_with_the_images_in_place() {
     }
     let half = Workload::Deployment(d);
     assert!(
-        containers_to_apply(&half, &wanted, "ns", &LABELS)
+        containers_to_apply(&half, &wanted, "ns", &LABELS, true)
             .unwrap()
             .is_some()
     );
@@ -342,7 +348,7 @@ fn containers_this_manager_set_before_keep_their_current_image() {
     );
     let wanted = web_images(&[("service", "s@sha256:2")]);
     assert_eq!(
-        containers_to_apply(&web, &wanted, "ns", &LABELS).unwrap(),
+        containers_to_apply(&web, &wanted, "ns", &LABELS, true).unwrap(),
         Some(vec![
             ("service".to_owned(), "s@sha256:2".to_owned()),
             ("worker".to_owned(), "w@sha256:1".to_owned()),
@@ -354,7 +360,7 @@ fn containers_this_manager_set_before_keep_their_current_image() {
 fn a_container_missing_from_the_template_is_an_error() {
     let web = read_web(owner_labels(), vec![]);
     let wanted = web_images(&[("service", "s@sha256:2"), ("cron", "c@sha256:2")]);
-    let err = containers_to_apply(&web, &wanted, "packit-prod", &LABELS).unwrap_err();
+    let err = containers_to_apply(&web, &wanted, "packit-prod", &LABELS, true).unwrap_err();
     assert_eq!(
         err.to_string(),
         "Deployment web in namespace packit-prod has no container \"cron\""

@@ -11,35 +11,30 @@ use crate::api::PackitDeployment;
 use crate::controller::events::Note;
 use crate::controller::observe::{EnvTargets, Observation, StaleClaim, owned, owner};
 use crate::controller::{Context, Error, MANAGER};
-use crate::deploy::{self, Claim, DeployError, Owner};
+use crate::deploy::{self, Claim, DeployError};
 use crate::labels::CLAIMS_FINALIZER;
 
-/// Claims every free workload of an environment about to be written.
-pub async fn claim_free(
-    ctx: &Context,
-    obs: &Observation,
-    targets: &EnvTargets,
-    owner: &Owner,
-    notes: &mut Vec<Note>,
-) -> Result<(), Error> {
-    for w in &targets.workloads {
-        let (Claim::Free, Some(object)) = (&w.claim, &w.object) else {
-            continue;
-        };
+/// Before an environment is written: a workload the write will claim needs
+/// the finalizer on the train first (state before action), so a deleted
+/// train always gives it back.
+pub async fn prepare(ctx: &Context, obs: &Observation, targets: &EnvTargets) -> Result<(), Error> {
+    if targets.workloads.iter().any(|w| w.claim == Claim::Free) {
         add_finalizer(ctx, &obs.deployment).await?;
-        let rv = object.metadata().resource_version.as_deref();
-        deploy::claim(&ctx.client, &targets.namespace, &w.workload, rv, owner)
-            .await
-            .map_err(lost_race)?;
+    }
+    Ok(())
+}
+
+/// Tells which workloads a write claimed.
+pub fn claimed(targets: &EnvTargets, applied: &deploy::Applied, notes: &mut Vec<Note>) {
+    for w in &applied.claimed {
         notes.push(Note::normal(
             "Claimed",
             format!(
-                "{}: {} in namespace {} is now driven by this train only",
-                targets.environment, w.workload, targets.namespace
+                "{}: {w} in namespace {} is now driven by this train only",
+                targets.environment, targets.namespace
             ),
         ));
     }
-    Ok(())
 }
 
 /// Gives back workloads no target names any more.
@@ -142,9 +137,9 @@ async fn patch_finalizers(
     }
 }
 
-/// A claim written against a workload that changed since it was read: the
+/// A write against a workload that changed since it was read: the
 /// reconcile reads it again (another train may have won it).
-fn lost_race(e: DeployError) -> Error {
+pub fn lost_race(e: DeployError) -> Error {
     match e {
         DeployError::Apply {
             source: kube::Error::Api(s),

@@ -16,13 +16,13 @@ use kube::ResourceExt;
 use super::claims;
 use super::releases::{self, progress_of};
 use crate::api::PackitRelease;
-use crate::api::deployment::DriftPolicy;
+use crate::api::deployment::{DriftPolicy, Environment, Target};
 use crate::api::release::TargetImage;
 use crate::controller::events::Note;
 use crate::controller::observe::{EnvTargets, Observation, owner};
 use crate::controller::targets::wanted_images;
 use crate::controller::{Context, Error};
-use crate::deploy::{self, DeployError, WriteLog, kind_name};
+use crate::deploy::{self, Claim, DeployError, WriteLog, kind_name};
 use crate::labels;
 use crate::plan::{Action as Step, TrainState};
 
@@ -56,66 +56,111 @@ pub async fn converge(
         let Some(wanted) = wanted_images(release, env) else {
             continue;
         };
-        claims::claim_free(ctx, obs, targets, &owner, notes).await?;
         let current = current_images(targets, &env.targets)?;
         if current == wanted {
-            continue;
-        }
-        let rolling_back = actions
-            .iter()
-            .any(|a| matches!(a, Step::Rollback { environment, .. } if *environment == env.name));
-        let drifted: Vec<_> = targets.workloads.iter().flat_map(|w| &w.drift).collect();
-        if !rolling_back {
-            if let Some(why) = &targets.held {
-                tracing::debug!(env = %env.name, %why, "held: not written");
+            // Up to date; a workload still nobody's is claimed all the same.
+            if targets.workloads.iter().all(|w| w.claim == Claim::Ours) {
                 continue;
             }
-            if drifted.iter().any(|d| !d.unheld) && env.on_drift == DriftPolicy::Hold {
-                hold_drifted(ctx, targets, notes).await?;
+        } else {
+            let rolling_back = actions.iter().any(
+                |a| matches!(a, Step::Rollback { environment, .. } if *environment == env.name),
+            );
+            let change = Change {
+                env,
+                targets,
+                release: name,
+                current: &current,
+                wanted: &wanted,
+                rolling_back,
+            };
+            if !change.allowed(ctx, notes).await? {
                 continue;
             }
-        }
-        for w in targets.workloads.iter().filter(|w| !w.drift.is_empty()) {
-            for d in &w.drift {
-                notes.push(Note::warning(
-                    "DriftReverted",
-                    format!(
-                        "{}: {} container {:?} was set to {} by {}; {name} runs {} there, put back",
-                        env.name, w.workload, d.container, d.image, d.writer, d.wanted
-                    ),
-                ));
+            let recorded = release
+                .status
+                .as_ref()
+                .and_then(|s| s.environments.iter().find(|e| e.name == env.name))
+                .is_some_and(|e| !e.previous_images.is_empty());
+            if !recorded {
+                // Only ever the first time: a copy of the release a moment
+                // old must not overwrite what was recorded before a partial
+                // apply.
+                releases::update_status(&releases::api(ctx, obs), name, |s| {
+                    let progress = progress_of(s, &env.name);
+                    if progress.previous_images.is_empty() {
+                        progress.previous_images = current.clone();
+                    }
+                })
+                .await?;
             }
         }
-        if !within_write_limit(ctx, targets, &current, &wanted, notes).await? {
-            continue;
-        }
-        let recorded = release
-            .status
-            .as_ref()
-            .and_then(|s| s.environments.iter().find(|e| e.name == env.name))
-            .is_some_and(|e| !e.previous_images.is_empty());
-        if !recorded {
-            // Only ever the first time: a copy of the release a moment old
-            // must not overwrite what was recorded before a partial apply.
-            releases::update_status(&releases::api(ctx, obs), name, |s| {
-                let progress = progress_of(s, &env.name);
-                if progress.previous_images.is_empty() {
-                    progress.previous_images = current.clone();
-                }
-            })
-            .await?;
-        }
-        let applied =
-            deploy::apply_images(&ctx.client, &targets.namespace, &owner, &wanted).await?;
+        claims::prepare(ctx, obs, targets).await?;
+        let applied = deploy::apply_images(&ctx.client, &targets.namespace, &owner, &wanted)
+            .await
+            .map_err(claims::lost_race)?;
+        claims::claimed(targets, &applied, notes);
         tracing::info!(env = %env.name, release = %name, ?applied, "applied images");
     }
     Ok(())
 }
 
+/// An environment about to get other images.
+struct Change<'a> {
+    env: &'a Environment,
+    targets: &'a EnvTargets,
+    release: &'a str,
+    current: &'a [TargetImage],
+    wanted: &'a [TargetImage],
+    rolling_back: bool,
+}
+
+impl Change<'_> {
+    /// Whether the write may go ahead: not while held (unless rolling
+    /// back), not over a change the `Hold` policy keeps, not past the write
+    /// limit. Tells what it reverts.
+    async fn allowed(&self, ctx: &Context, notes: &mut Vec<Note>) -> Result<bool, Error> {
+        let (env, targets) = (self.env, self.targets);
+        if !self.rolling_back {
+            if let Some(why) = &targets.held {
+                tracing::debug!(env = %env.name, %why, "held: not written");
+                return Ok(false);
+            }
+            let kept = targets
+                .workloads
+                .iter()
+                .flat_map(|w| &w.drift)
+                .any(|d| !d.unheld);
+            if kept && env.on_drift == DriftPolicy::Hold {
+                hold_drifted(ctx, targets, notes).await?;
+                return Ok(false);
+            }
+        }
+        for w in &targets.workloads {
+            for d in &w.drift {
+                notes.push(Note::warning(
+                    "DriftReverted",
+                    format!(
+                        "{}: {} container {:?} was set to {} by {}; {} runs {} there, put back",
+                        env.name,
+                        w.workload,
+                        d.container,
+                        d.image,
+                        d.writer,
+                        self.release,
+                        d.wanted
+                    ),
+                ));
+            }
+        }
+        within_write_limit(ctx, targets, self.current, self.wanted, notes).await
+    }
+}
+
 /// The targets' images as observed, in the order of `targets`.
 fn current_images(
     observed: &EnvTargets,
-    targets: &[crate::api::deployment::Target],
+    targets: &[Target],
 ) -> Result<Vec<TargetImage>, DeployError> {
     targets
         .iter()
