@@ -188,6 +188,11 @@ pub struct EnvironmentProgress {
     /// Each smoke-test Job here.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub jobs: Vec<super::checks::JobVerdict>,
+    /// Why the images could not be applied here, in the API server's words
+    /// (RBAC refused the patch, the workload is missing, an admission
+    /// webhook rejected it); the release fails verification with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deploy_error: Option<String>,
 }
 
 /// The image of one workload container.

@@ -41,6 +41,9 @@ pub struct Settings {
     pub leader_election: Option<crate::leader::Config>,
 }
 
+/// How long reconciles in progress may take to finish after a signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
 /// Runs the controller until SIGINT or SIGTERM; reconciles in progress are
 /// let finish.
 ///
@@ -156,7 +159,7 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
         prober,
         metrics: metrics.clone(),
     });
-    controller
+    let running = controller
         .owns_stream(release_events)
         // Builder and smoke-test Jobs; the latter live in the environments'
         // namespaces, where no owner reference can point to the train.
@@ -164,7 +167,7 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
         .watches_stream(deployment_events, owner_of)
         .watches_stream(statefulset_events, owner_of)
         .watches(Api::<Pod>::all(client.clone()), labelled(), owner_of)
-        .graceful_shutdown_on(stop)
+        .graceful_shutdown_on(stop.clone())
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
             match result {
@@ -175,8 +178,18 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
                 }
                 Err(e) => tracing::warn!(error = %e, "reconcile failed"),
             }
-        })
-        .await;
+        });
+    // Reconciles in progress may finish, but not forever: a stuck one (a
+    // git fetch that hangs) must not keep the lease from being handed over.
+    let deadline = async {
+        stop.await;
+        tracing::info!("stopping: reconciles in progress may finish");
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        () = running => {}
+        () = deadline => tracing::warn!("reconciles still running {SHUTDOWN_GRACE:?} after the signal; stopping anyway"),
+    }
     if let (Some(holding), Some(elector)) = (holding, &elector) {
         holding.abort();
         let _ = holding.await;

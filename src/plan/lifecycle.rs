@@ -703,6 +703,9 @@ impl Planner<'_> {
     /// Why an environment's health report fails verification, if it does.
     fn failure(&self, env: usize, report: &HealthReport) -> Option<String> {
         let health = &self.env_spec(env).health;
+        if let Some(why) = &report.deploy_error {
+            return Some(format!("deploy failed: {why}"));
+        }
         for w in &report.workloads {
             if let Rollout::Failed(reason) = &w.rollout {
                 return Some(format!("{}: {reason}", w.name));

@@ -112,6 +112,7 @@ impl Sim {
             http: vec![],
             metrics: vec![],
             jobs: vec![],
+            deploy_error: None,
         });
     }
 

@@ -50,6 +50,8 @@ pub struct HealthReport {
     pub metrics: Vec<MetricHealth>,
     /// One per configured smoke-test Job.
     pub jobs: Vec<JobHealth>,
+    /// The images could not be applied: why (fails verification at once).
+    pub deploy_error: Option<String>,
 }
 
 /// Where one smoke-test Job stands for the release.

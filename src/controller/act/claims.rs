@@ -145,6 +145,7 @@ pub fn lost_race(e: DeployError) -> Error {
             source: kube::Error::Api(s),
             ..
         } if s.code == 409 => Error::Stale,
+        DeployError::Claimed { .. } => Error::Stale,
         e => e.into(),
     }
 }

@@ -34,7 +34,6 @@ pub async fn converge(
     releases: &[PackitRelease],
     notes: &mut Vec<Note>,
 ) -> Result<(), Error> {
-    let owner = owner(&obs.deployment, &obs.namespace);
     let spec = &obs.deployment.spec;
     for ((env, env_state), targets) in spec
         .environments
@@ -56,11 +55,49 @@ pub async fn converge(
         let Some(wanted) = wanted_images(release, env) else {
             continue;
         };
+        let write = Write {
+            env,
+            targets,
+            release,
+            wanted: &wanted,
+        };
+        match write.converge(ctx, obs, actions, notes).await {
+            Ok(()) => record_refusal(ctx, obs, &write, None, notes).await?,
+            // The API server's own "no": the release fails with its words
+            // instead of waiting for a rollout that cannot come.
+            Err(e) if refused(&e) => {
+                record_refusal(ctx, obs, &write, Some(e.to_string()), notes).await?
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// One environment brought to one release.
+struct Write<'a> {
+    env: &'a Environment,
+    targets: &'a EnvTargets,
+    release: &'a PackitRelease,
+    wanted: &'a [TargetImage],
+}
+
+impl Write<'_> {
+    async fn converge(
+        &self,
+        ctx: &Context,
+        obs: &Observation,
+        actions: &[Step],
+        notes: &mut Vec<Note>,
+    ) -> Result<(), Error> {
+        let (env, targets, release, wanted) = (self.env, self.targets, self.release, self.wanted);
+        let name = &release.name_any();
+        let owner = owner(&obs.deployment, &obs.namespace);
         let current = current_images(targets, &env.targets)?;
-        if current == wanted {
+        if current == *wanted {
             // Up to date; a workload still nobody's is claimed all the same.
             if targets.workloads.iter().all(|w| w.claim == Claim::Ours) {
-                continue;
+                return Ok(());
             }
         } else {
             let rolling_back = actions.iter().any(
@@ -71,11 +108,11 @@ pub async fn converge(
                 targets,
                 release: name,
                 current: &current,
-                wanted: &wanted,
+                wanted,
                 rolling_back,
             };
             if !change.allowed(ctx, notes).await? {
-                continue;
+                return Ok(());
             }
             let recorded = release
                 .status
@@ -96,12 +133,64 @@ pub async fn converge(
             }
         }
         claims::prepare(ctx, obs, targets).await?;
-        let applied = deploy::apply_images(&ctx.client, &targets.namespace, &owner, &wanted)
+        let applied = deploy::apply_images(&ctx.client, &targets.namespace, &owner, wanted)
             .await
             .map_err(claims::lost_race)?;
         claims::claimed(targets, &applied, notes);
         tracing::info!(env = %env.name, release = %name, ?applied, "applied images");
+        Ok(())
     }
+}
+
+/// Errors that trying again will not mend: the workload or container is
+/// missing, or the API server refused the write (RBAC, admission, invalid).
+fn refused(e: &Error) -> bool {
+    match e {
+        Error::Deploy(DeployError::Apply { source, .. } | DeployError::Read { source, .. }) => {
+            matches!(source, kube::Error::Api(s) if matches!(s.code, 400 | 403 | 404 | 422))
+        }
+        Error::Deploy(
+            DeployError::NotFound { .. }
+            | DeployError::NoContainer { .. }
+            | DeployError::NoImage { .. }
+            | DeployError::ConflictingImages { .. }
+            | DeployError::UnknownKind(_)
+            | DeployError::LabelValue { .. },
+        ) => true,
+        _ => false,
+    }
+}
+
+/// Records on the release why its images cannot be applied to the
+/// environment (with an Event the first time), or clears it once they are.
+async fn record_refusal(
+    ctx: &Context,
+    obs: &Observation,
+    write: &Write<'_>,
+    why: Option<String>,
+    notes: &mut Vec<Note>,
+) -> Result<(), Error> {
+    let env = &write.env.name;
+    let recorded = write
+        .release
+        .status
+        .as_ref()
+        .and_then(|s| s.environments.iter().find(|e| &e.name == env))
+        .and_then(|e| e.deploy_error.clone());
+    if recorded == why {
+        return Ok(());
+    }
+    let name = write.release.name_any();
+    if let Some(why) = &why {
+        notes.push(Note::warning(
+            "DeployFailed",
+            format!("{name} cannot be deployed to {env}: {why}"),
+        ));
+    }
+    releases::update_status(&releases::api(ctx, obs), &name, |s| {
+        progress_of(s, env).deploy_error = why;
+    })
+    .await?;
     Ok(())
 }
 

@@ -30,6 +30,18 @@ pub async fn observe(
     let Some(images) = wanted_images(release, env) else {
         return Ok(None);
     };
+    let refused = release
+        .status
+        .as_ref()
+        .and_then(|s| s.environments.iter().find(|e| e.name == env.name))
+        .and_then(|e| e.deploy_error.clone());
+    if refused.is_some() {
+        return Ok(Some(HealthReport {
+            release: release.name_any(),
+            deploy_error: refused,
+            ..HealthReport::default()
+        }));
+    }
     let namespace = namespace_of(&obs.namespace, env);
     let observation = health::observe(&ctx.client, &namespace, &images).await?;
     if !observation.images_match {
@@ -60,6 +72,7 @@ pub async fn observe(
         http,
         metrics,
         jobs,
+        deploy_error: None,
     }))
 }
 
