@@ -21,6 +21,9 @@ pub struct Context {
     /// reconcile reads a train's releases from here instead of listing them.
     pub releases: Store<PackitRelease>,
     pub sources: SourceCache,
+    /// Whether git sources on the operator's own disk may be used
+    /// (`--allow-local-sources`).
+    pub allow_local_sources: bool,
     pub registry: Registry,
     pub prober: HttpProber,
     pub metric_prober: MetricProber,
