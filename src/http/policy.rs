@@ -72,7 +72,7 @@ impl fmt::Display for Why {
             }
             Why::ApiServer => write!(
                 f,
-                "the Kubernetes API server (opened only by naming its address alone, as a /32 or /128, in {ALLOW_FLAG})"
+                "the Kubernetes API server (a range in {ALLOW_FLAG} opens its address's other ports; its own port only an entry naming its address alone, as a /32 or /128)"
             ),
         }
     }
@@ -123,19 +123,23 @@ impl AddressPolicy {
         if self.allow.iter().any(|net| net.contains(&ip)) {
             return None;
         }
-        if self.api_server.iter().any(|a| canonical(a.ip()) == ip) {
-            return Some(Why::ApiServer);
-        }
         let built_in = BUILT_IN.iter().find_map(|(net, why)| {
             let net: IpNet = net.parse().ok()?;
             net.contains(&ip).then_some(*why)
         });
-        built_in.or_else(|| {
+        let denied = || {
             self.deny
                 .iter()
                 .find(|net| net.contains(&ip))
                 .map(|net| Why::Denied(*net))
-        })
+        };
+        let api_server = || {
+            self.api_server
+                .iter()
+                .any(|a| canonical(a.ip()) == ip)
+                .then_some(Why::ApiServer)
+        };
+        built_in.or_else(denied).or_else(api_server)
     }
 
     /// Whether `--allow-cidrs` names `ip` as a single address.
