@@ -86,7 +86,7 @@ async fn git_second_resolve_reuses_the_cache_and_fetches_new_commits() -> Result
     let cached = gix::open(&path)?;
     ensure!(cached.has_object(gix::ObjectId::from_hex(first.as_bytes())?));
     // Only one cache directory for the URL.
-    assert_eq!(std::fs::read_dir(cache.dir())?.count(), 1);
+    assert_eq!(std::fs::read_dir(cache.dir().join("ns"))?.count(), 1);
     Ok(())
 }
 
@@ -202,7 +202,28 @@ async fn git_concurrent_resolves_share_one_cache() -> Result<()> {
     // Still a healthy cache that follows the branch.
     let next = repo.commit("Next", &[("a.txt", "b")])?;
     assert_eq!(cache.resolve("ns", &url, "stable", None).await?, next);
-    assert_eq!(std::fs::read_dir(cache.dir())?.count(), 1);
+    assert_eq!(std::fs::read_dir(cache.dir().join("ns"))?.count(), 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn each_namespace_fetches_into_its_own_cache() -> Result<()> {
+    let repo = GitRepo::new("stable")?;
+    let head = repo.commit("Head", &[("a.txt", "a")])?;
+    let (_dir, cache) = cache()?;
+    let url = repo.url();
+    assert_eq!(cache.resolve("team-a", &url, "stable", None).await?, head);
+    let (a, b) = (
+        cache.repo_path("team-a", &url),
+        cache.repo_path("team-b", &url),
+    );
+    assert!(a.is_dir(), "{}", a.display());
+    assert!(
+        !b.exists(),
+        "team-b fetched nothing, so it has no cache to read"
+    );
+    assert_eq!(cache.resolve("team-b", &url, "stable", None).await?, head);
+    assert!(b.is_dir() && a != b);
     Ok(())
 }
 
@@ -255,7 +276,7 @@ async fn git_http_logins_fail_clearly_and_never_leak_credentials() -> Result<()>
             .to_string_lossy()
             .contains("s3cret")
     );
-    for entry in std::fs::read_dir(cache.dir())? {
+    for entry in std::fs::read_dir(cache.dir().join("ns"))? {
         let config = std::fs::read_to_string(entry?.path().join("config"))?;
         assert!(!config.contains("s3cret"), "{config}");
     }
