@@ -67,8 +67,10 @@ pub fn literal_addresses(
 }
 
 /// The first Secret reference that is not a plain object name. The client
-/// puts names into the request path unescaped: `../../other/secrets/x`
-/// must never reach it.
+/// puts names into the request path unescaped; the API server answers
+/// `../../other/secrets/x` with 404 today, but whether a path leaves the
+/// namespace must not depend on how a server or a proxy in front of it
+/// treats dot segments.
 pub fn secret_names(spec: &PackitDeploymentSpec) -> Result<(), String> {
     let mut refs: Vec<(String, &str)> = Vec::new();
     for (i, component) in spec.components.iter().enumerate() {
