@@ -98,7 +98,10 @@ sed "s|IMAGE|$BASE|" examples/demo/workloads.yaml | k apply -f - >/dev/null
 
 say "starting the operator (log: $DEMO_DIR/operator.log)"
 METRICS=127.0.0.1:18080
-nohup "$OPERATOR" run --cache-dir "$DEMO_DIR/git-cache" --metrics-addr "$METRICS" >"$DEMO_DIR/operator.log" 2>&1 &
+# The demo's repositories are file:// and its Prometheus listens on
+# 127.0.0.1: both are refused to tenants unless opened.
+nohup "$OPERATOR" run --cache-dir "$DEMO_DIR/git-cache" --metrics-addr "$METRICS" \
+  --allow-local-sources --allow-cidrs 127.0.0.0/8 >"$DEMO_DIR/operator.log" 2>&1 &
 echo $! >"$DEMO_DIR/operator.pid"
 
 say "applying examples/packit-service.yaml with local repositories and a fast schedule"

@@ -2,6 +2,7 @@
 //! layer, which counts every request by verb and resource in
 //! `packit_api_requests_total`, so the cost of a reconcile can be seen.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use http::{Method, Request};
@@ -24,6 +25,42 @@ pub async fn counting(metrics: Arc<Metrics>) -> Result<Client, kube::Error> {
         req
     });
     Ok(ClientBuilder::try_from(config)?.with_layer(&count).build())
+}
+
+/// Where the API server listens as this process reaches it: the host of
+/// the client's URL, resolved, and in a pod the service address Kubernetes
+/// puts in its environment. Outgoing HTTP of tenants must never reach it.
+pub async fn api_server_addresses() -> Vec<SocketAddr> {
+    let mut endpoints: Vec<(String, u16)> = Vec::new();
+    if let Ok(config) = Config::infer().await {
+        let url = &config.cluster_url;
+        let default_port = if url.scheme_str() == Some("http") {
+            80
+        } else {
+            443
+        };
+        if let Some(host) = url.host() {
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            endpoints.push((host.to_owned(), url.port_u16().unwrap_or(default_port)));
+        }
+    }
+    if let Ok(host) = std::env::var("KUBERNETES_SERVICE_HOST") {
+        let port = std::env::var("KUBERNETES_SERVICE_PORT")
+            .ok()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(443);
+        endpoints.push((host, port));
+    }
+    let mut addresses = Vec::new();
+    for (host, port) in endpoints {
+        match tokio::net::lookup_host((host.as_str(), port)).await {
+            Ok(found) => addresses.extend(found),
+            Err(e) => tracing::warn!(%host, error = %e, "cannot resolve the API server's address"),
+        }
+    }
+    addresses.sort();
+    addresses.dedup();
+    addresses
 }
 
 /// The verb and resource of a request, as the API server's audit log names

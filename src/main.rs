@@ -86,6 +86,23 @@ enum Command {
         /// third of it and stops after two thirds without success.
         #[arg(long, env = "PACKIT_LEASE_DURATION", default_value = "15s", value_parser = lease_duration)]
         lease_duration: std::time::Duration,
+        /// Let PackitDeployments use git sources on the operator's own disk
+        /// (`file://`, `file:` and plain paths); off, they get an
+        /// InvalidSpec condition.
+        #[arg(long, env = "PACKIT_ALLOW_LOCAL_SOURCES")]
+        allow_local_sources: bool,
+        /// Comma-separated CIDRs that HTTP checks, webhooks and Prometheus
+        /// addresses may reach although refused otherwise (loopback,
+        /// link-local, --deny-cidrs). The API server's own address and port
+        /// stay refused unless its address is listed alone (a /32 or /128).
+        #[arg(long, env = "PACKIT_ALLOW_CIDRS", default_value = "", value_parser = cidrs)]
+        allow_cidrs: Cidrs,
+        /// Comma-separated CIDRs that HTTP checks, webhooks and Prometheus
+        /// addresses may not reach, on top of loopback, link-local and
+        /// unspecified addresses and the API server. The default names
+        /// metadata endpoints outside the link-local range.
+        #[arg(long, env = "PACKIT_DENY_CIDRS", default_value = packit_operator::http::DEFAULT_DENY, value_parser = cidrs)]
+        deny_cidrs: Cidrs,
     },
 }
 
@@ -170,6 +187,9 @@ async fn main() -> anyhow::Result<()> {
             leader_election_namespace,
             leader_election_lease,
             lease_duration,
+            allow_local_sources,
+            allow_cidrs,
+            deny_cidrs,
             ..
         } => {
             let instance = instance.or_else(|| std::env::var("HOSTNAME").ok());
@@ -187,12 +207,23 @@ async fn main() -> anyhow::Result<()> {
                 selector,
                 metrics_addr,
                 leader_election,
+                allow_local_sources,
+                allow_cidrs: allow_cidrs.0,
+                deny_cidrs: deny_cidrs.0,
             })
             .await
             .context("running the controller")?;
         }
     }
     Ok(())
+}
+
+/// A comma-separated CIDR list, as one argument.
+#[derive(Clone)]
+struct Cidrs(Vec<ipnet::IpNet>);
+
+fn cidrs(text: &str) -> Result<Cidrs, String> {
+    packit_operator::http::parse_cidrs(text).map(Cidrs)
 }
 
 /// Parses `--lease-duration`: whole seconds (a Lease counts in seconds),

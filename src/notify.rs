@@ -123,6 +123,13 @@ pub enum DeliveryError {
         detail: String,
         attempts: u32,
     },
+    /// The receiver's address may not be connected to; retrying cannot
+    /// change that.
+    #[error("{url}: {refused}; not retried")]
+    Refused {
+        url: String,
+        refused: crate::http::Refused,
+    },
 }
 
 /// POSTs `body` to `url` until it is accepted (2xx) or the answer is final;
@@ -166,11 +173,19 @@ pub async fn deliver(
                 }
                 error
             }
-            Err(e) => DeliveryError::Unreachable {
-                url: shown.clone(),
-                detail: error_chain(&e),
-                attempts: attempt,
-            },
+            Err(e) => {
+                if let Some(refused) = crate::http::refusal(&e) {
+                    return Err(DeliveryError::Refused {
+                        url: shown,
+                        refused: refused.clone(),
+                    });
+                }
+                DeliveryError::Unreachable {
+                    url: shown.clone(),
+                    detail: error_chain(&e),
+                    attempts: attempt,
+                }
+            }
         };
         if attempt >= retry.attempts {
             return Err(error);
@@ -357,5 +372,20 @@ mod tests {
             matches!(e, DeliveryError::Unreachable { attempts: 3, .. }),
             "{e}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_refused_address_is_given_up_at_once_and_receives_nothing() {
+        let (url, seen) = receiver(vec![204]).await;
+        let client = crate::http::client(Default::default()).unwrap();
+        let e = deliver(&client, &url, None, &notification(), b"{}", &quick())
+            .await
+            .unwrap_err();
+        assert!(matches!(e, DeliveryError::Refused { .. }), "{e}");
+        let text = e.to_string();
+        assert!(text.contains("is refused: a loopback address"), "{text}");
+        assert!(text.contains("--allow-cidrs"), "{text}");
+        // Connected to and dropped, without a byte of the request.
+        assert!(seen.lock().unwrap().iter().all(String::is_empty));
     }
 }

@@ -326,6 +326,14 @@ fn chart_renders_a_locked_down_operator_pod() -> Result<()> {
         !args.iter().any(|a| a.starts_with("--leader-election")),
         "leader election is off by default: {args:?}"
     );
+    // Tenants get no local sources and no address openings by default; the
+    // operator's own deny default applies.
+    assert!(
+        !args.iter().any(
+            |a| ["--allow-local-sources", "--allow-cidrs", "--deny-cidrs"].contains(&a.as_str())
+        ),
+        "{args:?}"
+    );
     // The cache directory and /tmp are writable emptyDirs.
     let cache = args
         .iter()
@@ -367,7 +375,8 @@ fn chart_renders_a_locked_down_operator_pod() -> Result<()> {
     assert_eq!(pod_name.as_deref(), Some("metadata.name"));
     assert!(of_kind(&docs, "ServiceMonitor").is_empty());
 
-    // The switches: leader election, the ServiceMonitor, one namespace.
+    // The switches: leader election, the ServiceMonitor, one namespace,
+    // the lockdown's openings.
     let docs = documents(&render(
         "r",
         "packit-system",
@@ -375,6 +384,14 @@ fn chart_renders_a_locked_down_operator_pod() -> Result<()> {
             ("leaderElection.enabled", json!(true)),
             ("serviceMonitor.enabled", json!(true)),
             ("watchNamespace", json!("packit-system")),
+            (
+                "lockdown",
+                json!({
+                    "allowLocalSources": true,
+                    "allowCidrs": ["10.20.0.0/16", "10.96.0.1/32"],
+                    "denyCidrs": ["10.0.0.0/8"]
+                }),
+            ),
         ],
         &[],
     )?)?;
@@ -389,7 +406,10 @@ fn chart_renders_a_locked_down_operator_pod() -> Result<()> {
     assert!(
         joined.contains("--leader-election --leader-election-namespace packit-system")
             && joined.contains("--leader-election-lease packit-operator")
-            && joined.contains("--namespace packit-system"),
+            && joined.contains("--namespace packit-system")
+            && joined.contains("--allow-local-sources")
+            && joined.contains("--allow-cidrs 10.20.0.0/16,10.96.0.1/32")
+            && joined.contains("--deny-cidrs 10.0.0.0/8"),
         "{joined}"
     );
     assert_eq!(of_kind(&docs, "ServiceMonitor").len(), 1);

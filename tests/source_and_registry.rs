@@ -43,11 +43,14 @@ async fn git_resolve_returns_the_branch_head() -> Result<()> {
     let stable_head = repo.rev_parse("stable")?;
     let (_dir, cache) = cache()?;
 
-    let resolved = cache.resolve(&repo.url(), "stable", None).await?;
+    let resolved = cache.resolve("ns", &repo.url(), "stable", None).await?;
     assert_eq!(resolved, stable_head);
     assert_eq!(resolved.len(), 40);
     // The branch the bare cache's HEAD names by default works as well.
-    assert_eq!(cache.resolve(&repo.url(), "main", None).await?, main_head);
+    assert_eq!(
+        cache.resolve("ns", &repo.url(), "main", None).await?,
+        main_head
+    );
     Ok(())
 }
 
@@ -56,9 +59,12 @@ async fn git_second_resolve_reuses_the_cache_and_fetches_new_commits() -> Result
     let repo = GitRepo::new("stable")?;
     let first = repo.commit("First", &[("a.txt", "1")])?;
     let (_dir, cache) = cache()?;
-    assert_eq!(cache.resolve(&repo.url(), "stable", None).await?, first);
+    assert_eq!(
+        cache.resolve("ns", &repo.url(), "stable", None).await?,
+        first
+    );
 
-    let path = cache.repo_path(&repo.url());
+    let path = cache.repo_path("ns", &repo.url());
     ensure!(
         path.join("HEAD").is_file(),
         "no bare repository at {path:?}"
@@ -68,7 +74,10 @@ async fn git_second_resolve_reuses_the_cache_and_fetches_new_commits() -> Result
     std::fs::write(&marker, "kept")?;
 
     let second = repo.commit("Second", &[("a.txt", "2")])?;
-    assert_eq!(cache.resolve(&repo.url(), "stable", None).await?, second);
+    assert_eq!(
+        cache.resolve("ns", &repo.url(), "stable", None).await?,
+        second
+    );
     ensure!(
         marker.is_file(),
         "the cache was re-created instead of reused"
@@ -77,7 +86,7 @@ async fn git_second_resolve_reuses_the_cache_and_fetches_new_commits() -> Result
     let cached = gix::open(&path)?;
     ensure!(cached.has_object(gix::ObjectId::from_hex(first.as_bytes())?));
     // Only one cache directory for the URL.
-    assert_eq!(std::fs::read_dir(cache.dir())?.count(), 1);
+    assert_eq!(std::fs::read_dir(cache.dir().join("ns"))?.count(), 1);
     Ok(())
 }
 
@@ -86,22 +95,28 @@ async fn git_cache_recovers_from_an_interrupted_fetch() -> Result<()> {
     let repo = GitRepo::new("stable")?;
     repo.commit("First", &[("a.txt", "1")])?;
     let (_dir, cache) = cache()?;
-    cache.resolve(&repo.url(), "stable", None).await?;
+    cache.resolve("ns", &repo.url(), "stable", None).await?;
 
     // What a process killed while updating refs leaves behind.
-    let path = cache.repo_path(&repo.url());
+    let path = cache.repo_path("ns", &repo.url());
     std::fs::write(path.join("refs/heads/stable.lock"), "")?;
     std::fs::write(path.join("packed-refs.lock"), "")?;
     let second = repo.commit("Second", &[("a.txt", "2")])?;
-    assert_eq!(cache.resolve(&repo.url(), "stable", None).await?, second);
+    assert_eq!(
+        cache.resolve("ns", &repo.url(), "stable", None).await?,
+        second
+    );
 
     // A cache directory that is no repository at all is made anew.
     let other = GitRepo::new("stable")?;
     let head = other.head()?;
-    let broken = cache.repo_path(&other.url());
+    let broken = cache.repo_path("ns", &other.url());
     std::fs::create_dir_all(&broken)?;
     std::fs::write(broken.join("garbage"), "not a repository")?;
-    assert_eq!(cache.resolve(&other.url(), "stable", None).await?, head);
+    assert_eq!(
+        cache.resolve("ns", &other.url(), "stable", None).await?,
+        head
+    );
     Ok(())
 }
 
@@ -111,17 +126,20 @@ async fn git_force_pushed_branch_resolves_to_the_new_head() -> Result<()> {
     let base = repo.commit("Base", &[("a.txt", "base")])?;
     let old = repo.commit("To be dropped", &[("a.txt", "old")])?;
     let (_dir, cache) = cache()?;
-    assert_eq!(cache.resolve(&repo.url(), "stable", None).await?, old);
+    assert_eq!(cache.resolve("ns", &repo.url(), "stable", None).await?, old);
 
     // Rewrite history: the old head is no ancestor of the new one.
     repo.reset_branch("stable", &base)?;
     let new = repo.commit("Rewritten", &[("a.txt", "new")])?;
     assert_ne!(new, old);
-    assert_eq!(cache.resolve(&repo.url(), "stable", None).await?, new);
+    assert_eq!(cache.resolve("ns", &repo.url(), "stable", None).await?, new);
 
     // And back again to an older commit (a branch moved backwards).
     repo.reset_branch("stable", &base)?;
-    assert_eq!(cache.resolve(&repo.url(), "stable", None).await?, base);
+    assert_eq!(
+        cache.resolve("ns", &repo.url(), "stable", None).await?,
+        base
+    );
     Ok(())
 }
 
@@ -130,7 +148,7 @@ async fn git_unknown_branch_is_reported_with_url_and_branch() -> Result<()> {
     let repo = GitRepo::new("main")?;
     let (_dir, cache) = cache()?;
     let err = cache
-        .resolve(&repo.url(), "stable", None)
+        .resolve("ns", &repo.url(), "stable", None)
         .await
         .err()
         .context("resolving a missing branch succeeded")?;
@@ -141,7 +159,7 @@ async fn git_unknown_branch_is_reported_with_url_and_branch() -> Result<()> {
     );
 
     // Invalid names never reach the remote.
-    let err = cache.resolve(&repo.url(), "a..b", None).await.err();
+    let err = cache.resolve("ns", &repo.url(), "a..b", None).await.err();
     assert!(
         matches!(err, Some(GitError::InvalidBranch { .. })),
         "{err:?}"
@@ -155,7 +173,7 @@ async fn git_unreachable_url_is_reported_with_the_url() -> Result<()> {
     let url = format!("file://{}/no-such-repository", dir.path().display());
     let (_cache_dir, cache) = cache()?;
     let err = cache
-        .resolve(&url, "stable", None)
+        .resolve("ns", &url, "stable", None)
         .await
         .err()
         .context("resolving a missing repository succeeded")?;
@@ -176,15 +194,36 @@ async fn git_concurrent_resolves_share_one_cache() -> Result<()> {
     let resolves = (0..8).map(|_| {
         let cache = cache.clone();
         let url = url.clone();
-        tokio::spawn(async move { cache.resolve(&url, "stable", None).await })
+        tokio::spawn(async move { cache.resolve("ns", &url, "stable", None).await })
     });
     for result in futures::future::join_all(resolves).await {
         assert_eq!(result??, head);
     }
     // Still a healthy cache that follows the branch.
     let next = repo.commit("Next", &[("a.txt", "b")])?;
-    assert_eq!(cache.resolve(&url, "stable", None).await?, next);
-    assert_eq!(std::fs::read_dir(cache.dir())?.count(), 1);
+    assert_eq!(cache.resolve("ns", &url, "stable", None).await?, next);
+    assert_eq!(std::fs::read_dir(cache.dir().join("ns"))?.count(), 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn each_namespace_fetches_into_its_own_cache() -> Result<()> {
+    let repo = GitRepo::new("stable")?;
+    let head = repo.commit("Head", &[("a.txt", "a")])?;
+    let (_dir, cache) = cache()?;
+    let url = repo.url();
+    assert_eq!(cache.resolve("team-a", &url, "stable", None).await?, head);
+    let (a, b) = (
+        cache.repo_path("team-a", &url),
+        cache.repo_path("team-b", &url),
+    );
+    assert!(a.is_dir(), "{}", a.display());
+    assert!(
+        !b.exists(),
+        "team-b fetched nothing, so it has no cache to read"
+    );
+    assert_eq!(cache.resolve("team-b", &url, "stable", None).await?, head);
+    assert!(b.is_dir() && a != b);
     Ok(())
 }
 
@@ -210,7 +249,7 @@ async fn git_http_logins_fail_clearly_and_never_leak_credentials() -> Result<()>
         ("with credentials in the URL", &with_user_info, None),
     ] {
         let err = cache
-            .resolve(target, "stable", credentials)
+            .resolve("ns", target, "stable", credentials)
             .await
             .err()
             .with_context(|| format!("{what}: a refused login succeeded"))?;
@@ -233,11 +272,11 @@ async fn git_http_logins_fail_clearly_and_never_leak_credentials() -> Result<()>
     // Nothing on disk names the secret either.
     assert!(
         !cache
-            .repo_path(&with_user_info)
+            .repo_path("ns", &with_user_info)
             .to_string_lossy()
             .contains("s3cret")
     );
-    for entry in std::fs::read_dir(cache.dir())? {
+    for entry in std::fs::read_dir(cache.dir().join("ns"))? {
         let config = std::fs::read_to_string(entry?.path().join("config"))?;
         assert!(!config.contains("s3cret"), "{config}");
     }

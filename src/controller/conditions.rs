@@ -21,6 +21,8 @@ pub mod reason {
     pub const SPEC_VALID: &str = "SpecValid";
     pub const SPEC_INVALID: &str = "SpecInvalid";
     pub const NAMESPACE_NOT_ALLOWED: &str = "NamespaceNotAllowed";
+    pub const SOURCE_NOT_ALLOWED: &str = "SourceNotAllowed";
+    pub const ADDRESS_NOT_ALLOWED: &str = "AddressNotAllowed";
     pub const IDLE: &str = "Idle";
     pub const RELEASE_IN_FLIGHT: &str = "ReleaseInFlight";
     pub const HEALTHY: &str = "Healthy";

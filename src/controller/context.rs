@@ -31,6 +31,9 @@ pub struct Context {
     /// Recent writes per workload, to stop a fight with another writer.
     pub writes: std::sync::Mutex<crate::deploy::WriteLog>,
     pub sources: SourceCache,
+    /// Whether git sources on the operator's own disk may be used
+    /// (`--allow-local-sources`).
+    pub allow_local_sources: bool,
     pub registry: Registry,
     pub prober: HttpProber,
     pub metric_prober: MetricProber,

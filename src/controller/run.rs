@@ -20,6 +20,7 @@ use crate::api::{PackitDeployment, PackitRelease};
 use crate::build::registry::Registry;
 use crate::git::SourceCache;
 use crate::health::{HttpProber, MetricProber};
+use crate::http::AddressPolicy;
 use crate::metrics::Metrics;
 use crate::{labels, leader};
 
@@ -39,6 +40,12 @@ pub struct Settings {
     /// Run the controller only while holding this lease (all replicas act
     /// when unset).
     pub leader_election: Option<crate::leader::Config>,
+    /// Whether git sources on the operator's own disk may be used.
+    pub allow_local_sources: bool,
+    /// Ranges outgoing HTTP may reach although refused otherwise.
+    pub allow_cidrs: Vec<ipnet::IpNet>,
+    /// Ranges outgoing HTTP may not reach, on top of the built-in ones.
+    pub deny_cidrs: Vec<ipnet::IpNet>,
 }
 
 /// How long reconciles in progress may take to finish after a signal.
@@ -141,7 +148,13 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
         .reflect(statefulset_writer)
         .touched_objects();
     let controller = Controller::new(deployments, trains_config(settings.selector.as_deref()));
-    let prober = HttpProber::new()?;
+    let policy = AddressPolicy {
+        allow: settings.allow_cidrs.clone(),
+        deny: settings.deny_cidrs.clone(),
+        api_server: crate::client::api_server_addresses().await,
+    };
+    tracing::info!(api_server = ?policy.api_server, "outgoing HTTP never connects to the API server");
+    let prober = HttpProber::new(Arc::new(policy))?;
     let ctx = Arc::new(Context {
         client: client.clone(),
         reporter: Reporter {
@@ -154,8 +167,9 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
         statefulsets: statefulset_store,
         writes: Default::default(),
         sources: SourceCache::new(settings.cache_dir.clone()),
+        allow_local_sources: settings.allow_local_sources,
         registry: Registry::new(),
-        metric_prober: MetricProber::new(prober.client().clone()),
+        metric_prober: MetricProber::new(prober.client().clone(), prober.policy().clone()),
         prober,
         metrics: metrics.clone(),
     });

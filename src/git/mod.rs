@@ -1,5 +1,5 @@
 //! Git sources: resolving the head commit of a branch with gitoxide, keeping
-//! one bare cache repository per source URL.
+//! one bare cache repository per namespace and source URL.
 //!
 //! [`SourceCache::resolve`] fetches only the asked-for branch into
 //! `refs/heads/<branch>` of the cache (forced, so a force-pushed branch
@@ -9,6 +9,8 @@
 
 mod fetch;
 mod url;
+
+pub use url::is_network_url;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -71,7 +73,10 @@ pub enum GitError {
     },
 }
 
-/// Bare cache repositories, one per source URL, under one directory.
+/// Bare cache repositories, one per namespace and source URL, under one
+/// directory: a train reads only caches its own namespace fetched, never
+/// another tenant's checkout of the same URL (fetched with that tenant's
+/// credentials, say).
 ///
 /// Resolves of the same URL run one at a time (clones of a `SourceCache`
 /// share these locks). A cache directory belongs to one process, which is
@@ -95,22 +100,26 @@ impl SourceCache {
         &self.dir
     }
 
-    /// Where the bare cache repository of `url` lives (it exists once a
-    /// resolve of `url` succeeded). The name is derived from the URL without
-    /// its credentials.
-    pub fn repo_path(&self, url: &str) -> PathBuf {
-        self.dir.join(url::cache_dir_name(url))
+    /// Where the bare cache repository of `url` for trains of `namespace`
+    /// lives (it exists once a resolve succeeded): `<dir>/<namespace>/<name>`,
+    /// the name derived from the URL without its credentials.
+    pub fn repo_path(&self, namespace: &str, url: &str) -> PathBuf {
+        self.dir
+            .join(url::namespace_dir_name(namespace))
+            .join(url::cache_dir_name(url))
     }
 
-    /// Fetches `branch` of `url` into the bare cache for `url` (created on
-    /// first use, reused after) and returns the full hex SHA of its head.
+    /// Fetches `branch` of `url` into `namespace`'s bare cache for `url`
+    /// (created on first use, reused after) and returns the full hex SHA of
+    /// its head.
     pub async fn resolve(
         &self,
+        namespace: &str,
         url: &str,
         branch: &str,
         credentials: Option<&Credentials>,
     ) -> Result<String, GitError> {
-        let path = self.repo_path(url);
+        let path = self.repo_path(namespace, url);
         let lock = {
             let mut locks = self.locks.lock().unwrap_or_else(PoisonError::into_inner);
             locks.entry(path.clone()).or_default().clone()
@@ -156,10 +165,18 @@ mod tests {
     }
 
     #[test]
-    fn repo_path_is_under_the_cache_dir() {
+    fn repo_path_is_under_the_namespace_dir() {
         let cache = SourceCache::new("/var/cache/packit");
-        let path = cache.repo_path("https://bot:s3cret@github.com/packit/ogr.git");
-        assert_eq!(path.parent(), Some(Path::new("/var/cache/packit")));
+        let url = "https://bot:s3cret@github.com/packit/ogr.git";
+        let path = cache.repo_path("packit", url);
+        assert_eq!(path.parent(), Some(Path::new("/var/cache/packit/packit")));
         assert!(!path.to_string_lossy().contains("s3cret"));
+        // Another tenant, the same URL: another cache.
+        let other = cache.repo_path("other-team", url);
+        assert_eq!(
+            other.parent(),
+            Some(Path::new("/var/cache/packit/other-team"))
+        );
+        assert_eq!(path.file_name(), other.file_name());
     }
 }

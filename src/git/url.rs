@@ -1,5 +1,6 @@
-//! Source URLs: the password they carry and their cache directory names
-//! (which hash the URL as `redact_url` shows it).
+//! Source URLs: whether they go over the network, the password they carry
+//! and their cache directory names (which hash the URL as `redact_url`
+//! shows it).
 
 use sha2::{Digest, Sha256};
 
@@ -11,6 +12,48 @@ pub(super) fn url_password(url: &str) -> Option<&str> {
     let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
     let (user_info, _) = authority.rsplit_once('@')?;
     user_info.split_once(':').map(|(_, password)| password)
+}
+
+/// Whether `url` names a repository over a network transport (https,
+/// http, ssh, git, or scp-like `user@host:path`). Anything else (`file://`,
+/// `file:` or a plain path) reads the operator's own disk.
+pub fn is_network_url(url: &str) -> bool {
+    const NETWORK: &[&str] = &["https", "http", "ssh", "git", "git+ssh", "ssh+git"];
+    let url = url.trim();
+    if let Some((scheme, _)) = url.split_once("://") {
+        return NETWORK.iter().any(|n| scheme.eq_ignore_ascii_case(n));
+    }
+    // scp-like: a host before the first `:`, with no `/` in it (a path
+    // like `./a:b` has one). `file:...` is a URL of the local disk and
+    // `<helper>::<address>` runs a remote helper.
+    match url.split_once(':') {
+        Some((host, rest)) => {
+            let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
+            !host.is_empty()
+                && !host.contains(['/', ' '])
+                && !host.eq_ignore_ascii_case("file")
+                && !rest.starts_with(':')
+        }
+        None => false,
+    }
+}
+
+/// The directory of a namespace's caches: the namespace itself (a DNS
+/// label, as the API server enforces), or a hash of anything else so that
+/// no name can climb out of the cache directory.
+pub(super) fn namespace_dir_name(namespace: &str) -> String {
+    let label = !namespace.is_empty()
+        && namespace.len() <= 63
+        && namespace
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !namespace.starts_with('-');
+    if label {
+        return namespace.to_owned();
+    }
+    let hash = Sha256::digest(namespace.as_bytes());
+    let hash: String = hash[..8].iter().map(|b| format!("{b:02x}")).collect();
+    format!("ns-{hash}")
 }
 
 /// A directory name for the cache of `url`: a readable slug of the last
@@ -68,6 +111,46 @@ mod tests {
         assert_eq!(url_password("https://token@example.com/x"), None);
         assert_eq!(url_password("https://example.com/a:b@c"), None);
         assert_eq!(url_password("git@github.com:packit/ogr.git"), None);
+    }
+
+    #[test]
+    fn network_urls_and_local_ones() {
+        for network in [
+            "https://github.com/packit/ogr.git",
+            "HTTP://example.com/x",
+            "ssh://git@github.com/packit/ogr",
+            "git://example.com/x",
+            "git@github.com:packit/ogr.git",
+            "github.com:packit/ogr.git",
+        ] {
+            assert!(is_network_url(network), "{network}");
+        }
+        for local in [
+            "file:///srv/repos/ogr",
+            "FILE:///srv/repos/ogr",
+            "file:/srv/repos/ogr",
+            "/srv/repos/ogr",
+            "../ogr",
+            "./a:b",
+            "ogr",
+            "ext::sh -c id",
+            "fd::17",
+            "",
+        ] {
+            assert!(!is_network_url(local), "{local}");
+        }
+    }
+
+    #[test]
+    fn namespace_dirs_stay_inside_the_cache() {
+        assert_eq!(namespace_dir_name("packit-prod"), "packit-prod");
+        for odd in ["..", ".", "a/b", "", "-x", "A"] {
+            let name = namespace_dir_name(odd);
+            assert!(
+                name.starts_with("ns-") && !name.contains('/'),
+                "{odd} -> {name}"
+            );
+        }
     }
 
     #[test]

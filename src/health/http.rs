@@ -1,7 +1,7 @@
 //! HTTP health checks with their failure counts kept in memory.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -10,6 +10,7 @@ use futures::future::join_all;
 use super::HealthError;
 use crate::api::deployment::HttpCheck;
 use crate::api::duration;
+use crate::http::AddressPolicy;
 use crate::plan::HttpHealth;
 
 /// Used when a check's interval does not parse (the schema prevents it).
@@ -25,22 +26,25 @@ const MIN_TIMEOUT: Duration = Duration::from_secs(1);
 /// they start from zero, which at worst delays a failure by a few probes.
 pub struct HttpProber {
     client: reqwest::Client,
+    policy: Arc<AddressPolicy>,
     state: Mutex<HashMap<String, HashMap<String, CheckState>>>,
 }
 
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 struct CheckState {
     last_probe: Option<DateTime<Utc>>,
     consecutive_failures: u32,
+    last_error: Option<String>,
 }
 
 impl HttpProber {
     /// A prober with its own HTTP client (rustls with aws-lc-rs, the system's
-    /// trusted roots, no proxy).
-    pub fn new() -> Result<Self, HealthError> {
-        let client = crate::http::client().map_err(HealthError::HttpClient)?;
+    /// trusted roots, no proxy), connecting only where `policy` allows.
+    pub fn new(policy: Arc<AddressPolicy>) -> Result<Self, HealthError> {
+        let client = crate::http::client(policy.clone()).map_err(HealthError::HttpClient)?;
         Ok(Self {
             client,
+            policy,
             state: Mutex::new(HashMap::new()),
         })
     }
@@ -48,6 +52,11 @@ impl HttpProber {
     /// The HTTP client, for the operator's other outgoing requests.
     pub fn client(&self) -> &reqwest::Client {
         &self.client
+    }
+
+    /// The address policy the client enforces.
+    pub fn policy(&self) -> &Arc<AddressPolicy> {
+        &self.policy
     }
 
     /// GETs every check whose interval has passed since its last probe (or
@@ -70,23 +79,25 @@ impl HttpProber {
         let mut state = self.lock();
         // A reset while probing means the results belong to an old deploy.
         let Some(entry) = state.get_mut(key) else {
-            return checks.iter().map(|c| health(&c.url, 0)).collect();
+            return checks.iter().map(|c| health(&c.url, None)).collect();
         };
-        for ((url, _), ok) in due.iter().zip(outcomes) {
+        for ((url, _), outcome) in due.iter().zip(outcomes) {
             if let Some(check) = entry.get_mut(url) {
-                check.consecutive_failures = if ok {
-                    0
-                } else {
-                    check.consecutive_failures.saturating_add(1)
-                };
+                match outcome {
+                    Ok(()) => {
+                        check.consecutive_failures = 0;
+                        check.last_error = None;
+                    }
+                    Err(why) => {
+                        check.consecutive_failures = check.consecutive_failures.saturating_add(1);
+                        check.last_error = Some(why);
+                    }
+                }
             }
         }
         checks
             .iter()
-            .map(|c| {
-                let failures = entry.get(&c.url).map_or(0, |s| s.consecutive_failures);
-                health(&c.url, failures)
-            })
+            .map(|c| health(&c.url, entry.get(&c.url)))
             .collect()
     }
 
@@ -129,16 +140,28 @@ impl HttpProber {
         due
     }
 
-    async fn probe(&self, url: &str, timeout: Duration) -> bool {
+    /// One GET; why it failed, when it did.
+    async fn probe(&self, url: &str, timeout: Duration) -> Result<(), String> {
+        // A refused literal address is not even connected to (the client
+        // checks names and every connection itself).
+        if let Ok(parsed) = reqwest::Url::parse(url) {
+            self.policy.check_url(&parsed).map_err(|r| r.to_string())?;
+        }
         match self.client.get(url).timeout(timeout).send().await {
-            Ok(response) if response.status().is_success() => true,
+            Ok(response) if response.status().is_success() => Ok(()),
             Ok(response) => {
                 tracing::debug!(url, status = %response.status(), "HTTP check failed");
-                false
+                Err(format!("answered {}", response.status()))
             }
             Err(error) => {
                 tracing::debug!(url, %error, "HTTP check failed");
-                false
+                // A refusal is said as such: it is the spec to fix, not
+                // the application.
+                Err(match crate::http::refusal(&error) {
+                    Some(refused) => refused.to_string(),
+                    None if error.is_timeout() => "timed out".to_owned(),
+                    None => "unreachable".to_owned(),
+                })
             }
         }
     }
@@ -149,9 +172,10 @@ impl HttpProber {
     }
 }
 
-fn health(url: &str, consecutive_failures: u32) -> HttpHealth {
+fn health(url: &str, state: Option<&CheckState>) -> HttpHealth {
     HttpHealth {
         url: url.to_owned(),
-        consecutive_failures,
+        consecutive_failures: state.map_or(0, |s| s.consecutive_failures),
+        last_error: state.and_then(|s| s.last_error.clone()),
     }
 }

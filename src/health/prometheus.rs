@@ -3,7 +3,7 @@
 //! per check, and their verdicts kept in memory per deploy.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -11,6 +11,7 @@ use futures::future::join_all;
 use serde::Deserialize;
 
 use crate::api::checks::{CheckResult, CheckVerdict, OnNoData, ThresholdRange};
+use crate::http::AddressPolicy;
 use crate::plan::MetricHealth;
 
 /// Upper bound of a query's timeout; shorter intervals time out sooner.
@@ -59,6 +60,9 @@ pub enum Measurement {
     /// No number to judge: an empty result, Prometheus unreachable or
     /// answering with an error.
     NoData(String),
+    /// The address may not be connected to: a failure whatever `onNoData`
+    /// says, since waiting will not change it.
+    Refused(String),
 }
 
 /// Runs metric checks and keeps their verdicts per `(key, release)`, where
@@ -67,6 +71,7 @@ pub enum Measurement {
 /// latest, and after a restart counting starts again.
 pub struct MetricProber {
     client: reqwest::Client,
+    policy: Arc<AddressPolicy>,
     state: Mutex<HashMap<String, Deploy>>,
 }
 
@@ -87,9 +92,11 @@ struct CheckState {
 }
 
 impl MetricProber {
-    pub fn new(client: reqwest::Client) -> Self {
+    /// Queries through `client`, which enforces `policy`.
+    pub fn new(client: reqwest::Client, policy: Arc<AddressPolicy>) -> Self {
         Self {
             client,
+            policy,
             state: Mutex::new(HashMap::new()),
         }
     }
@@ -183,6 +190,9 @@ impl MetricProber {
             Err(e) => return Measurement::NoData(format!("Prometheus address {shown}: {e}")),
         };
         url.query_pairs_mut().append_pair("query", &check.query);
+        if let Err(refused) = self.policy.check_url(&url) {
+            return Measurement::Refused(format!("Prometheus {shown}: {refused}"));
+        }
         let mut request = self.client.get(url).timeout(timeout);
         request = match &check.auth {
             Some(PrometheusAuth::Bearer(token)) => request.bearer_auth(token),
@@ -193,7 +203,12 @@ impl MetricProber {
         };
         let response = match request.send().await {
             Ok(r) => r,
-            Err(e) => return Measurement::NoData(format!("Prometheus {shown} unreachable: {e}")),
+            Err(e) => {
+                return match crate::http::refusal(&e) {
+                    Some(refused) => Measurement::Refused(format!("Prometheus {shown}: {refused}")),
+                    None => Measurement::NoData(format!("Prometheus {shown} unreachable: {e}")),
+                };
+            }
         };
         let status = response.status();
         match response.bytes().await {
@@ -216,7 +231,9 @@ fn record(s: &mut CheckState, check: &MetricQuery, m: &Measurement, now: DateTim
             None => (CheckResult::Pass, Some(*v), format!("{v} within bounds")),
             Some(broken) => (CheckResult::Fail, Some(*v), format!("{v} {broken}")),
         },
-        Measurement::Malformed(why) => (CheckResult::Fail, None, why.clone()),
+        Measurement::Malformed(why) | Measurement::Refused(why) => {
+            (CheckResult::Fail, None, why.clone())
+        }
         Measurement::NoData(why) => (CheckResult::Inconclusive, None, why.clone()),
     };
     let counts_as = match (result, check.on_no_data) {
@@ -439,9 +456,28 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn a_refused_address_fails_the_check_even_when_it_waits_on_no_data() {
+        let policy = Arc::new(AddressPolicy::default());
+        let client = crate::http::client(policy.clone()).unwrap();
+        let prober = MetricProber::new(client, policy);
+        let mut c = check(OnNoData::Wait);
+        c.address = "http://169.254.169.254:9090".into();
+        let health = prober.measure_due("k", "r1", &[c], Utc::now()).await;
+        assert_eq!(health[0].consecutive_failures, 1);
+        let last = health[0].last.clone().unwrap();
+        assert_eq!(last.result, CheckResult::Fail);
+        assert!(
+            last.message
+                .starts_with("Prometheus http://169.254.169.254:9090: 169.254.169.254:9090 is refused: a link-local"),
+            "{}",
+            last.message
+        );
+    }
+
     #[test]
     fn a_check_is_not_queried_again_while_in_flight_or_before_its_interval() {
-        let prober = MetricProber::new(reqwest::Client::new());
+        let prober = MetricProber::new(reqwest::Client::new(), Default::default());
         let now = Utc::now();
         let checks = [check(OnNoData::Wait)];
         assert_eq!(prober.take_due("k", "r1", &checks, now).len(), 1);

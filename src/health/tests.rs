@@ -8,7 +8,7 @@ mod rollout_tests;
 fn prober_and_futures_are_shareable() {
     fn send_sync<T: Send + Sync>(_: &T) {}
     fn send<T: Send>(_: T) {}
-    let prober = super::HttpProber::new().unwrap();
+    let prober = super::HttpProber::new(Default::default()).unwrap();
     send_sync(&prober);
     send(prober.probe_due("key", &[], chrono::Utc::now()));
     let owner = crate::deploy::Owner {

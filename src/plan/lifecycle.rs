@@ -724,8 +724,13 @@ impl Planner<'_> {
                 .find(|c| c.url == h.url)
                 .map_or(1, |c| c.failure_threshold);
             if h.consecutive_failures >= threshold {
+                let why = h
+                    .last_error
+                    .as_deref()
+                    .map(|e| format!(" (last: {e})"))
+                    .unwrap_or_default();
                 return Some(format!(
-                    "{} failed {} checks in a row",
+                    "{} failed {} checks in a row{why}",
                     h.url, h.consecutive_failures
                 ));
             }

@@ -270,6 +270,7 @@ fn http_checks_are_polled_and_fail_at_their_threshold() {
             h.http = vec![HttpHealth {
                 url: url.clone(),
                 consecutive_failures: failures,
+                last_error: Some("answered 503 Service Unavailable".into()),
             }];
         }
         let d = sim.at(sim.now + TimeDelta::seconds(30));
@@ -282,6 +283,13 @@ fn http_checks_are_polled_and_fail_at_their_threshold() {
             assert_eq!(
                 moves(&d.actions),
                 [("rollback", "production".into(), first.clone())]
+            );
+            // The last probe's failure is part of the verdict.
+            let said = format!("{url} failed 3 checks in a row (last: answered 503");
+            assert!(
+                events(&d.actions).iter().any(|(_, m)| m.contains(&said)),
+                "{:?}",
+                events(&d.actions)
             );
         }
     }

@@ -116,6 +116,9 @@ pub struct HttpHealth {
     pub url: String,
     /// Failures in a row, up to now.
     pub consecutive_failures: u32,
+    /// Why the last probe failed (`answered 503 Service Unavailable`, or
+    /// that its address is refused), while it does.
+    pub last_error: Option<String>,
 }
 
 /// Request annotations, by their raw values.

@@ -19,6 +19,8 @@ pub struct Operator {
     selector: Option<String>,
     /// Extra arguments of `run`, kept for restarts.
     args: Vec<String>,
+    /// Whether the tests' openings are passed (see [`OPEN`]).
+    open: bool,
     /// Whose identity it runs under.
     kubeconfig: PathBuf,
     /// Where this operator serves /metrics, /healthz and /readyz.
@@ -27,6 +29,11 @@ pub struct Operator {
     dir: PathBuf,
     starts: u32,
 }
+
+/// What the tests' fixtures need from a locked-down operator: `file://`
+/// repositories, and receivers, Prometheus and HTTP checks on 127.0.0.1
+/// (the API server's own port there stays refused).
+pub const OPEN: &[&str] = &["--allow-local-sources", "--allow-cidrs", "127.0.0.0/8"];
 
 impl Operator {
     /// Runs as the test cluster's admin.
@@ -54,6 +61,14 @@ impl Operator {
         Self::start_with(namespace, kubeconfig, &[])
     }
 
+    /// Runs with `args` only, without [`OPEN`]: as the chart runs it.
+    pub fn start_locked_down(namespace: &str, args: &[&str]) -> Result<Self> {
+        let mut op = Self::prepare(namespace, &cluster().kubeconfig, args)?;
+        op.open = false;
+        op.spawn()?;
+        Ok(op)
+    }
+
     /// Several operators may run in one namespace; each gets its own
     /// directory.
     fn start_with(namespace: &str, kubeconfig: &Path, args: &[&str]) -> Result<Self> {
@@ -69,22 +84,23 @@ impl Operator {
         std::fs::create_dir_all(&dir)?;
         // Tests run several operators at once: each gets a free port.
         let metrics_addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
-        let op = Self {
+        Ok(Self {
             namespace: namespace.to_owned(),
             args: args.iter().map(|a| a.to_string()).collect(),
+            open: true,
             kubeconfig: kubeconfig.to_owned(),
             metrics_addr,
             child: None,
             dir,
             starts: 0,
             selector: None,
-        };
-        Ok(op)
+        })
     }
 
     fn spawn(&mut self) -> Result<()> {
         self.starts += 1;
         let log = File::create(self.dir.join(format!("operator-{}.log", self.starts)))?;
+        let open: &[&str] = if self.open { OPEN } else { &[] };
         let child = Command::new(env!("CARGO_BIN_EXE_packit-operator"))
             .arg("run")
             .args(match &self.selector {
@@ -95,6 +111,7 @@ impl Operator {
             .arg(self.metrics_addr.to_string())
             .arg("--cache-dir")
             .arg(self.dir.join("git"))
+            .args(open)
             .args(&self.args)
             .env("KUBECONFIG", &self.kubeconfig)
             .env("RUST_LOG", "info,packit_operator=debug")

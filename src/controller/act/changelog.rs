@@ -42,7 +42,10 @@ pub async fn ensure(
         return Ok(release);
     }
     let sources = ctx.sources.clone();
-    let ranges = ranges(&release.spec, |url| sources.repo_path(url));
+    let namespace = obs.namespace.clone();
+    let ranges = ranges(&release.spec, ctx.allow_local_sources, |url| {
+        sources.repo_path(&namespace, url)
+    });
     let spec = obs.deployment.spec.changelog.clone();
     let first = release.spec.previous.is_none();
     let computed = tokio::task::spawn_blocking(move || compute(&ranges, &spec, first))
@@ -75,7 +78,13 @@ fn has_changelog(release: &PackitRelease) -> bool {
 
 /// One range per repository, in spec order (each component, then what it
 /// includes); a repository shipped by several components is listed once.
-pub fn ranges(spec: &PackitReleaseSpec, path_of: impl Fn(&str) -> PathBuf) -> Vec<RepoRange> {
+/// A local repository's `origin` names its heading only when local sources
+/// are allowed: otherwise a release naming a path must not read it.
+pub fn ranges(
+    spec: &PackitReleaseSpec,
+    local_allowed: bool,
+    path_of: impl Fn(&str) -> PathBuf,
+) -> Vec<RepoRange> {
     let mut out: Vec<RepoRange> = Vec::new();
     let revisions = spec
         .components
@@ -89,7 +98,7 @@ pub fn ranges(spec: &PackitReleaseSpec, path_of: impl Fn(&str) -> PathBuf) -> Ve
             continue;
         }
         let from = rev.previous_commit.clone();
-        let origin = changelog::is_local(&rev.url)
+        let origin = (local_allowed && changelog::is_local(&rev.url))
             .then(|| {
                 let path = rev.url.strip_prefix("file://").unwrap_or(&rev.url);
                 changelog::walk::origin_url(std::path::Path::new(path))
@@ -214,7 +223,7 @@ mod tests {
             previous: Some("r1".into()),
             images: None,
         };
-        let ranges = ranges(&spec, |url| {
+        let ranges = ranges(&spec, true, |url| {
             PathBuf::from("/cache").join(changelog::repo_name(url))
         });
         let shown: Vec<_> = ranges

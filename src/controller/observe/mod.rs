@@ -5,6 +5,7 @@
 
 mod build;
 mod health;
+mod lockdown;
 pub mod requests;
 mod smoke;
 mod sources;

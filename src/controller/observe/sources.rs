@@ -34,7 +34,7 @@ pub async fn revision(
     };
     let commit = ctx
         .sources
-        .resolve(&source.url, &source.branch, credentials.as_ref())
+        .resolve(namespace, &source.url, &source.branch, credentials.as_ref())
         .await?;
     Ok(Revision {
         url: source.url.clone(),

@@ -1,5 +1,5 @@
-//! Spec problems the schema cannot catch, and environments in namespaces
-//! that did not opt in.
+//! Spec problems the schema cannot catch, sources and addresses a tenant
+//! may not use, and environments in namespaces that did not opt in.
 
 use k8s_openapi::api::core::v1::Namespace;
 use kube::{Api, ResourceExt};
@@ -29,6 +29,25 @@ pub async fn check(
             reason: reason::SPEC_INVALID,
             message: e.to_string(),
         });
+    }
+    let lockdown = [
+        (
+            reason::SPEC_INVALID,
+            super::lockdown::secret_names(&deployment.spec),
+        ),
+        (
+            reason::SOURCE_NOT_ALLOWED,
+            super::lockdown::local_sources(&deployment.spec, ctx.allow_local_sources),
+        ),
+        (
+            reason::ADDRESS_NOT_ALLOWED,
+            super::lockdown::literal_addresses(&deployment.spec, ctx.prober.policy()),
+        ),
+    ];
+    for (reason, result) in lockdown {
+        if let Err(message) = result {
+            return Some(SpecProblem { reason, message });
+        }
     }
     check_namespaces(ctx, deployment, namespace)
         .await

@@ -10,6 +10,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::api::deployment::HttpCheck;
 use crate::health::HttpProber;
+use crate::http::AddressPolicy;
 use crate::plan::HttpHealth;
 
 /// Status 0: read the request and never answer.
@@ -83,6 +84,15 @@ async fn answer(mut stream: TcpStream, status: Arc<AtomicU16>, requests: Arc<Ato
     let _ = stream.shutdown().await;
 }
 
+/// The tests' servers listen on loopback, which the operator refuses
+/// unless opened.
+fn loopback_open() -> Arc<AddressPolicy> {
+    Arc::new(AddressPolicy {
+        allow: crate::http::parse_cidrs("127.0.0.0/8").unwrap(),
+        ..AddressPolicy::default()
+    })
+}
+
 fn at(seconds: i64) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 1, 2, 0, 0).unwrap() + TimeDelta::seconds(seconds)
 }
@@ -94,13 +104,14 @@ fn failures(report: &[HttpHealth]) -> Vec<u32> {
 #[tokio::test]
 async fn success_reports_no_failures() {
     let server = Server::start(200).await;
-    let prober = HttpProber::new().unwrap();
+    let prober = HttpProber::new(loopback_open()).unwrap();
     let report = prober.probe_due("env", &[server.check("30s")], at(0)).await;
     assert_eq!(
         report,
         [HttpHealth {
             url: server.url.clone(),
-            consecutive_failures: 0
+            consecutive_failures: 0,
+            last_error: None,
         }]
     );
     assert_eq!(server.requests(), 1);
@@ -116,7 +127,7 @@ async fn success_reports_no_failures() {
 #[tokio::test]
 async fn errors_count_up_and_a_success_resets() {
     let server = Server::start(500).await;
-    let prober = HttpProber::new().unwrap();
+    let prober = HttpProber::new(loopback_open()).unwrap();
     let check = [server.check("30s")];
     let mut seen = Vec::new();
     for i in 0..3 {
@@ -136,7 +147,7 @@ async fn errors_count_up_and_a_success_resets() {
 #[tokio::test]
 async fn interval_is_respected() {
     let server = Server::start(500).await;
-    let prober = HttpProber::new().unwrap();
+    let prober = HttpProber::new(loopback_open()).unwrap();
     let check = [server.check("1m")];
     assert_eq!(failures(&prober.probe_due("env", &check, at(0)).await), [1]);
     // Not due yet: no request, the last count is reported.
@@ -174,7 +185,7 @@ async fn interval_is_respected() {
 async fn checks_have_their_own_intervals() {
     let fast = Server::start(500).await;
     let slow = Server::start(500).await;
-    let prober = HttpProber::new().unwrap();
+    let prober = HttpProber::new(loopback_open()).unwrap();
     let checks = [fast.check("10s"), slow.check("1m")];
     assert_eq!(
         failures(&prober.probe_due("env", &checks, at(0)).await),
@@ -198,7 +209,7 @@ async fn checks_have_their_own_intervals() {
 #[tokio::test]
 async fn a_timeout_is_a_failure() {
     let server = Server::start(HANG).await;
-    let prober = HttpProber::new().unwrap();
+    let prober = HttpProber::new(loopback_open()).unwrap();
     // The timeout is the interval (1s) here, below the 10s cap.
     let report = prober.probe_due("env", &[server.check("1s")], at(0)).await;
     assert_eq!(failures(&report), [1]);
@@ -218,7 +229,7 @@ async fn a_refused_connection_is_a_failure() {
         interval: "30s".into(),
         failure_threshold: 3,
     };
-    let prober = HttpProber::new().unwrap();
+    let prober = HttpProber::new(loopback_open()).unwrap();
     let check = [check];
     assert_eq!(failures(&prober.probe_due("env", &check, at(0)).await), [1]);
     assert_eq!(
@@ -228,9 +239,28 @@ async fn a_refused_connection_is_a_failure() {
 }
 
 #[tokio::test]
+async fn a_refused_address_is_a_failure_that_says_so_and_sends_nothing() {
+    let server = Server::start(200).await;
+    let prober = HttpProber::new(Arc::new(AddressPolicy::default())).unwrap();
+    let report = prober.probe_due("env", &[server.check("30s")], at(0)).await;
+    assert_eq!(failures(&report), [1]);
+    let why = report[0].last_error.as_deref().unwrap_or_default();
+    assert!(why.contains("is refused: a loopback address"), "{why}");
+    assert!(why.contains("--allow-cidrs"), "{why}");
+    assert_eq!(server.requests(), 0);
+
+    let open = HttpProber::new(loopback_open()).unwrap();
+    let report = open.probe_due("env", &[server.check("30s")], at(0)).await;
+    assert_eq!(
+        (failures(&report), report[0].last_error.clone()),
+        (vec![0], None)
+    );
+}
+
+#[tokio::test]
 async fn keys_are_independent_and_reset_forgets_one() {
     let server = Server::start(500).await;
-    let prober = HttpProber::new().unwrap();
+    let prober = HttpProber::new(loopback_open()).unwrap();
     let check = [server.check("30s")];
     prober.probe_due("staging", &check, at(0)).await;
     prober.probe_due("staging", &check, at(30)).await;
@@ -256,7 +286,7 @@ async fn keys_are_independent_and_reset_forgets_one() {
 async fn removed_checks_are_forgotten() {
     let a = Server::start(500).await;
     let b = Server::start(500).await;
-    let prober = HttpProber::new().unwrap();
+    let prober = HttpProber::new(loopback_open()).unwrap();
     prober
         .probe_due("env", &[a.check("30s"), b.check("30s")], at(0))
         .await;
@@ -281,7 +311,7 @@ async fn https_to_a_server_without_tls_is_a_failure() {
         url: server.url.replace("http://", "https://"),
         ..server.check("30s")
     };
-    let prober = HttpProber::new().unwrap();
+    let prober = HttpProber::new(loopback_open()).unwrap();
     assert_eq!(
         failures(&prober.probe_due("env", &[check], at(0)).await),
         [1]
@@ -290,6 +320,6 @@ async fn https_to_a_server_without_tls_is_a_failure() {
 
 #[tokio::test]
 async fn no_checks_no_report() {
-    let prober = HttpProber::new().unwrap();
+    let prober = HttpProber::new(loopback_open()).unwrap();
     assert!(prober.probe_due("env", &[], at(0)).await.is_empty());
 }
