@@ -11,11 +11,12 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::Reporter;
-use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client, Resource};
+use kube::{Api, Client, Resource, ResourceExt};
 
 use super::{Context, Error, MANAGER, reconcile};
+use crate::api::deployment::WorkloadKind;
 use crate::api::{PackitDeployment, PackitRelease};
 use crate::build::registry::Registry;
 use crate::git::SourceCache;
@@ -147,6 +148,7 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
         .default_backoff()
         .reflect(statefulset_writer)
         .touched_objects();
+    let contenders = deployments.clone();
     let controller = Controller::new(deployments, trains_config(settings.selector.as_deref()));
     let policy = AddressPolicy {
         allow: settings.allow_cidrs.clone(),
@@ -163,8 +165,8 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
         },
         releases: release_store,
         trains: controller.store(),
-        deployments: deployment_store,
-        statefulsets: statefulset_store,
+        deployments: deployment_store.clone(),
+        statefulsets: statefulset_store.clone(),
         writes: Default::default(),
         sources: SourceCache::new(settings.cache_dir.clone()),
         allow_local_sources: settings.allow_local_sources,
@@ -178,6 +180,12 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
         // Builder and smoke-test Jobs; the latter live in the environments'
         // namespaces, where no owner reference can point to the train.
         .watches(Api::<Job>::all(client.clone()), labelled(), owner_of)
+        // A train reaching for a workload another owns wakes the owner,
+        // which is told in its TargetConflict condition.
+        .watches(contenders, trains_config(settings.selector.as_deref()), {
+            let (deployments, statefulsets) = (deployment_store.clone(), statefulset_store.clone());
+            move |train: PackitDeployment| owners_reached(&train, &deployments, &statefulsets)
+        })
         .watches_stream(deployment_events, owner_of)
         .watches_stream(statefulset_events, owner_of)
         .watches(Api::<Pod>::all(client.clone()), labelled(), owner_of)
@@ -224,6 +232,42 @@ fn trains_config(selector: Option<&str>) -> watcher::Config {
         Some(s) => watcher::Config::default().labels(s),
         None => watcher::Config::default(),
     }
+}
+
+/// The other trains owning workloads `train` targets (by the watch caches).
+fn owners_reached(
+    train: &PackitDeployment,
+    deployments: &Store<Deployment>,
+    statefulsets: &Store<StatefulSet>,
+) -> Vec<ObjectRef<PackitDeployment>> {
+    let Some(own) = train.namespace() else {
+        return Vec::new();
+    };
+    let me = format!("{own}/{}", train.name_any());
+    let mut owners = Vec::new();
+    for env in &train.spec.environments {
+        let ns = crate::controller::targets::namespace_of(&own, env);
+        for t in &env.targets {
+            let meta = match t.kind {
+                WorkloadKind::Deployment => deployments
+                    .get(&ObjectRef::new(&t.name).within(&ns))
+                    .map(|d| d.metadata.clone()),
+                WorkloadKind::StatefulSet => statefulsets
+                    .get(&ObjectRef::new(&t.name).within(&ns))
+                    .map(|s| s.metadata.clone()),
+            };
+            let owner = meta
+                .and_then(|m| m.annotations?.get(labels::OWNER).cloned())
+                .filter(|o| *o != me);
+            if let Some((namespace, name)) = owner.as_deref().and_then(|o| o.split_once('/')) {
+                let r = ObjectRef::new(name).within(namespace);
+                if !owners.contains(&r) {
+                    owners.push(r);
+                }
+            }
+        }
+    }
+    owners
 }
 
 /// Maps a labelled workload, pod or Job to its PackitDeployment.
