@@ -46,7 +46,7 @@ pub async fn release_stale(
     for c in &obs.stale_claims {
         give_back(ctx, c).await?;
         notes.push(Note::normal(
-            "Released",
+            "GivenBack",
             format!(
                 "{} in namespace {} is no longer a target: given back",
                 c.workload, c.namespace
