@@ -43,7 +43,32 @@ metadata:
 spec:
   logs:
   - logsFile: $POD_LOG
+---
+# One controller manager and one scheduler: no leader election. With it, an
+# API server slowed down by a busy test run (or restarted by a test) makes
+# them miss a renewal and exit for good, and every later test waits for
+# ServiceAccounts and ReplicaSets that never come.
+apiVersion: config.kwok.x-k8s.io/v1alpha1
+kind: KwokctlConfiguration
+componentsPatches:
+- name: kube-controller-manager
+  extraArgs:
+  - key: leader-elect
+    value: "false"
+- name: kube-scheduler
+  extraArgs:
+  - key: leader-elect
+    value: "false"
 YAML
+}
+
+# Whether every component kwokctl started is still running.
+components_running() {
+  local pids="$KWOK_WORKDIR/clusters/$PACKIT_CLUSTER_NAME/pids" pid
+  for c in etcd kube-apiserver kube-controller-manager kube-scheduler kwok-controller; do
+    pid="$(cat "$pids/$c.pid" 2>/dev/null)" || return 1
+    kill -0 "$pid" 2>/dev/null || return 1
+  done
 }
 
 # What the cluster was made from; a change means it must be made anew.
@@ -54,6 +79,7 @@ config_hash() {
 cluster_healthy() {
   [[ -f "$KUBECONFIG_PATH" ]] &&
     [[ "$(cat "$PACKIT_CLUSTER_DIR/config-hash" 2>/dev/null)" == "$(config_hash)" ]] &&
+    components_running &&
     k get --raw /readyz >/dev/null 2>&1 &&
     [[ "$(k get --raw /version 2>/dev/null)" == *"\"gitVersion\": \"$K8S_VERSION\""* ]] &&
     [[ "$(k get nodes -l type=kwok -o name 2>/dev/null | wc -l)" -ge 2 ]]
