@@ -14,6 +14,7 @@ use super::events::Note;
 use super::observe::{Observation, SpecProblem};
 use crate::api::deployment::requests::{PROMOTE, ROLLBACK};
 use crate::api::{PackitDeployment, PackitDeploymentStatus};
+use crate::notify;
 use crate::plan::{
     self, Action as Step, BuildResult, Decision, Observed, ReleasePhase, Stage, TrainState,
 };
@@ -101,7 +102,8 @@ pub fn decide(obs: &Observation) -> Plan {
     let prune = to_prune(&names, &keep, obs.deployment.spec.history_limit as usize);
     Plan::Train(Box::new(TrainPlan {
         status: status(&obs.deployment, &previous, &decision, obs.now),
-        requeue: requeue_after(&decision, observed.build.as_ref(), obs.now),
+        requeue: requeue_after(&decision, observed.build.as_ref(), obs.now)
+            .min(notification_wait(obs).unwrap_or(MAX_REQUEUE)),
         decision,
         prune,
         notes,
@@ -245,6 +247,19 @@ fn requeue_after(decision: &Decision, build: Option<&BuildResult>, now: DateTime
         planned
     };
     wait.max(Duration::from_millis(200))
+}
+
+/// How long until the next notification attempt of the train's releases
+/// is due (a moment at least); none while nothing is pending.
+fn notification_wait(obs: &Observation) -> Option<Duration> {
+    let entries = obs
+        .releases
+        .iter()
+        .filter_map(|r| r.status.as_ref())
+        .flat_map(|s| &s.notifications);
+    let due = notify::outbox::next_due(entries)?;
+    let wait = (due - obs.now).to_std().unwrap_or_default();
+    Some(wait.max(Duration::from_millis(200)))
 }
 
 /// `staging=<release> production=<release>` for `kubectl get`.

@@ -137,6 +137,7 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
         metric_prober: MetricProber::new(prober.client().clone()),
         prober,
         metrics: metrics.clone(),
+        deliveries: Default::default(),
     });
     Controller::new(deployments, watcher::Config::default())
         .owns_stream(release_events)

@@ -1,7 +1,10 @@
 //! Release notifications: a JSON body POSTed to each webhook of a
-//! deployment, signed with HMAC-SHA256 of a shared secret, and retried with
-//! exponential backoff while the receiver is unreachable or answers 5xx,
-//! 408 or 429. Other answers are final.
+//! deployment, signed with HMAC-SHA256 of a shared secret. Each attempt is
+//! one request; [`outbox`] keeps track of the attempts on the release, and
+//! decides when to try again: while the receiver is unreachable or answers
+//! 5xx, 408 or 429. Other answers are final.
+
+pub mod outbox;
 
 use std::time::Duration;
 
@@ -9,15 +12,20 @@ use chrono::{DateTime, Utc};
 use hmac::{KeyInit, Mac};
 use serde::Serialize;
 
-use crate::api::release::{ChangelogStatus, ImageRef, ReleaseComponent};
+use kube::ResourceExt;
+
+use crate::api::PackitRelease;
+use crate::api::release::{ChangelogStatus, ImageRef, NotificationDelivery, ReleaseComponent};
 use crate::plan::ReleasePhase;
+pub use outbox::Outcome;
 
 /// `sha256=<hex HMAC-SHA256 of the body>`, with the webhook Secret's `token`
 /// as key (GitHub's convention, so existing receivers can check it).
 pub const SIGNATURE_HEADER: &str = "X-Packit-Signature-256";
 /// The phase the notification reports.
 pub const EVENT_HEADER: &str = "X-Packit-Event";
-/// The same for every attempt of one notification, so a receiver can drop
+/// The same on every attempt of one notification to one webhook, across
+/// restarts too (it is stored in the outbox), so a receiver can drop
 /// duplicates.
 pub const DELIVERY_HEADER: &str = "X-Packit-Delivery";
 
@@ -43,10 +51,25 @@ pub struct Notification {
 }
 
 impl Notification {
-    /// Identifies this notification across retries.
-    pub fn delivery_id(&self) -> String {
-        let env = self.environment.as_deref().unwrap_or("-");
-        format!("{}/{}/{env}/{:?}", self.namespace, self.release, self.phase)
+    /// The notification an outbox entry of `release` stands for: the same
+    /// body on every attempt, rebuilt from the release.
+    pub fn of(
+        release: &PackitRelease,
+        namespace: &str,
+        entry: &NotificationDelivery,
+    ) -> Notification {
+        Notification {
+            phase: entry.phase,
+            namespace: namespace.to_owned(),
+            deployment: release.spec.deployment.clone(),
+            release: release.name_any(),
+            environment: entry.environment.clone(),
+            message: entry.message.clone(),
+            at: entry.at,
+            components: release.spec.components.clone(),
+            images: release.spec.images.clone(),
+            changelog: release.status.as_ref().and_then(|s| s.changelog.clone()),
+        }
     }
 }
 
@@ -108,75 +131,43 @@ impl Retry {
     }
 }
 
-/// Why a notification was not delivered.
-#[derive(Debug, thiserror::Error)]
-pub enum DeliveryError {
-    #[error("{url}: answered {status} after {attempts} attempt(s)")]
-    Status {
-        url: String,
-        status: reqwest::StatusCode,
-        attempts: u32,
-    },
-    #[error("{url}: {detail} after {attempts} attempt(s)")]
-    Unreachable {
-        url: String,
-        detail: String,
-        attempts: u32,
-    },
-}
-
-/// POSTs `body` to `url` until it is accepted (2xx) or the answer is final;
-/// returns the number of attempts it took.
-pub async fn deliver(
+/// POSTs `body` to `url` once, under the delivery id `id`.
+pub async fn attempt(
     client: &reqwest::Client,
     url: &str,
     secret: Option<&[u8]>,
-    n: &Notification,
+    phase: ReleasePhase,
+    id: &str,
     body: &[u8],
-    retry: &Retry,
-) -> Result<u32, DeliveryError> {
-    let shown = crate::redact::redact_url(url);
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let mut request = client
-            .post(url)
-            .timeout(retry.timeout)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header(EVENT_HEADER, format!("{:?}", n.phase))
-            .header(DELIVERY_HEADER, n.delivery_id())
-            .body(body.to_vec());
-        if let Some(secret) = secret {
-            request = request.header(SIGNATURE_HEADER, signature(secret, body));
-        }
-        let error = match request.send().await {
-            Ok(r) if r.status().is_success() => return Ok(attempt),
-            Ok(r) => {
-                let status = r.status();
-                let retried = status.is_server_error()
-                    || status == reqwest::StatusCode::REQUEST_TIMEOUT
-                    || status == reqwest::StatusCode::TOO_MANY_REQUESTS;
-                let error = DeliveryError::Status {
-                    url: shown.clone(),
-                    status,
-                    attempts: attempt,
-                };
-                if !retried {
-                    return Err(error);
-                }
-                error
+    timeout: Duration,
+) -> Outcome {
+    let shown = outbox::target(url);
+    let mut request = client
+        .post(url)
+        .timeout(timeout)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header(EVENT_HEADER, format!("{phase:?}"))
+        .header(DELIVERY_HEADER, id)
+        .body(body.to_vec());
+    if let Some(secret) = secret {
+        request = request.header(SIGNATURE_HEADER, signature(secret, body));
+    }
+    match request.send().await {
+        Ok(r) if r.status().is_success() => Outcome::Delivered,
+        Ok(r) => {
+            let status = r.status();
+            let why = format!("{shown}: answered {status}");
+            let retried = status.is_server_error()
+                || status == reqwest::StatusCode::REQUEST_TIMEOUT
+                || status == reqwest::StatusCode::TOO_MANY_REQUESTS;
+            if retried {
+                Outcome::Retryable(why)
+            } else {
+                Outcome::Final(why)
             }
-            Err(e) => DeliveryError::Unreachable {
-                url: shown.clone(),
-                detail: error_chain(&e),
-                attempts: attempt,
-            },
-        };
-        if attempt >= retry.attempts {
-            return Err(error);
         }
-        tracing::debug!(%error, "notification not delivered yet; retrying");
-        tokio::time::sleep(retry.delay(attempt)).await;
+        // Without the URL: its path or query may carry the secret.
+        Err(e) => Outcome::Retryable(format!("{shown}: {}", error_chain(&e.without_url()))),
     }
 }
 
@@ -230,21 +221,6 @@ mod tests {
         assert!(!is_notified(ReleasePhase::AwaitingWindow));
     }
 
-    fn notification() -> Notification {
-        Notification {
-            phase: ReleasePhase::Staging,
-            namespace: "ns".into(),
-            deployment: "d".into(),
-            release: "r".into(),
-            environment: Some("staging".into()),
-            message: "deployed".into(),
-            at: DateTime::UNIX_EPOCH,
-            components: vec![],
-            images: None,
-            changelog: None,
-        }
-    }
-
     /// A loopback receiver answering with `statuses` in turn (the last one
     /// repeats); returns its URL and the request heads it saw.
     async fn receiver(statuses: Vec<u16>) -> (String, Arc<Mutex<Vec<String>>>) {
@@ -272,90 +248,70 @@ mod tests {
         (url, seen)
     }
 
-    fn quick() -> Retry {
-        Retry {
-            attempts: 3,
-            first_delay: Duration::from_millis(10),
-            max_delay: Duration::from_millis(20),
-            timeout: Duration::from_secs(5),
-        }
+    async fn once(url: &str, secret: Option<&[u8]>) -> Outcome {
+        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        let timeout = Duration::from_secs(5);
+        attempt(
+            &client,
+            url,
+            secret,
+            ReleasePhase::Staging,
+            "d-1",
+            b"{}",
+            timeout,
+        )
+        .await
     }
 
     #[tokio::test]
-    async fn retries_server_errors_and_signs_every_attempt() {
-        let (url, seen) = receiver(vec![503, 500, 204]).await;
-        let client = reqwest::Client::builder().no_proxy().build().unwrap();
-        let n = notification();
-        let attempts = deliver(&client, &url, Some(b"s3cret"), &n, b"{}", &quick())
-            .await
-            .unwrap();
-        assert_eq!(attempts, 3);
+    async fn signs_and_names_each_attempt_and_sorts_the_answers() {
+        let (url, seen) = receiver(vec![503, 429, 403, 204]).await;
+        assert!(matches!(
+            once(&url, Some(b"s3cret")).await,
+            Outcome::Retryable(_)
+        ));
+        assert!(matches!(
+            once(&url, Some(b"s3cret")).await,
+            Outcome::Retryable(_)
+        ));
+        let refused = once(&url, None).await;
+        assert!(
+            matches!(&refused, Outcome::Final(why) if why.contains("403")),
+            "{refused:?}"
+        );
+        assert_eq!(once(&url, Some(b"s3cret")).await, Outcome::Delivered);
         let seen = seen.lock().unwrap();
-        assert_eq!(seen.len(), 3);
+        assert_eq!(seen.len(), 4);
         let expected = signature(b"s3cret", b"{}");
-        for head in seen.iter() {
+        for (i, head) in seen.iter().enumerate() {
             let lower = head.to_ascii_lowercase();
-            assert!(
-                lower.contains(&format!("x-packit-signature-256: {expected}")),
-                "{head}"
-            );
             assert!(lower.contains("x-packit-event: staging"), "{head}");
-            assert!(
-                lower.contains("x-packit-delivery: ns/r/staging/staging"),
-                "{head}"
-            );
+            assert!(lower.contains("x-packit-delivery: d-1"), "{head}");
+            let signed = lower.contains(&format!("x-packit-signature-256: {expected}"));
+            assert_eq!(signed, i != 2, "unsigned without a secret: {head}");
         }
     }
 
     #[tokio::test]
-    async fn gives_up_after_the_last_attempt_and_at_once_on_a_client_error() {
-        let client = reqwest::Client::builder().no_proxy().build().unwrap();
-        let n = notification();
-        let (url, seen) = receiver(vec![500]).await;
-        let e = deliver(&client, &url, None, &n, b"{}", &quick())
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(e, DeliveryError::Status { attempts: 3, .. }),
-            "{e}"
-        );
-        assert_eq!(seen.lock().unwrap().len(), 3);
-        // Unsigned when there is no secret.
-        assert!(
-            !seen.lock().unwrap()[0]
-                .to_ascii_lowercase()
-                .contains("signature")
-        );
-
-        let (url, seen) = receiver(vec![403]).await;
-        let e = deliver(&client, &url, None, &n, b"{}", &quick())
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(e, DeliveryError::Status { attempts: 1, .. }),
-            "{e}"
-        );
-        assert_eq!(seen.lock().unwrap().len(), 1);
-
+    async fn an_unreachable_receiver_is_retried_and_its_url_path_not_shown() {
         // Nothing listens on the port any more.
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let e = deliver(
-            &client,
-            &format!("http://127.0.0.1:{port}/"),
-            None,
-            &n,
-            b"{}",
-            &quick(),
-        )
-        .await
-        .unwrap_err();
-        assert!(
-            matches!(e, DeliveryError::Unreachable { attempts: 3, .. }),
-            "{e}"
-        );
+        let url = format!("http://u:pw@127.0.0.1:{port}/secret-path?token=t0k");
+        match once(&url, None).await {
+            Outcome::Retryable(why) => {
+                assert!(
+                    why.starts_with(&format!("http://127.0.0.1:{port}")),
+                    "{why}"
+                );
+                for secret in ["pw", "secret-path", "t0k"] {
+                    assert!(!why.contains(secret), "{why}");
+                }
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }
