@@ -358,7 +358,10 @@ mod tests {
         }
         assert_eq!(list.len(), MAX_ENTRIES);
         let one = &hooks()[..1];
-        enqueue(&mut list, entries(one, &reached(ReleasePhase::Released, 16)));
+        enqueue(
+            &mut list,
+            entries(one, &reached(ReleasePhase::Released, 16)),
+        );
         assert_eq!(list.len(), MAX_ENTRIES);
         assert!(list.iter().any(|e| e.id == first), "pending stays");
         assert!(
