@@ -915,7 +915,15 @@ impl Planner<'_> {
         name
     }
 
-    fn finish(self) -> Decision {
+    fn finish(mut self) -> Decision {
+        // Even an idle train looks again when the window opens or closes,
+        // so that the next window it reports is never one that passed.
+        if self.calendar.has_window()
+            && let Some(w) = self.calendar.window(self.now)
+        {
+            self.wake
+                .push(if w.start > self.now { w.start } else { w.end });
+        }
         let phase = match &self.state.in_flight {
             None if self.spec.schedule.suspend => "Suspended".to_owned(),
             None => "Idle".to_owned(),
