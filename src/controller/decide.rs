@@ -31,6 +31,9 @@ pub const EXTERNAL_POLL: Duration = Duration::from_secs(5);
 /// the API server restarts and come back only after a relist.
 pub const VERIFY_POLL: Duration = Duration::from_secs(10);
 
+/// How often a notification attempt that is overdue is looked at.
+pub const OVERDUE_POLL: Duration = Duration::from_secs(5);
+
 /// What a reconcile is going to do.
 pub enum Plan {
     /// The spec cannot be acted on: record why, touch nothing, wait for a
@@ -250,7 +253,10 @@ fn requeue_after(decision: &Decision, build: Option<&BuildResult>, now: DateTime
 }
 
 /// How long until the next notification attempt of the train's releases
-/// is due (a moment at least); none while nothing is pending.
+/// is due; none while nothing is pending. One due already is being
+/// attempted by this reconcile, and recording its result wakes the train:
+/// looking again after [`OVERDUE_POLL`] only covers an attempt that could
+/// not start.
 fn notification_wait(obs: &Observation) -> Option<Duration> {
     let entries = obs
         .releases
@@ -258,8 +264,10 @@ fn notification_wait(obs: &Observation) -> Option<Duration> {
         .filter_map(|r| r.status.as_ref())
         .flat_map(|s| &s.notifications);
     let due = notify::outbox::next_due(entries)?;
-    let wait = (due - obs.now).to_std().unwrap_or_default();
-    Some(wait.max(Duration::from_millis(200)))
+    Some(match (due - obs.now).to_std() {
+        Ok(wait) if !wait.is_zero() => wait,
+        _ => OVERDUE_POLL,
+    })
 }
 
 /// `staging=<release> production=<release>` for `kubectl get`.
@@ -302,6 +310,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::api::PackitRelease;
     use crate::api::release::Trigger;
 
     fn decision(requeue_in: Option<i64>, actions: Vec<Step>, now: DateTime<Utc>) -> Decision {
@@ -358,6 +367,59 @@ mod tests {
         let mut soon = decision(Some(3), vec![], now);
         soon.state.in_flight = verifying.state.in_flight.clone();
         assert_eq!(requeue_after(&soon, None, now), Duration::from_secs(3));
+    }
+
+    fn observation(now: DateTime<Utc>, outbox: serde_json::Value) -> Observation {
+        let release: PackitRelease = serde_json::from_value(json!({
+            "apiVersion": "packit.dev/v1alpha1", "kind": "PackitRelease",
+            "metadata": { "name": "r", "namespace": "ns" },
+            "spec": { "deployment": "d", "trigger": "Manual", "components": [] },
+            "status": { "notifications": outbox },
+        }))
+        .unwrap();
+        Observation {
+            deployment: std::sync::Arc::new(crate::api::tests::example()),
+            namespace: "ns".into(),
+            now,
+            releases: vec![std::sync::Arc::new(release)],
+            spec_problem: None,
+            requests: Default::default(),
+            bad_requests: Vec::new(),
+            build: None,
+            health: None,
+        }
+    }
+
+    fn entry(state: &str, next: Option<DateTime<Utc>>) -> serde_json::Value {
+        json!({
+            "id": format!("{state}-{next:?}"), "webhook": 0, "target": "https://h", "urlDigest": "x",
+            "phase": "Staging", "at": "2026-03-02T10:00:00Z", "state": state,
+            "attempts": 1, "nextAttemptAt": next,
+        })
+    }
+
+    #[test]
+    fn looks_again_when_the_next_notification_attempt_is_due() {
+        let now: DateTime<Utc> = "2026-03-02T10:00:10Z".parse().unwrap();
+        let soon = now + TimeDelta::seconds(4);
+        let later = now + TimeDelta::seconds(30);
+        let obs = observation(
+            now,
+            json!([
+                entry("Pending", Some(later)),
+                entry("Pending", Some(soon)),
+                entry("Failed", None)
+            ]),
+        );
+        assert_eq!(notification_wait(&obs), Some(Duration::from_secs(4)));
+        // Overdue: being attempted now; its result wakes the train.
+        let obs = observation(
+            now,
+            json!([entry("Pending", Some(now - TimeDelta::seconds(1)))]),
+        );
+        assert_eq!(notification_wait(&obs), Some(OVERDUE_POLL));
+        let obs = observation(now, json!([entry("Delivered", None)]));
+        assert_eq!(notification_wait(&obs), None);
     }
 
     #[test]
