@@ -1,7 +1,8 @@
 //! The changelog on the release and the webhook notifications that carry
 //! it, end to end: two releases through staging and production, with pull
 //! requests merged between them, and a receiver on loopback that fails the
-//! first delivery.
+//! first delivery; and a notification still pending when the operator is
+//! killed, delivered after its restart under the same delivery id.
 
 mod support;
 
@@ -11,7 +12,9 @@ use anyhow::{Context, Result, ensure};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::PostParams;
+use packit_operator::api::release::{DeliveryState, NotificationDelivery};
 use packit_operator::notify::{DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, signature};
+use packit_operator::plan::ReleasePhase;
 use serde_json::{Value, json};
 
 use support::eventually;
@@ -182,5 +185,84 @@ async fn a_missing_signing_secret_is_an_event_and_the_release_goes_on() -> Resul
     .await?;
     // Nothing unsigned went out.
     assert!(receiver.received().is_empty());
+    Ok(())
+}
+
+/// The outbox entry of `release` for `phase`, once `ready` holds for it.
+async fn entry(
+    t: &Train,
+    release: &str,
+    phase: ReleasePhase,
+    ready: impl Fn(&NotificationDelivery) -> bool,
+) -> Result<NotificationDelivery> {
+    let what = format!("{release}'s {phase:?} notification in its outbox");
+    eventually(&what, TIMEOUT, || async {
+        let rel = t.release(release).await?;
+        Ok(rel
+            .status
+            .into_iter()
+            .flat_map(|s| s.notifications)
+            .find(|e| e.phase == phase)
+            .filter(|e| ready(e)))
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_pending_notification_survives_a_crash_under_the_same_delivery_id() -> Result<()> {
+    let receiver = Receiver::start(&[]).await?;
+    receiver.answer(503);
+    let url = receiver.url.clone();
+    let mut t = Train::new("notify-outbox", |spec| {
+        spec["changelog"] = json!({ "webhooks": [{ "url": url }] });
+    })
+    .await?;
+    t.release_now("first").await?;
+    let name = t.in_flight().await?;
+    t.build(&name).await?;
+    let pending = entry(&t, &name, ReleasePhase::Staging, |e| {
+        e.state == DeliveryState::Pending && e.attempts >= 2
+    })
+    .await?;
+    t.op.kill();
+    let staging = |r: &Received| r.header(EVENT_HEADER) == Some("Staging");
+    let refused: Vec<Received> = receiver.received().into_iter().filter(staging).collect();
+    ensure!(refused.len() >= 2, "{refused:?}");
+    for r in &refused {
+        assert_eq!(r.status, 503);
+        assert_eq!(r.header(DELIVERY_HEADER), Some(pending.id.as_str()));
+    }
+
+    // The receiver recovers while no operator runs; the next one resumes.
+    receiver.answer(200);
+    t.op.restart()?;
+    let delivered = eventually(
+        "the Staging notification after the restart",
+        TIMEOUT,
+        || async {
+            Ok(receiver
+                .received()
+                .into_iter()
+                .find(|r| staging(r) && r.status == 200))
+        },
+    )
+    .await?;
+    assert_eq!(delivered.header(DELIVERY_HEADER), Some(pending.id.as_str()));
+    assert_eq!(delivered.body, refused[0].body, "the same notification");
+    let done = entry(&t, &name, ReleasePhase::Staging, |e| {
+        e.state == DeliveryState::Delivered
+    })
+    .await?;
+    ensure!(done.attempts > pending.attempts, "{done:?}");
+    assert_eq!(done.id, pending.id);
+    t.assert_event("NotificationSent", &[&name, "Staging"])
+        .await?;
+    // Once delivered, never again.
+    let sent = receiver
+        .received()
+        .into_iter()
+        .filter(|r| staging(r) && r.status == 200)
+        .count();
+    assert_eq!(sent, 1);
     Ok(())
 }

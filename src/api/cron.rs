@@ -3,13 +3,13 @@
 //! freezes. Validation checks a schedule with it; `crate::schedule` builds
 //! its calendar on what it parses.
 
-use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use chrono::{DateTime, Datelike, TimeDelta, TimeZone, Utc};
 use chrono_tz::Tz;
 use croner::Cron;
 use croner::parser::{CronParser, Seconds};
 
 use super::deployment::Schedule;
-use super::duration;
+use super::duration::{self, BadDuration};
 use super::validate::SpecError;
 
 /// How far ahead a window must open at least once; covers 29 February.
@@ -37,9 +37,20 @@ pub fn parse_cron(expr: &str) -> Result<Cron, String> {
 
 /// The first match of `cron` in `tz` strictly after `t`.
 pub fn next_match(cron: &Cron, tz: Tz, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    if !searchable(t) {
+        return None;
+    }
     cron.find_next_occurrence(&t.with_timezone(&tz), false)
         .ok()
         .map(|t| t.with_timezone(&Utc))
+}
+
+/// Whether schedules are searched around `t`: far from the ends of what
+/// chrono represents, where converting to a time zone's local time
+/// overflows. Instants outside come from bad data (a persisted status, a
+/// clock far off); no schedule matches there.
+pub fn searchable(t: DateTime<Utc>) -> bool {
+    (1..=9999).contains(&t.year())
 }
 
 /// Parses a schedule; every problem is reported with its field path.
@@ -87,11 +98,11 @@ pub fn parse_schedule(schedule: &Schedule) -> Result<ParsedSchedule, Vec<SpecErr
                 ));
                 None
             }
-            Err(e) => {
+            Err(_) => {
                 errors.push(SpecError::new(
                     "spec.schedule.production.duration",
                     &w.duration,
-                    e.to_string(),
+                    BadDuration::EXPECTED,
                 ));
                 None
             }

@@ -6,8 +6,13 @@ use chrono::TimeDelta;
 
 /// A duration string that is not of the form `1h30m`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0:?} is not a duration like 90s, 15m, 1h30m or 2d")]
+#[error("{value:?} {expected}", value = .0, expected = BadDuration::EXPECTED)]
 pub struct BadDuration(pub String);
+
+impl BadDuration {
+    /// What is wrong, for messages that show the value already.
+    pub const EXPECTED: &str = "is not a duration like 90s, 15m, 1h30m or 2d";
+}
 
 /// Parses `1h30m`-style durations; the unit list is `d`, `h`, `m`, `s`.
 pub fn parse(text: &str) -> Result<TimeDelta, BadDuration> {

@@ -159,6 +159,64 @@ pub struct PackitReleaseStatus {
     /// The changelog since the previous production release.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub changelog: Option<ChangelogStatus>,
+
+    /// The webhook notifications of this release and how each went: an
+    /// outbox, written with the phase before the first attempt, so that a
+    /// restart or a new leader resumes what is still pending. Bounded: the
+    /// oldest finished entries make room.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub notifications: Vec<NotificationDelivery>,
+}
+
+/// One notification to one webhook.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationDelivery {
+    /// Sent as `X-Packit-Delivery` on every attempt: unique per
+    /// notification and webhook, so a receiver can drop duplicates.
+    #[schemars(length(max = 64))]
+    pub id: String,
+    /// Index into `spec.changelog.webhooks` of the PackitDeployment.
+    pub webhook: u32,
+    /// The webhook's scheme and host, for people (the rest of a URL may
+    /// carry a secret).
+    pub target: String,
+    /// A digest of the webhook's URL: a webhook that changed since is not
+    /// sent what was meant for the old one.
+    pub url_digest: String,
+    /// The phase the notification reports.
+    pub phase: ReleasePhase,
+    /// The environment the phase was reached in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    /// The phase's message, as sent.
+    #[serde(default)]
+    pub message: String,
+    /// When the phase was reached (the body's `at`).
+    pub at: DateTime<Utc>,
+    /// Where the delivery stands.
+    pub state: DeliveryState,
+    /// Attempts made so far.
+    #[serde(default)]
+    pub attempts: u32,
+    /// When the next attempt is due, while pending.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// Why the last attempt failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+/// Where a notification's delivery stands.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeliveryState {
+    /// Not delivered yet; retried when due.
+    Pending,
+    /// The receiver accepted it (2xx).
+    Delivered,
+    /// Given up: a final answer, or out of attempts.
+    Failed,
 }
 
 /// Progress of a release in one environment.

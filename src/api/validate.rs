@@ -8,7 +8,7 @@ use std::fmt;
 use super::checks::{MetricCheck, SmokeTest, check_query};
 use super::cron::{ParsedSchedule, parse_schedule};
 use super::deployment::{BuildStrategy, PackitDeploymentSpec};
-use super::duration;
+use super::duration::{self, BadDuration};
 
 /// One problem in a spec, with the field path and the offending value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -162,8 +162,8 @@ pub fn validate(spec: &PackitDeploymentSpec) -> Result<ParsedSchedule, InvalidSp
 }
 
 fn check_duration(errors: &mut Vec<SpecError>, field: String, value: &str) {
-    if let Err(e) = duration::parse(value) {
-        errors.push(SpecError::new(field, value, e.to_string()));
+    if duration::parse(value).is_err() {
+        errors.push(SpecError::new(field, value, BadDuration::EXPECTED));
     }
 }
 
@@ -180,10 +180,10 @@ fn check_smoke_tests(errors: &mut Vec<SpecError>, path: &str, tests: &[SmokeTest
                 "must be longer than zero",
             )),
             Ok(_) => {}
-            Err(e) => errors.push(SpecError::new(
+            Err(_) => errors.push(SpecError::new(
                 format!("{field}.timeout"),
                 &t.timeout,
-                e.to_string(),
+                BadDuration::EXPECTED,
             )),
         }
         if t.template
@@ -253,7 +253,7 @@ fn check_metrics(errors: &mut Vec<SpecError>, path: &str, checks: &[MetricCheck]
                 ));
             }
             Ok(_) => {}
-            Err(e) => errors.push(SpecError::new(interval, &m.interval, e.to_string())),
+            Err(_) => errors.push(SpecError::new(interval, &m.interval, BadDuration::EXPECTED)),
         }
     }
 }

@@ -111,7 +111,7 @@ impl Grouper<'_> {
             None if c.parents.len() > 1 => {
                 // A merge without a PR (e.g. a branch merged by hand): its
                 // side is history of its own.
-                for p in &c.parents[1..] {
+                for p in c.parents.iter().skip(1) {
                     if let Some(side) = self.in_range_unclaimed(p) {
                         self.chain(side);
                     }
@@ -126,7 +126,8 @@ impl Grouper<'_> {
     fn claim_side(&mut self, i: usize) -> Vec<CommitRef> {
         let mut stack: Vec<usize> = Vec::new();
         let mut found: Vec<usize> = Vec::new();
-        for p in &self.commits[i].parents[1..] {
+        // `skip`, not `[1..]`: a root commit can look like a PR too.
+        for p in self.commits[i].parents.iter().skip(1) {
             if let Some(j) = self.in_range_unclaimed(p) {
                 self.claimed[j] = true;
                 stack.push(j);

@@ -275,6 +275,9 @@ pub fn build(
 }
 
 #[cfg(test)]
+mod robust_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

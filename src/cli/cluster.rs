@@ -231,9 +231,10 @@ impl Ctx {
             }
             Err(_) => Vec::new(),
         };
+        let now = Utc::now();
         let views: Vec<DeploymentStatus> = list
             .iter()
-            .map(|d| DeploymentStatus::of(d, &releases))
+            .map(|d| DeploymentStatus::of(d, &releases, now))
             .collect();
         if print_for_machines(self.format, &views)? {
             return Ok(());
@@ -242,7 +243,7 @@ impl Ctx {
             eprintln!("No PackitDeployments in namespace {}.", self.ns);
             return Ok(());
         }
-        print!("{}", status::render(&views, Utc::now(), &self.zone));
+        print!("{}", status::render(&views, now, &self.zone));
         Ok(())
     }
 

@@ -12,6 +12,7 @@ use super::verdicts::{self, EnvironmentVerdicts};
 use super::when::{Zone, relative};
 use crate::api::checks::JobResult;
 use crate::api::{PackitDeployment, PackitRelease};
+use crate::schedule::Calendar;
 
 /// One deployment as `status` shows it.
 #[derive(Serialize, Debug, Clone, PartialEq)]
@@ -25,8 +26,17 @@ pub struct DeploymentStatus {
     pub suspended: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_build: Option<DateTime<Utc>>,
+    /// The start of the next production window after now (the open one
+    /// is `windowOpenUntil`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_window: Option<DateTime<Utc>>,
+    /// The end of the production window open now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window_open_until: Option<DateTime<Utc>>,
+    /// Set when the window could not be computed here and the stored one
+    /// has passed: the operator is yet to recompute it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub window_stale: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub in_flight: Option<InFlight>,
     pub environments: Vec<Environment>,
@@ -133,11 +143,13 @@ fn verification(pkd: &PackitDeployment, releases: &[PackitRelease]) -> Option<Ve
 }
 
 impl DeploymentStatus {
-    /// The view of `pkd`; `releases` (of any deployment in its namespace)
-    /// give the verdicts of its release in flight or newest release.
-    pub fn of(pkd: &PackitDeployment, releases: &[PackitRelease]) -> Self {
+    /// The view of `pkd` at `now`; `releases` (of any deployment in its
+    /// namespace) give the verdicts of its release in flight or newest
+    /// release.
+    pub fn of(pkd: &PackitDeployment, releases: &[PackitRelease], now: DateTime<Utc>) -> Self {
         let namespace = pkd.namespace().unwrap_or_default();
         let status = pkd.status.clone().unwrap_or_default();
+        let window = window_at(pkd, status.next_window, now);
         let environments = pkd
             .spec
             .environments
@@ -162,8 +174,15 @@ impl DeploymentStatus {
             namespace,
             phase: status.phase.clone().unwrap_or_else(|| "Unknown".into()),
             suspended: pkd.spec.schedule.suspend,
-            next_build: status.next_build,
-            next_window: status.next_window,
+            next_build: status.next_build.filter(|t| *t >= now).or_else(|| {
+                Calendar::new(&pkd.spec.schedule)
+                    .ok()
+                    .filter(|_| !pkd.spec.schedule.suspend)
+                    .and_then(|c| c.next_build_after(now))
+            }),
+            next_window: window.next,
+            window_open_until: window.open_until,
+            window_stale: window.stale,
             in_flight: status.train.in_flight.as_ref().map(|f| InFlight {
                 release: f.release.clone(),
                 stage: variant_name(&f.stage),
@@ -175,6 +194,46 @@ impl DeploymentStatus {
             conditions: status.conditions.iter().map(summary).collect(),
             verification: verification(pkd, releases),
         }
+    }
+}
+
+/// The production window as `status` shows it.
+#[derive(Debug, Default, PartialEq)]
+struct WindowView {
+    next: Option<DateTime<Utc>>,
+    open_until: Option<DateTime<Utc>>,
+    stale: bool,
+}
+
+/// The production window at `now`, from the spec's schedule with this
+/// clock: `status.nextWindow` is only as fresh as the last reconcile, and a
+/// window that passed is never shown as the next. The stored value is the
+/// fallback when the schedule cannot be read here.
+fn window_at(
+    pkd: &PackitDeployment,
+    stored: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> WindowView {
+    let Ok(calendar) = Calendar::new(&pkd.spec.schedule) else {
+        return WindowView {
+            next: stored,
+            open_until: None,
+            stale: stored.is_some_and(|t| t < now),
+        };
+    };
+    if !calendar.has_window() {
+        return WindowView::default();
+    }
+    match calendar.window(now) {
+        Some(w) if w.start <= now => WindowView {
+            next: calendar.window(w.end).map(|n| n.start),
+            open_until: Some(w.end),
+            stale: false,
+        },
+        w => WindowView {
+            next: w.map(|w| w.start),
+            ..WindowView::default()
+        },
     }
 }
 
@@ -234,6 +293,25 @@ fn when(t: Option<DateTime<Utc>>, now: DateTime<Utc>, zone: &Zone, none: &str) -
     }
 }
 
+fn window_line(d: &DeploymentStatus, now: DateTime<Utc>, zone: &Zone) -> String {
+    match (d.window_open_until, d.next_window) {
+        (Some(end), next) => {
+            let mut line = format!("open now, until {}", when(Some(end), now, zone, ""));
+            if let Some(next) = next {
+                line.push_str(&format!("; then {}", when(Some(next), now, zone, "")));
+            }
+            line
+        }
+        (None, Some(t)) if d.window_stale || t < now => {
+            format!(
+                "being recomputed (the last one known, {}, has passed)",
+                zone.show(t)
+            )
+        }
+        (None, next) => when(next, now, zone, "none (no production window)"),
+    }
+}
+
 /// The text `status` prints: a block per deployment.
 pub fn render(list: &[DeploymentStatus], now: DateTime<Utc>, zone: &Zone) -> String {
     let blocks: Vec<String> = list.iter().map(|d| render_one(d, now, zone)).collect();
@@ -253,10 +331,7 @@ fn render_one(d: &DeploymentStatus, now: DateTime<Utc>, zone: &Zone) -> String {
         "Next build:",
         when(d.next_build, now, zone, "none scheduled"),
     );
-    field(
-        "Next window:",
-        when(d.next_window, now, zone, "none (no production window)"),
-    );
+    field("Next window:", window_line(d, now, zone));
     if let Some(f) = &d.in_flight {
         let mut v = format!("{} {}", f.release, f.stage.to_lowercase());
         if let Some(env) = &f.environment {
@@ -369,7 +444,7 @@ mod tests {
 
     #[test]
     fn view_joins_spec_and_status() {
-        let s = DeploymentStatus::of(&pkd(), &[]);
+        let s = DeploymentStatus::of(&pkd(), &[], now());
         assert_eq!(s.phase, "Waiting:production");
         assert_eq!(s.environments[0].namespace, "team");
         assert_eq!(s.environments[1].namespace, "prod");
@@ -387,7 +462,7 @@ mod tests {
     #[test]
     fn text_for_people() {
         let text = render(
-            &[DeploymentStatus::of(&pkd(), &[])],
+            &[DeploymentStatus::of(&pkd(), &[], now())],
             now(),
             &Zone::Named(chrono_tz::UTC),
         );
@@ -404,6 +479,76 @@ svc (namespace team)
   production    prod        svc-1 (pinned to svc-1)   7d 0h ago
 ";
         assert_eq!(text, expected);
+    }
+
+    /// A deployment with a production window (Mondays 10:00 for 2h, UTC)
+    /// whose stored `nextWindow` is `stored`.
+    fn windowed(window: &str, stored: &str) -> PackitDeployment {
+        let mut d = pkd();
+        d.spec.schedule = serde_json::from_value(serde_json::json!({
+            "timeZone": "UTC",
+            "production": { "start": window, "duration": "2h" }
+        }))
+        .unwrap();
+        if let Some(s) = d.status.as_mut() {
+            s.next_window = Some(stored.parse().unwrap());
+        }
+        d
+    }
+
+    fn window_text(d: &PackitDeployment, now: DateTime<Utc>) -> String {
+        let text = render(
+            &[DeploymentStatus::of(d, &[], now)],
+            now,
+            &Zone::Named(chrono_tz::UTC),
+        );
+        let line = text.lines().find(|l| l.contains("Next window:"));
+        line.unwrap_or_default().trim().to_owned()
+    }
+
+    #[test]
+    fn a_window_that_passed_is_never_shown_as_the_next() {
+        // Monday 2026-11-30 08:30: the window stored is last week's.
+        let d = windowed("0 10 * * MON", "2026-11-23T10:00:00Z");
+        let s = DeploymentStatus::of(&d, &[], now());
+        assert_eq!(s.next_window, Some("2026-11-30T10:00:00Z".parse().unwrap()));
+        assert_eq!(s.window_open_until, None);
+        assert_eq!(
+            window_text(&d, now()),
+            "Next window: 2026-11-30 10:00 +00:00 (in 1h 30m)"
+        );
+        // Inside the window: open, and the one after it is next.
+        let open = now() + chrono::TimeDelta::minutes(100);
+        let s = DeploymentStatus::of(&d, &[], open);
+        assert_eq!(
+            s.window_open_until,
+            Some("2026-11-30T12:00:00Z".parse().unwrap())
+        );
+        assert_eq!(s.next_window, Some("2026-12-07T10:00:00Z".parse().unwrap()));
+        assert_eq!(
+            window_text(&d, open),
+            "Next window: open now, until 2026-11-30 12:00 +00:00 (in 1h 50m); \
+             then 2026-12-07 10:00 +00:00 (in 6d 23h)"
+        );
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["windowOpenUntil"], "2026-11-30T12:00:00Z");
+    }
+
+    #[test]
+    fn a_stored_window_in_the_past_that_cannot_be_recomputed_says_so() {
+        let d = windowed("not a cron", "2026-11-23T10:00:00Z");
+        let s = DeploymentStatus::of(&d, &[], now());
+        assert!(s.window_stale);
+        assert_eq!(
+            window_text(&d, now()),
+            "Next window: being recomputed (the last one known, 2026-11-23 10:00 +00:00, has passed)"
+        );
+        // Still ahead: shown as stored.
+        let d = windowed("not a cron", "2026-12-07T10:00:00Z");
+        assert_eq!(
+            window_text(&d, now()),
+            "Next window: 2026-12-07 10:00 +00:00 (in 7d 1h)"
+        );
     }
 
     fn release(
@@ -487,7 +632,7 @@ svc (namespace team)
 
     #[test]
     fn checks_of_the_release_in_flight() {
-        let s = DeploymentStatus::of(&pkd(), &releases());
+        let s = DeploymentStatus::of(&pkd(), &releases(), now());
         let v = s.verification.as_ref().expect("verdicts of svc-2");
         assert_eq!((v.release.as_str(), v.in_flight), ("svc-2", true));
         let json = serde_json::to_value(&s).unwrap();
@@ -520,7 +665,7 @@ svc (namespace team)
         }
         let mut list = releases();
         list.retain(|r| r.name_any() != "svc-2");
-        let s = DeploymentStatus::of(&idle, &list);
+        let s = DeploymentStatus::of(&idle, &list, now());
         let text = render(&[s], now(), &Zone::Named(chrono_tz::UTC));
         assert!(
             text.ends_with(
@@ -541,6 +686,7 @@ svc (namespace team)
                 "2026-11-30T08:00:00Z",
                 serde_json::json!({}),
             )],
+            now(),
         );
         assert_eq!(s.verification, None);
         assert!(

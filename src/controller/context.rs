@@ -1,7 +1,8 @@
 //! What every reconcile shares: the client, the caches the watches fill,
 //! and the edges the stages read and write through. Built once by `run`.
 
-use std::sync::Arc;
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
 
 use kube::Client;
 use kube::runtime::events::Reporter;
@@ -38,4 +39,10 @@ pub struct Context {
     pub prober: HttpProber,
     pub metric_prober: MetricProber,
     pub metrics: Arc<Metrics>,
+    /// The notifications this process is attempting right now, by delivery
+    /// id, so that a reconcile during an attempt does not start another.
+    pub deliveries: Deliveries,
 }
+
+/// Delivery ids being attempted.
+pub type Deliveries = Arc<Mutex<BTreeSet<String>>>;

@@ -19,7 +19,7 @@ mod report;
 mod run;
 mod targets;
 
-pub use context::Context;
+pub use context::{Context, Deliveries};
 pub use reconcile::reconcile;
 pub use run::{Settings, run};
 

@@ -174,6 +174,7 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
         metric_prober: MetricProber::new(prober.client().clone(), prober.policy().clone()),
         prober,
         metrics: metrics.clone(),
+        deliveries: Default::default(),
     });
     let running = controller
         .owns_stream(release_events)

@@ -7,7 +7,7 @@ use crate::api::deployment::{Environment, PackitDeploymentSpec};
 use crate::api::duration;
 use crate::api::release::Trigger;
 use crate::api::validate::{InvalidSpec, validate};
-use crate::schedule::{Calendar, Gate};
+use crate::schedule::{Calendar, Gate, later};
 
 /// Decides what to do at `now`. Pure: the same inputs give the same
 /// decision, and planning again from the returned state with the same
@@ -406,7 +406,7 @@ impl Planner<'_> {
     }
 
     fn advance_build(&mut self, f: &InFlight) -> bool {
-        let deadline = f.since + self.build_timeout();
+        let deadline = later(f.since, self.build_timeout());
         let failure = match &self.observed.build {
             Some(BuildResult::Succeeded) => None,
             Some(BuildResult::Failed(reason)) => Some(reason.clone()),
@@ -566,7 +566,7 @@ impl Planner<'_> {
             s.rollout_complete_at = complete_at;
         }
         let Some(complete_at) = complete_at else {
-            let deadline = f.since + rollout_timeout;
+            let deadline = later(f.since, rollout_timeout);
             if self.now >= deadline {
                 let reason = format!(
                     "the rollout did not complete within {}",
@@ -583,7 +583,7 @@ impl Planner<'_> {
             self.fail_verification(f, env, reason);
             return true;
         }
-        let soaked = complete_at + soak;
+        let soaked = later(complete_at, soak);
         if self.now < soaked {
             self.wake.push(soaked);
             self.wake_for_http_checks(env);
@@ -623,7 +623,7 @@ impl Planner<'_> {
             return false;
         }
         if !unproven.is_empty() {
-            let deadline = soaked.max(f.since + rollout_timeout + soak);
+            let deadline = soaked.max(later(later(f.since, rollout_timeout), soak));
             if self.now >= deadline {
                 let reason = format!(
                     "metric check(s) {} had no passing measurement within the soak and rollout timeout",
@@ -661,7 +661,7 @@ impl Planner<'_> {
                 JobState::NotStarted => start.push(test.name.clone()),
                 JobState::Running { since } => {
                     let timeout = duration::parse(&test.timeout).unwrap_or(TimeDelta::minutes(5));
-                    let deadline = *since + timeout;
+                    let deadline = later(*since, timeout);
                     if self.now >= deadline {
                         return Some(format!(
                             "smoke test {} did not finish within {}",
@@ -697,7 +697,7 @@ impl Planner<'_> {
             .filter_map(|i| duration::parse(i).ok())
             .filter(|d| *d > TimeDelta::zero())
             .min();
-        self.wake.extend(interval.map(|i| self.now + i));
+        self.wake.extend(interval.map(|i| later(self.now, i)));
     }
 
     /// Why an environment's health report fails verification, if it does.
@@ -903,7 +903,7 @@ impl Planner<'_> {
             promote: None,
             message: None,
         });
-        self.wake.push(self.now + self.build_timeout());
+        self.wake.push(later(self.now, self.build_timeout()));
     }
 
     /// `<deployment>-<UTC time>`, with a counter if two builds start within
@@ -929,7 +929,15 @@ impl Planner<'_> {
         name
     }
 
-    fn finish(self) -> Decision {
+    fn finish(mut self) -> Decision {
+        // Even an idle train looks again when the window opens or closes,
+        // so that the next window it reports is never one that passed.
+        if self.calendar.has_window()
+            && let Some(w) = self.calendar.window(self.now)
+        {
+            self.wake
+                .push(if w.start > self.now { w.start } else { w.end });
+        }
         let phase = match &self.state.in_flight {
             None if self.spec.schedule.suspend => "Suspended".to_owned(),
             None => "Idle".to_owned(),

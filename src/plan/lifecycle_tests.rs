@@ -363,7 +363,11 @@ fn a_rollback_for_monday_happens_on_monday_not_before() {
     });
     let d = sim.at(prague(11, 30, 2, 0));
     assert!(moves(&d.actions).is_empty());
-    assert_eq!(d.requeue_at, Some(monday));
+    // The window closing comes first; then Monday's rollback.
+    assert_eq!(d.requeue_at, Some(prague(11, 30, 3, 0)));
+    let closed = sim.at(prague(11, 30, 3, 0));
+    assert!(moves(&closed.actions).is_empty());
+    assert_eq!(closed.requeue_at, Some(monday));
     assert!(
         events(&d.actions)
             .iter()
@@ -478,7 +482,12 @@ fn a_freeze_blocks_the_production_deploy_but_not_a_rollback() {
             .unwrap()
             .contains("conference")
     );
-    // Nothing to do until the next build (the window after the freeze is later).
+    // Nothing to do until the frozen window closes, then until the next
+    // build (the window after the freeze is later).
+    assert_eq!(d.requeue_at, Some(prague(11, 30, 3, 0)));
+    let d = sim.at(prague(11, 30, 3, 0));
+    assert!(moves(&d.actions).is_empty());
+    assert_eq!(d.next_window, Some(prague(12, 6, 23, 0)));
     assert_eq!(d.requeue_at, Some(prague(12, 4, 18, 0)));
 
     // A person's rollback of staging still happens during the freeze.
@@ -910,4 +919,23 @@ fn a_smoke_test_past_its_timeout_fails_the_release() {
         "{:?}",
         events(&d.actions)
     );
+}
+
+#[test]
+fn an_idle_train_looks_again_when_its_window_opens_and_closes() {
+    // Idle, no build schedule: only the window moves anything.
+    let mut s = spec();
+    s.schedule.build = None;
+    let mut sim = Sim::new(s, prague(11, 22, 12, 0));
+    let d = sim.decide();
+    assert_eq!(d.next_window, Some(prague(11, 22, 23, 0)));
+    assert_eq!(d.requeue_at, Some(prague(11, 22, 23, 0)));
+    // Open: the window's end is the next instant.
+    let d = sim.at(prague(11, 22, 23, 0));
+    assert_eq!(d.next_window, Some(prague(11, 22, 23, 0)));
+    assert_eq!(d.requeue_at, Some(prague(11, 23, 3, 0)));
+    // Closed again: the next week's window, never the one that passed.
+    let d = sim.at(prague(11, 23, 3, 0));
+    assert_eq!(d.next_window, Some(prague(11, 29, 23, 0)));
+    assert_eq!(d.requeue_at, Some(prague(11, 29, 23, 0)));
 }

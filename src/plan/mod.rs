@@ -14,4 +14,6 @@ mod invariants;
 #[cfg(test)]
 mod lifecycle_tests;
 #[cfg(test)]
+mod robust_tests;
+#[cfg(test)]
 mod sim;

@@ -24,6 +24,17 @@ impl Interval {
     }
 }
 
+/// `t + d`, or the end of time when that is past what can be represented:
+/// persisted instants and spec durations are outside data, and a deadline
+/// beyond the year 262143 is as good as never.
+pub fn later(t: DateTime<Utc>, d: TimeDelta) -> DateTime<Utc> {
+    t.checked_add_signed(d).unwrap_or(if d < TimeDelta::zero() {
+        DateTime::<Utc>::MIN_UTC
+    } else {
+        DateTime::<Utc>::MAX_UTC
+    })
+}
+
 /// A freeze in effect.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ActiveFreeze {
@@ -102,7 +113,7 @@ impl Calendar {
         if let Some(start) = previous_match(cron, self.tz, now) {
             let open = Interval {
                 start,
-                end: start + *length,
+                end: later(start, *length),
             };
             if open.contains(now) {
                 return Some(open);
@@ -110,7 +121,7 @@ impl Calendar {
         }
         next_match(cron, self.tz, now).map(|start| Interval {
             start,
-            end: start + *length,
+            end: later(start, *length),
         })
     }
 
@@ -193,6 +204,9 @@ fn freeze_message(f: &ActiveFreeze) -> String {
 }
 
 fn previous_match(cron: &Cron, tz: Tz, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    if !crate::api::cron::searchable(t) {
+        return None;
+    }
     cron.find_previous_occurrence(&t.with_timezone(&tz), true)
         .ok()
         .map(|t| t.with_timezone(&Utc))

@@ -2,6 +2,7 @@
 //! scripted status codes.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::Result;
@@ -33,26 +34,36 @@ impl Received {
 pub struct Receiver {
     pub url: String,
     seen: Arc<Mutex<Vec<Received>>>,
+    /// The answer once the script is played.
+    then: Arc<AtomicU16>,
 }
 
 impl Receiver {
     /// Starts a receiver that answers the requests with `statuses` in turn,
-    /// then 200 to every other one.
+    /// then 200 to every other one (see [`Receiver::answer`]).
     pub async fn start(statuses: &[u16]) -> Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}/hooks/packit", listener.local_addr()?);
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let (log, script) = (seen.clone(), statuses.to_vec());
+        let then = Arc::new(AtomicU16::new(200));
+        let (log, script, fallback) = (seen.clone(), statuses.to_vec(), then.clone());
         tokio::spawn(async move {
             let mut script = script.into_iter();
             while let Ok((stream, _)) = listener.accept().await {
-                let status = script.next().unwrap_or(200);
+                let status = script
+                    .next()
+                    .unwrap_or_else(|| fallback.load(Ordering::Relaxed));
                 if let Ok(r) = answer(stream, status).await {
                     log.lock().unwrap_or_else(PoisonError::into_inner).push(r);
                 }
             }
         });
-        Ok(Self { url, seen })
+        Ok(Self { url, seen, then })
+    }
+
+    /// Answers `status` to every request after the script.
+    pub fn answer(&self, status: u16) {
+        self.then.store(status, Ordering::Relaxed);
     }
 
     /// Every request so far, in arrival order.

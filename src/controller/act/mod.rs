@@ -6,8 +6,9 @@
 //!
 //! Order matters: the status is persisted first (write-ahead, guarded by
 //! the resource version that was observed), then the build's follow-ups,
-//! the checks' verdicts, the smoke tests to start, the phases and their
-//! notifications, the changelog, the environments and the history.
+//! the checks' verdicts, the smoke tests to start, the phases (with their
+//! notifications queued in the same write), the changelog, the notification
+//! attempts that are due, the environments and the history.
 
 mod builds;
 mod changelog;
@@ -124,19 +125,20 @@ async fn carry_out(
             message,
         } = step
         {
-            let Some(rel) =
-                releases::set_phase(ctx, obs, release, *phase, environment.as_deref(), message)
-                    .await?
-            else {
-                continue;
-            };
-            let notification = notify::Phase {
-                phase: *phase,
-                environment: environment.as_deref(),
+            let queued = notify::queue(obs, release, *phase, environment.as_deref(), message);
+            let recorded = releases::set_phase(
+                ctx,
+                obs,
+                release,
+                *phase,
+                environment.as_deref(),
                 message,
-            };
-            let rel = notify::send(ctx, obs, rel, &notification, events, &mut out.notes).await?;
-            upsert(&mut releases, rel);
+                queued,
+            )
+            .await?;
+            if let Some(rel) = recorded {
+                upsert(&mut releases, rel);
+            }
         }
     }
     // Written as soon as the release exists: its commits are known.
@@ -149,6 +151,7 @@ async fn carry_out(
         let rel = changelog::ensure(ctx, obs, rel, &mut out.notes).await?;
         upsert(&mut releases, rel);
     }
+    notify::deliver_due(ctx, obs, &mut releases, events, &mut out.notes).await;
     environments::converge(ctx, obs, &d.state, &d.actions, &releases, &mut out.notes).await?;
     claims::release_stale(ctx, obs, &mut out.notes).await?;
     out.rolled_back = d.actions.iter().any(|a| {

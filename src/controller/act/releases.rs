@@ -4,10 +4,11 @@ use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
 use serde_json::json;
 
-use crate::api::release::EnvironmentProgress;
+use crate::api::release::{EnvironmentProgress, NotificationDelivery};
 use crate::api::{PackitRelease, PackitReleaseStatus};
 use crate::controller::observe::{NewRelease, Observation};
 use crate::controller::{Context, Error, MANAGER};
+use crate::notify::outbox;
 use crate::plan::ReleasePhase;
 
 pub fn api(ctx: &Context, obs: &Observation) -> Api<PackitRelease> {
@@ -41,8 +42,8 @@ pub async fn create(
     Ok(created)
 }
 
-/// Records a phase, and the environment's progress it implies; none when
-/// the release object is gone.
+/// Records a phase, the environment's progress it implies and the
+/// notifications it calls for; none when the release object is gone.
 pub async fn set_phase(
     ctx: &Context,
     obs: &Observation,
@@ -50,11 +51,14 @@ pub async fn set_phase(
     phase: ReleasePhase,
     environment: Option<&str>,
     message: &str,
+    notifications: Vec<NotificationDelivery>,
 ) -> Result<Option<PackitRelease>, Error> {
     let api = api(ctx, obs);
     let now = obs.now;
     let updated = update_status(&api, release, |s| {
         s.phase = Some(phase);
+        // In the same write as the phase: a crash after it loses nothing.
+        outbox::enqueue(&mut s.notifications, notifications);
         s.message = Some(message.to_owned());
         let Some(env) = environment else { return };
         let progress = progress_of(s, env);
@@ -130,4 +134,22 @@ pub async fn update_status(
         &Patch::Apply(&patch),
     )
     .await
+}
+
+/// Like [`update_status`], for a writer that races the reconciles (the
+/// notification attempts): a conflict reads again and applies `change` to
+/// what is there now, so no other writer's fields are lost.
+pub async fn modify_status(
+    api: &Api<PackitRelease>,
+    name: &str,
+    mut change: impl FnMut(&mut PackitReleaseStatus),
+) -> Result<PackitRelease, kube::Error> {
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match update_status(api, name, &mut change).await {
+            Err(kube::Error::Api(e)) if e.code == 409 && tries < 5 => continue,
+            other => return other,
+        }
+    }
 }

@@ -16,6 +16,7 @@ use super::events::Note;
 use super::observe::{Observation, SpecProblem};
 use crate::api::deployment::requests::{PROMOTE, ROLLBACK};
 use crate::api::{PackitDeployment, PackitDeploymentStatus};
+use crate::notify;
 use crate::plan::{
     self, Action as Step, BuildResult, Decision, Observed, ReleasePhase, Stage, TrainState,
 };
@@ -34,6 +35,9 @@ pub const VERIFY_POLL: Duration = Duration::from_secs(10);
 
 /// How often a train with a blocked environment looks again.
 pub const BLOCKED_POLL: Duration = Duration::from_secs(15);
+
+/// How often a notification attempt that is overdue is looked at.
+pub const OVERDUE_POLL: Duration = Duration::from_secs(5);
 
 /// What a reconcile is going to do.
 pub enum Plan {
@@ -115,7 +119,8 @@ pub fn decide(obs: &Observation) -> Plan {
             assessment.conditions,
             obs.now,
         ),
-        requeue: requeue_after(&decision, &observed, obs.now),
+        requeue: requeue_after(&decision, &observed, obs.now)
+            .min(notification_wait(obs).unwrap_or(MAX_REQUEUE)),
         decision,
         prune,
         notes,
@@ -267,6 +272,24 @@ fn requeue_after(decision: &Decision, observed: &Observed, now: DateTime<Utc>) -
     wait.max(Duration::from_millis(200))
 }
 
+/// How long until the next notification attempt of the train's releases
+/// is due; none while nothing is pending. One due already is being
+/// attempted by this reconcile, and recording its result wakes the train:
+/// looking again after [`OVERDUE_POLL`] only covers an attempt that could
+/// not start.
+fn notification_wait(obs: &Observation) -> Option<Duration> {
+    let entries = obs
+        .releases
+        .iter()
+        .filter_map(|r| r.status.as_ref())
+        .flat_map(|s| &s.notifications);
+    let due = notify::outbox::next_due(entries)?;
+    Some(match (due - obs.now).to_std() {
+        Ok(wait) if !wait.is_zero() => wait,
+        _ => OVERDUE_POLL,
+    })
+}
+
 /// `staging=<release> production=<release>` for `kubectl get`.
 fn summary(state: &TrainState) -> String {
     let parts: Vec<String> = state
@@ -307,6 +330,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::api::PackitRelease;
     use crate::api::release::Trigger;
 
     fn decision(requeue_in: Option<i64>, actions: Vec<Step>, now: DateTime<Utc>) -> Decision {
@@ -376,6 +400,61 @@ mod tests {
             requeue_after(&decision(Some(3600), vec![], now), &blocked, now),
             BLOCKED_POLL
         );
+    }
+
+    fn observation(now: DateTime<Utc>, outbox: serde_json::Value) -> Observation {
+        let release: PackitRelease = serde_json::from_value(json!({
+            "apiVersion": "packit.dev/v1alpha1", "kind": "PackitRelease",
+            "metadata": { "name": "r", "namespace": "ns" },
+            "spec": { "deployment": "d", "trigger": "Manual", "components": [] },
+            "status": { "notifications": outbox },
+        }))
+        .unwrap();
+        Observation {
+            deployment: std::sync::Arc::new(crate::api::tests::example()),
+            namespace: "ns".into(),
+            now,
+            releases: vec![std::sync::Arc::new(release)],
+            spec_problem: None,
+            requests: Default::default(),
+            bad_requests: Vec::new(),
+            build: None,
+            health: None,
+            targets: Vec::new(),
+            stale_claims: Vec::new(),
+        }
+    }
+
+    fn entry(state: &str, next: Option<DateTime<Utc>>) -> serde_json::Value {
+        json!({
+            "id": format!("{state}-{next:?}"), "webhook": 0, "target": "https://h", "urlDigest": "x",
+            "phase": "Staging", "at": "2026-03-02T10:00:00Z", "state": state,
+            "attempts": 1, "nextAttemptAt": next,
+        })
+    }
+
+    #[test]
+    fn looks_again_when_the_next_notification_attempt_is_due() {
+        let now: DateTime<Utc> = "2026-03-02T10:00:10Z".parse().unwrap();
+        let soon = now + TimeDelta::seconds(4);
+        let later = now + TimeDelta::seconds(30);
+        let obs = observation(
+            now,
+            json!([
+                entry("Pending", Some(later)),
+                entry("Pending", Some(soon)),
+                entry("Failed", None)
+            ]),
+        );
+        assert_eq!(notification_wait(&obs), Some(Duration::from_secs(4)));
+        // Overdue: being attempted now; its result wakes the train.
+        let obs = observation(
+            now,
+            json!([entry("Pending", Some(now - TimeDelta::seconds(1)))]),
+        );
+        assert_eq!(notification_wait(&obs), Some(OVERDUE_POLL));
+        let obs = observation(now, json!([entry("Delivered", None)]));
+        assert_eq!(notification_wait(&obs), None);
     }
 
     #[test]
