@@ -269,6 +269,19 @@ async fn wait_image(ns: &str, want: &str) -> Result<()> {
     .await
 }
 
+/// Sets production's drift policy.
+async fn on_drift(t: &Train, policy: &str) -> Result<()> {
+    let patch = json!([{ "op": "add", "path": "/spec/environments/1/onDrift", "value": policy }]);
+    t.ns.api::<PackitDeployment>()
+        .patch(
+            PKD,
+            &PatchParams::default(),
+            &Patch::Json::<()>(serde_json::from_value(patch)?),
+        )
+        .await?;
+    Ok(())
+}
+
 #[tokio::test]
 async fn changes_behind_the_trains_back_are_reverted_or_held_and_fights_stopped() -> Result<()> {
     let t = Train::with_operator("own-drift", |_| {}, |ns| selected(ns, &ns.name)).await?;
@@ -286,14 +299,7 @@ async fn changes_behind_the_trains_back_are_reverted_or_held_and_fights_stopped(
     .await?;
 
     // Hold: the change stays, the workload is held, the train says so.
-    let patch = json!([{ "op": "add", "path": "/spec/environments/1/onDrift", "value": "Hold" }]);
-    t.ns.api::<PackitDeployment>()
-        .patch(
-            PKD,
-            &PatchParams::default(),
-            &Patch::Json::<()>(serde_json::from_value(patch)?),
-        )
-        .await?;
+    on_drift(&t, "Hold").await?;
     set_image(&t.ns, "registry.invalid/hotfix:2")?;
     let held = eventually("the drifted workload to be held", TIMEOUT, || async {
         Ok(annotation(&prod_service(&ns).await?, labels::HOLD))
@@ -333,15 +339,7 @@ async fn changes_behind_the_trains_back_are_reverted_or_held_and_fights_stopped(
 
     // Someone keeps changing it: after a few reverts in a minute the
     // operator stops and waits for a person.
-    let patch =
-        json!([{ "op": "replace", "path": "/spec/environments/1/onDrift", "value": "Revert" }]);
-    t.ns.api::<PackitDeployment>()
-        .patch(
-            PKD,
-            &PatchParams::default(),
-            &Patch::Json::<()>(serde_json::from_value(patch)?),
-        )
-        .await?;
+    on_drift(&t, "Revert").await?;
     let mut stopped = None;
     for i in 0..30 {
         set_image(&t.ns, &format!("registry.invalid/fight:{i}"))?;
