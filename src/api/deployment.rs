@@ -578,6 +578,20 @@ impl Default for RollbackSpec {
     }
 }
 
+impl Environment {
+    /// The target workloads (kind, name), each once, in the order first
+    /// named: several targets may be containers of one workload.
+    pub fn workloads(&self) -> Vec<(WorkloadKind, &str)> {
+        let mut out: Vec<(WorkloadKind, &str)> = Vec::new();
+        for t in &self.targets {
+            if !out.contains(&(t.kind, t.name.as_str())) {
+                out.push((t.kind, t.name.as_str()));
+            }
+        }
+        out
+    }
+}
+
 impl PackitDeploymentSpec {
     /// The component with this name.
     pub fn component(&self, name: &str) -> Option<&Component> {

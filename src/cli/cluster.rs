@@ -109,6 +109,31 @@ pub(super) fn api_error(e: kube::Error, doing: &str, missing: impl FnOnce() -> S
     }
 }
 
+/// The environment `env` of the deployment `name`; "not found" names the
+/// ones it has.
+pub(super) fn environment<'a>(
+    pkd: &'a PackitDeployment,
+    name: &str,
+    env: &str,
+) -> Result<&'a crate::api::deployment::Environment> {
+    pkd.spec
+        .environments
+        .iter()
+        .find(|e| e.name == env)
+        .ok_or_else(|| {
+            let names: Vec<&str> = pkd
+                .spec
+                .environments
+                .iter()
+                .map(|e| e.name.as_str())
+                .collect();
+            Failure::not_found(format!(
+                "PackitDeployment {name} has no environment {env:?}; its environments are: {}",
+                names.join(", ")
+            ))
+        })
+}
+
 fn crd_missing(kind: &str) -> String {
     format!(
         "the {kind} resource is not served by this cluster; install the CRDs (kubectl apply -f crds/)"
@@ -359,18 +384,7 @@ impl Ctx {
             .transpose()
             .map_err(Failure::usage)?;
         let pkd = self.deployment(name).await?;
-        let Some(spec_env) = pkd.spec.environments.iter().find(|e| e.name == env) else {
-            let names: Vec<&str> = pkd
-                .spec
-                .environments
-                .iter()
-                .map(|e| e.name.as_str())
-                .collect();
-            return Err(Failure::not_found(format!(
-                "PackitDeployment {name} has no environment {env:?}; its environments are: {}",
-                names.join(", ")
-            )));
-        };
+        let spec_env = environment(&pkd, name, env)?;
         if let Some(pin) = &spec_env.pin {
             return Err(Failure::usage(format!(
                 "environment {env} is pinned to {pin}, and a pinned environment is not rolled back; \

@@ -6,8 +6,8 @@ use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Value, json};
 
-use super::cluster::{Ctx, api_error};
-use super::{Failure, Result};
+use super::Result;
+use super::cluster::{Ctx, api_error, environment};
 use crate::api::PackitDeployment;
 use crate::api::deployment::{Environment, WorkloadKind};
 use crate::labels::{FIGHTING, HOLD};
@@ -16,36 +16,6 @@ use crate::labels::{FIGHTING, HOLD};
 /// stop after a fight.
 pub fn unhold_patch() -> Value {
     json!({ "metadata": { "annotations": { HOLD: Value::Null, FIGHTING: Value::Null } } })
-}
-
-/// The workloads of an environment, each once, in the order first named.
-pub fn workloads(env: &Environment) -> Vec<(WorkloadKind, &str)> {
-    let mut out: Vec<(WorkloadKind, &str)> = Vec::new();
-    for t in &env.targets {
-        if !out.contains(&(t.kind, t.name.as_str())) {
-            out.push((t.kind, t.name.as_str()));
-        }
-    }
-    out
-}
-
-fn environment<'a>(pkd: &'a PackitDeployment, name: &str) -> Result<&'a Environment> {
-    pkd.spec
-        .environments
-        .iter()
-        .find(|e| e.name == name)
-        .ok_or_else(|| {
-            let known: Vec<&str> = pkd
-                .spec
-                .environments
-                .iter()
-                .map(|e| e.name.as_str())
-                .collect();
-            Failure::usage(format!(
-                "no environment {name:?}; the deployment has {}",
-                known.join(", ")
-            ))
-        })
 }
 
 impl Ctx {
@@ -62,7 +32,7 @@ impl Ctx {
                 println!("Held {}/{name} in every environment ({shown}).", self.ns);
             }
             Some(env) => {
-                let e = environment(&pkd, env)?;
+                let e = environment(&pkd, name, env)?;
                 let patch = json!({ "metadata": { "annotations": { HOLD: reason } } });
                 self.patch_workloads(&pkd, e, &patch).await?;
                 println!("Held {env} of {}/{name} ({shown}).", self.ns);
@@ -79,7 +49,7 @@ impl Ctx {
         let pkd = self.deployment(name).await?;
         let patch = unhold_patch();
         let envs: Vec<&Environment> = match env {
-            Some(env) => vec![environment(&pkd, env)?],
+            Some(env) => vec![environment(&pkd, name, env)?],
             None => pkd.spec.environments.iter().collect(),
         };
         for e in &envs {
@@ -124,7 +94,7 @@ impl Ctx {
     ) -> Result<()> {
         let ns = env.namespace.as_deref().unwrap_or(&self.ns);
         let params = PatchParams::default();
-        for (kind, name) in workloads(env) {
+        for (kind, name) in env.workloads() {
             let what = format!("{kind:?} {name} in namespace {ns}");
             let result = match kind {
                 WorkloadKind::Deployment => Api::<Deployment>::namespaced(self.client.clone(), ns)
@@ -181,7 +151,7 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(
-            workloads(&env),
+            env.workloads(),
             [
                 (WorkloadKind::Deployment, "api"),
                 (WorkloadKind::StatefulSet, "worker")

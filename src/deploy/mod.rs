@@ -117,36 +117,56 @@ pub async fn current_images(
     targets: &[Target],
 ) -> Result<Vec<TargetImage>, DeployError> {
     let mut read: Vec<(WorkloadRef, Workload)> = Vec::new();
-    let mut images = Vec::with_capacity(targets.len());
     for target in targets {
         let workload = WorkloadRef {
             kind: target.kind,
             name: target.name.clone(),
         };
         // Several targets may share a workload: read it once.
-        let object = match read.iter().position(|(r, _)| *r == workload) {
-            Some(i) => &read[i].1,
-            None => {
-                let object = Workload::get(client, namespace, &workload).await?;
-                read.push((workload.clone(), object));
-                &read[read.len() - 1].1
-            }
-        };
-        let image = object
-            .container_image(&workload, namespace, &target.container)?
-            .ok_or_else(|| DeployError::NoImage {
+        if !read.iter().any(|(r, _)| *r == workload) {
+            let object = Workload::get(client, namespace, &workload).await?;
+            read.push((workload, object));
+        }
+    }
+    images_of(namespace, targets, |w| {
+        read.iter().find(|(r, _)| r == w).map(|(_, o)| o)
+    })
+}
+
+/// The image of each target's container in workloads already read (`find`
+/// gives the object of a workload, `None` when it does not exist), in the
+/// order of `targets`.
+pub fn images_of<'a>(
+    namespace: &str,
+    targets: &[Target],
+    find: impl Fn(&WorkloadRef) -> Option<&'a Workload>,
+) -> Result<Vec<TargetImage>, DeployError> {
+    targets
+        .iter()
+        .map(|target| {
+            let workload = WorkloadRef {
+                kind: target.kind,
+                name: target.name.clone(),
+            };
+            let object = find(&workload).ok_or_else(|| DeployError::NotFound {
                 workload: workload.clone(),
                 namespace: namespace.to_owned(),
-                container: target.container.clone(),
             })?;
-        images.push(TargetImage {
-            kind: kind_name(target.kind).to_owned(),
-            name: target.name.clone(),
-            container: target.container.clone(),
-            image: image.to_owned(),
-        });
-    }
-    Ok(images)
+            let image = object
+                .container_image(&workload, namespace, &target.container)?
+                .ok_or_else(|| DeployError::NoImage {
+                    workload: workload.clone(),
+                    namespace: namespace.to_owned(),
+                    container: target.container.clone(),
+                })?;
+            Ok(TargetImage {
+                kind: kind_name(target.kind).to_owned(),
+                name: target.name.clone(),
+                container: target.container.clone(),
+                image: image.to_owned(),
+            })
+        })
+        .collect()
 }
 
 /// Sets each target container's image by server-side apply under

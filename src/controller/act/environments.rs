@@ -16,7 +16,7 @@ use kube::ResourceExt;
 use super::claims;
 use super::releases::{self, progress_of};
 use crate::api::PackitRelease;
-use crate::api::deployment::{DriftPolicy, Environment, Target};
+use crate::api::deployment::{DriftPolicy, Environment};
 use crate::api::release::TargetImage;
 use crate::controller::events::Note;
 use crate::controller::observe::{EnvTargets, Observation, owner};
@@ -93,7 +93,13 @@ impl Write<'_> {
         let (env, targets, release, wanted) = (self.env, self.targets, self.release, self.wanted);
         let name = &release.name_any();
         let owner = owner(&obs.deployment, &obs.namespace);
-        let current = current_images(targets, &env.targets)?;
+        let current = deploy::images_of(&targets.namespace, &env.targets, |w| {
+            targets
+                .workloads
+                .iter()
+                .find(|o| &o.workload == w)
+                .and_then(|o| o.object.as_ref())
+        })?;
         if current == *wanted {
             // Up to date; a workload still nobody's is claimed all the same.
             if targets.workloads.iter().all(|w| w.claim == Claim::Ours) {
@@ -244,45 +250,6 @@ impl Change<'_> {
         }
         within_write_limit(ctx, targets, self.current, self.wanted, notes).await
     }
-}
-
-/// The targets' images as observed, in the order of `targets`.
-fn current_images(
-    observed: &EnvTargets,
-    targets: &[Target],
-) -> Result<Vec<TargetImage>, DeployError> {
-    targets
-        .iter()
-        .map(|t| {
-            let w = observed
-                .workloads
-                .iter()
-                .find(|w| w.workload.kind == t.kind && w.workload.name == t.name);
-            let workload = deploy::WorkloadRef {
-                kind: t.kind,
-                name: t.name.clone(),
-            };
-            let object =
-                w.and_then(|w| w.object.as_ref())
-                    .ok_or_else(|| DeployError::NotFound {
-                        workload: workload.clone(),
-                        namespace: observed.namespace.clone(),
-                    })?;
-            let image = object
-                .container_image(&workload, &observed.namespace, &t.container)?
-                .ok_or_else(|| DeployError::NoImage {
-                    workload: workload.clone(),
-                    namespace: observed.namespace.clone(),
-                    container: t.container.clone(),
-                })?;
-            Ok(TargetImage {
-                kind: kind_name(t.kind).to_owned(),
-                name: t.name.clone(),
-                container: t.container.clone(),
-                image: image.to_owned(),
-            })
-        })
-        .collect()
 }
 
 /// The `Hold` policy: the drifted workloads get a hold naming the change,

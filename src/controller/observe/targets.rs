@@ -8,7 +8,7 @@ use kube::runtime::reflector::ObjectRef;
 
 use super::Observation;
 use crate::api::PackitDeployment;
-use crate::api::deployment::{Environment, Target, WorkloadKind};
+use crate::api::deployment::{Environment, WorkloadKind};
 use crate::controller::targets::{namespace_of, wanted_images};
 use crate::controller::{Context, Error};
 use crate::deploy::{self, Claim, DeployError, Drift, Owner, Workload, WorkloadRef, group_images};
@@ -89,7 +89,11 @@ pub async fn observe(ctx: &Context, obs: &Observation) -> Result<Vec<EnvTargets>
             .transpose()?
             .unwrap_or_default();
         let mut workloads = Vec::new();
-        for workload in distinct(&env.targets) {
+        for (kind, name) in env.workloads() {
+            let workload = WorkloadRef {
+                kind,
+                name: name.to_owned(),
+            };
             let object = match Workload::get(&ctx.client, &namespace, &workload).await {
                 Ok(o) => Some(o),
                 Err(DeployError::NotFound { .. }) => None,
@@ -133,21 +137,6 @@ pub async fn observe(ctx: &Context, obs: &Observation) -> Result<Vec<EnvTargets>
         });
     }
     Ok(all)
-}
-
-/// The workloads of `targets`, each once, in the order first named.
-fn distinct(targets: &[Target]) -> Vec<WorkloadRef> {
-    let mut out: Vec<WorkloadRef> = Vec::new();
-    for t in targets {
-        let w = WorkloadRef {
-            kind: t.kind,
-            name: t.name.clone(),
-        };
-        if !out.contains(&w) {
-            out.push(w);
-        }
-    }
-    out
 }
 
 /// Other trains the controller sees whose targets name the same workload.
