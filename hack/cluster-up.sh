@@ -2,8 +2,10 @@
 # Starts (or reuses) the local test cluster: a kwokctl cluster on the binary
 # runtime with the cached control plane, two fake nodes, the Stages of
 # hack/kwok/stages.yaml, an OCI registry and a Prometheus (scraping the
-# samples tests set) on 127.0.0.1. Prints the
-# environment to use it and how long the start took.
+# samples tests set) on 127.0.0.1; and beside it a second control plane
+# (its own etcd, kube-apiserver, controller manager, scheduler and kwok on
+# other ports) that plays a remote cluster, unless PACKIT_REMOTE_CLUSTER=0.
+# Prints the environment to use them and how long the start took.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -24,7 +26,6 @@ ENV_FILE="$PACKIT_CLUSTER_DIR/env.sh"
 REG_DIR="$PACKIT_CLUSTER_DIR/registry"
 export KWOK_WORKDIR="$PACKIT_CLUSTER_DIR/kwok"
 KWOKCTL="$PACKIT_BIN_DIR/kwokctl"
-k() { kubectl --kubeconfig "$KUBECONFIG_PATH" "$@"; }
 
 KWOK_CONFIG="$PACKIT_CLUSTER_DIR/kwok-config.yaml"
 POD_LOG="$PACKIT_CLUSTER_DIR/pod.log"
@@ -62,9 +63,13 @@ componentsPatches:
 YAML
 }
 
-# Whether every component kwokctl started is still running.
+# The remote cluster: same binaries and configuration, its own state.
+REMOTE_NAME="$PACKIT_CLUSTER_NAME-remote"
+REMOTE_KUBECONFIG="$PACKIT_CLUSTER_DIR/remote-kubeconfig"
+
+# components_running NAME: whether every component kwokctl started is still running.
 components_running() {
-  local pids="$KWOK_WORKDIR/clusters/$PACKIT_CLUSTER_NAME/pids" pid
+  local pids="$KWOK_WORKDIR/clusters/$1/pids" pid
   for c in etcd kube-apiserver kube-controller-manager kube-scheduler kwok-controller; do
     pid="$(cat "$pids/$c.pid" 2>/dev/null)" || return 1
     kill -0 "$pid" 2>/dev/null || return 1
@@ -76,48 +81,53 @@ config_hash() {
   { cat "$HACK_DIR/versions.env" "$HACK_DIR/kwok/nodes.yaml"; kwok_config; } | sha256sum | cut -d' ' -f1
 }
 
+# cluster_healthy NAME KUBECONFIG
 cluster_healthy() {
-  [[ -f "$KUBECONFIG_PATH" ]] &&
-    [[ "$(cat "$PACKIT_CLUSTER_DIR/config-hash" 2>/dev/null)" == "$(config_hash)" ]] &&
-    components_running &&
-    k get --raw /readyz >/dev/null 2>&1 &&
-    [[ "$(k get --raw /version 2>/dev/null)" == *"\"gitVersion\": \"$K8S_VERSION\""* ]] &&
-    [[ "$(k get nodes -l type=kwok -o name 2>/dev/null | wc -l)" -ge 2 ]]
+  local kc=(kubectl --kubeconfig "$2")
+  [[ -f "$2" ]] &&
+    [[ "$(cat "${2%kubeconfig}config-hash" 2>/dev/null)" == "$(config_hash)" ]] &&
+    components_running "$1" &&
+    "${kc[@]}" get --raw /readyz >/dev/null 2>&1 &&
+    [[ "$("${kc[@]}" get --raw /version 2>/dev/null)" == *"\"gitVersion\": \"$K8S_VERSION\""* ]] &&
+    [[ "$("${kc[@]}" get nodes -l type=kwok -o name 2>/dev/null | wc -l)" -ge 2 ]]
 }
 
 registry_healthy() {
   [[ -f "$REG_DIR/addr" ]] && curl -fs -o /dev/null "http://$(cat "$REG_DIR/addr")/v2/"
 }
 
+# start_cluster NAME KUBECONFIG
 start_cluster() {
-  log "starting kwok cluster $PACKIT_CLUSTER_NAME (Kubernetes $K8S_VERSION)"
+  local name="$1" kubeconfig="$2"
+  local kc=(kubectl --kubeconfig "$kubeconfig")
+  log "starting kwok cluster $name (Kubernetes $K8S_VERSION)"
   # Leftovers of a cluster that is no longer healthy (say, after a reboot).
-  "$KWOKCTL" delete cluster --name "$PACKIT_CLUSTER_NAME" --kubeconfig "$KUBECONFIG_PATH" >/dev/null 2>&1 || true
-  rm -f "$KUBECONFIG_PATH"
+  "$KWOKCTL" delete cluster --name "$name" --kubeconfig "$kubeconfig" >/dev/null 2>&1 || true
+  rm -f "$kubeconfig"
   kwok_config >"$KWOK_CONFIG"
   if ! "$KWOKCTL" create cluster \
-    --name "$PACKIT_CLUSTER_NAME" \
+    --name "$name" \
     --runtime binary \
     --config "$KWOK_CONFIG" \
-    --kubeconfig "$KUBECONFIG_PATH" \
+    --kubeconfig "$kubeconfig" \
     --kube-apiserver-binary "$PACKIT_BIN_DIR/kube-apiserver" \
     --kube-controller-manager-binary "$PACKIT_BIN_DIR/kube-controller-manager" \
     --kube-scheduler-binary "$PACKIT_BIN_DIR/kube-scheduler" \
     --kwok-controller-binary "$PACKIT_BIN_DIR/kwok" \
     --etcd-binary "$PACKIT_BIN_DIR/etcd" \
     --disable-qps-limits \
-    --wait 2m 9>&- >"$PACKIT_CLUSTER_DIR/kwokctl-create.log" 2>&1; then
-    cat "$PACKIT_CLUSTER_DIR/kwokctl-create.log" >&2
-    die "kwokctl could not create the cluster"
+    --wait 2m 9>&- >"$PACKIT_CLUSTER_DIR/kwokctl-create-$name.log" 2>&1; then
+    cat "$PACKIT_CLUSTER_DIR/kwokctl-create-$name.log" >&2
+    die "kwokctl could not create the cluster $name"
   fi
-  config_hash >"$PACKIT_CLUSTER_DIR/config-hash"
-  k apply -f "$HACK_DIR/kwok/nodes.yaml" >/dev/null
-  k wait --for=condition=Ready node -l type=kwok --timeout=2m >/dev/null
+  config_hash >"${kubeconfig%kubeconfig}config-hash"
+  "${kc[@]}" apply -f "$HACK_DIR/kwok/nodes.yaml" >/dev/null
+  "${kc[@]}" wait --for=condition=Ready node -l type=kwok --timeout=2m >/dev/null
   # Pods need the default ServiceAccount of their namespace; wait until the
   # controller manager creates them, starting with "default".
   local deadline=$((SECONDS + 120))
-  until k get serviceaccount default -n default >/dev/null 2>&1; do
-    ((SECONDS < deadline)) || die "default ServiceAccount never appeared"
+  until "${kc[@]}" get serviceaccount default -n default >/dev/null 2>&1; do
+    ((SECONDS < deadline)) || die "default ServiceAccount never appeared in $name"
     sleep 0.2
   done
 }
@@ -148,7 +158,13 @@ start_registry() {
 
 cp "$HACK_DIR/kwok/pod.log" "$POD_LOG"
 reused=()
-if cluster_healthy; then reused+=(cluster); else start_cluster; fi
+wanted=3
+if cluster_healthy "$PACKIT_CLUSTER_NAME" "$KUBECONFIG_PATH"; then reused+=(cluster); else start_cluster "$PACKIT_CLUSTER_NAME" "$KUBECONFIG_PATH"; fi
+if [[ "${PACKIT_REMOTE_CLUSTER:-1}" != 0 ]]; then
+  if cluster_healthy "$REMOTE_NAME" "$REMOTE_KUBECONFIG"; then reused+=(remote); else start_cluster "$REMOTE_NAME" "$REMOTE_KUBECONFIG"; fi
+else
+  wanted=2
+fi
 if registry_healthy; then reused+=(registry); else start_registry; fi
 # Prometheus and the exporter whose samples the tests set (9>&-: they
 # outlive this script).
@@ -161,9 +177,15 @@ export PACKIT_REGISTRY=$(cat "$REG_DIR/addr")
 export PACKIT_PROMETHEUS=http://$(cat "$PROM_DIR/addr")
 export PACKIT_METRICS_DIR=$PROM_DIR/samples
 ENV
+if ((wanted == 3)); then
+  cat >>"$ENV_FILE" <<ENV
+export PACKIT_REMOTE_KUBECONFIG=$REMOTE_KUBECONFIG
+export PACKIT_REMOTE_CLUSTER_NAME=$REMOTE_NAME
+ENV
+fi
 elapsed_ms=$((($(date +%s%N) - start_ns) / 1000000))
 cat "$ENV_FILE"
-if ((${#reused[@]} == 2)); then
+if ((${#reused[@]} == wanted)); then
   how="reused the running cluster"
 else
   how="started"

@@ -16,6 +16,12 @@ use crate::metrics::{ApiRequestLabels, Metrics};
 /// its requests in `metrics`.
 pub async fn counting(metrics: Arc<Metrics>) -> Result<Client, kube::Error> {
     let config = Config::infer().await.map_err(kube::Error::InferConfig)?;
+    counting_from(config, metrics)
+}
+
+/// A client of `config` (a remote cluster's) counting its requests in
+/// `metrics` with the operator's own.
+pub fn counting_from(config: Config, metrics: Arc<Metrics>) -> Result<Client, kube::Error> {
     let count = MapRequestLayer::new(move |req: Request<Body>| {
         let (verb, resource) = classify(req.method(), req.uri());
         metrics

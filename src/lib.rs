@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod notify;
 pub mod plan;
 pub mod redact;
+pub mod remote;
 pub mod schedule;
 pub mod server;
 

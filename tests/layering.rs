@@ -15,7 +15,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         "I/O",
         &[
             "git", "build", "deploy", "health", "notify", "http", "client", "metrics", "server",
-            "leader",
+            "leader", "remote",
         ],
     ),
     ("top", &["controller", "cli"]),

@@ -9,7 +9,9 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::schema::{DNS_LABEL, DURATION, IMAGE_REPOSITORY, preserve_unknown_object};
+use super::schema::{
+    DNS_LABEL, DNS_SUBDOMAIN, DURATION, IMAGE_REPOSITORY, preserve_unknown_object,
+};
 
 /// A release train: components built from git branches, promoted through
 /// ordered environments (staging first, production last) on a schedule.
@@ -296,6 +298,46 @@ pub struct Environment {
     /// way an Event names the change and its writer.
     #[serde(default)]
     pub on_drift: DriftPolicy,
+
+    /// The cluster the environment's workloads live in; absent means the
+    /// operator's own. The namespace opt-in (`packit.dev/allow-from`) is
+    /// for the operator's own cluster: on another cluster the kubeconfig's
+    /// permissions decide.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterRef>,
+}
+
+/// Another cluster, reached with a kubeconfig kept in a Secret.
+#[derive(
+    JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord,
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterRef {
+    /// Secret in the deployment's namespace holding the kubeconfig. It
+    /// must authenticate with a token or a client certificate and carry
+    /// the cluster's CA inline; `exec` and auth-provider plugins, files
+    /// and `insecure-skip-tls-verify` are refused. `kubectl packit cluster
+    /// add` writes such a Secret.
+    pub kubeconfig_secret_ref: SecretKeyRef,
+}
+
+/// One key of a Secret in the same namespace.
+#[derive(
+    JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord,
+)]
+pub struct SecretKeyRef {
+    /// Name of the Secret; also the cluster's name in status, Events and
+    /// the plugin.
+    #[schemars(regex(pattern = DNS_SUBDOMAIN), length(max = 253))]
+    pub name: String,
+    /// Key of the kubeconfig in the Secret.
+    #[serde(default = "default_kubeconfig_key")]
+    #[schemars(length(min = 1, max = 253))]
+    pub key: String,
+}
+
+fn default_kubeconfig_key() -> String {
+    "kubeconfig".to_owned()
 }
 
 /// What to do with a target changed behind the train's back.

@@ -225,6 +225,10 @@ pub enum DeliveryState {
 pub struct EnvironmentProgress {
     /// Environment name.
     pub name: String,
+    /// The cluster the environment is on (the name of its kubeconfig
+    /// Secret); absent for the operator's own cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
     /// When the images were applied.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deployed_at: Option<DateTime<Utc>>,

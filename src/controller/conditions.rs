@@ -15,6 +15,8 @@ pub const TARGET_CONFLICT: &str = "TargetConflict";
 pub const HELD: &str = "Held";
 /// The operator stopped writing a workload someone else keeps changing.
 pub const FIGHTING: &str = "Fighting";
+/// An environment's remote cluster does not answer: the train waits.
+pub const CLUSTER_UNREACHABLE: &str = "ClusterUnreachable";
 
 /// Condition reasons.
 pub mod reason {
@@ -23,6 +25,9 @@ pub mod reason {
     pub const NAMESPACE_NOT_ALLOWED: &str = "NamespaceNotAllowed";
     pub const SOURCE_NOT_ALLOWED: &str = "SourceNotAllowed";
     pub const ADDRESS_NOT_ALLOWED: &str = "AddressNotAllowed";
+    pub const CLUSTER_CONFIG_INVALID: &str = "ClusterConfigInvalid";
+    pub const REACHABLE: &str = "Reachable";
+    pub const UNREACHABLE: &str = "Unreachable";
     pub const IDLE: &str = "Idle";
     pub const RELEASE_IN_FLIGHT: &str = "ReleaseInFlight";
     pub const HEALTHY: &str = "Healthy";

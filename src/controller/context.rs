@@ -15,6 +15,7 @@ use crate::build::registry::Registry;
 use crate::git::SourceCache;
 use crate::health::{HttpProber, MetricProber};
 use crate::metrics::Metrics;
+use crate::remote::{Clusters, Remote};
 
 pub struct Context {
     pub client: Client,
@@ -42,6 +43,41 @@ pub struct Context {
     /// The notifications this process is attempting right now, by delivery
     /// id, so that a reconcile during an attempt does not start another.
     pub deliveries: Deliveries,
+    /// Clients of the remote clusters environments name.
+    pub clusters: Clusters,
+}
+
+/// Where an environment's workloads live: the operator's own cluster, or
+/// a remote one.
+#[derive(Clone)]
+pub struct Place {
+    pub client: Client,
+    pub remote: Option<Arc<Remote>>,
+}
+
+impl Place {
+    pub fn home(ctx: &Context) -> Place {
+        Place {
+            client: ctx.client.clone(),
+            remote: None,
+        }
+    }
+
+    /// The remote cluster's name; none at home.
+    pub fn cluster(&self) -> Option<&str> {
+        self.remote.as_ref().map(|r| r.name.as_str())
+    }
+
+    /// `namespace stg`, or `namespace stg of cluster prod` on a remote.
+    pub fn describe(&self, namespace: &str) -> String {
+        super::targets::location(namespace, self.cluster())
+    }
+}
+
+impl std::fmt::Debug for Place {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.cluster().unwrap_or("home"))
+    }
 }
 
 /// Delivery ids being attempted.

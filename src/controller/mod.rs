@@ -19,7 +19,7 @@ mod report;
 mod run;
 mod targets;
 
-pub use context::{Context, Deliveries};
+pub use context::{Context, Deliveries, Place};
 pub use reconcile::reconcile;
 pub use run::{Settings, run};
 
@@ -48,6 +48,10 @@ pub enum Error {
     Stale,
     #[error("the PackitRelease watch stopped")]
     ReleasesUnavailable,
+    /// A remote cluster's Secret could not be read, or the cluster did not
+    /// answer while writing to it; tried again with backoff.
+    #[error("{0}")]
+    Cluster(String),
 }
 
 impl Error {
@@ -62,6 +66,7 @@ impl Error {
             Error::Serve(..) => "serve",
             Error::Stale => "stale",
             Error::ReleasesUnavailable => "releases_unavailable",
+            Error::Cluster(_) => "cluster",
         }
     }
 }

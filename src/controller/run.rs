@@ -23,6 +23,7 @@ use crate::git::SourceCache;
 use crate::health::{HttpProber, MetricProber};
 use crate::http::AddressPolicy;
 use crate::metrics::Metrics;
+use crate::remote::Clusters;
 use crate::{labels, leader};
 
 /// Settings of `packit-operator run`.
@@ -156,7 +157,10 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
         api_server: crate::client::api_server_addresses().await,
     };
     tracing::info!(api_server = ?policy.api_server, "outgoing HTTP never connects to the API server");
-    let prober = HttpProber::new(Arc::new(policy))?;
+    let policy = Arc::new(policy);
+    let prober = HttpProber::new(policy.clone())?;
+    // Remote clusters' watches wake their trains through this channel.
+    let (wake, remote_events) = futures::channel::mpsc::unbounded();
     let ctx = Arc::new(Context {
         client: client.clone(),
         reporter: Reporter {
@@ -175,6 +179,7 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
         prober,
         metrics: metrics.clone(),
         deliveries: Default::default(),
+        clusters: Clusters::new(client.clone(), policy, metrics.clone(), wake),
     });
     let running = controller
         .owns_stream(release_events)
@@ -190,6 +195,7 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
         .watches_stream(deployment_events, owner_of)
         .watches_stream(statefulset_events, owner_of)
         .watches(Api::<Pod>::all(client.clone()), labelled(), owner_of)
+        .reconcile_on(remote_events)
         .graceful_shutdown_on(stop.clone())
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {

@@ -14,6 +14,14 @@ pub fn namespace_of(deployment_namespace: &str, env: &Environment) -> String {
         .unwrap_or_else(|| deployment_namespace.to_owned())
 }
 
+/// `namespace stg`, or `namespace stg of cluster prod` on a remote cluster.
+pub fn location(namespace: &str, cluster: Option<&str>) -> String {
+    match cluster {
+        Some(c) => format!("namespace {namespace} of cluster {c}"),
+        None => format!("namespace {namespace}"),
+    }
+}
+
 /// The images a release puts on an environment's targets; none until the
 /// release has every image its targets need.
 pub fn wanted_images(release: &PackitRelease, env: &Environment) -> Option<Vec<TargetImage>> {

@@ -55,6 +55,19 @@ pub enum HealthError {
     HttpClient(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
+impl HealthError {
+    /// The cluster did not answer (see `remote::is_unreachable`).
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            HealthError::Workload(e) => {
+                matches!(&**e, DeployError::Read { source, .. } if crate::remote::is_unreachable(source))
+            }
+            HealthError::ListPods { source, .. } => crate::remote::is_unreachable(source),
+            _ => false,
+        }
+    }
+}
+
 impl From<DeployError> for HealthError {
     fn from(error: DeployError) -> Self {
         Self::Workload(Box::new(error))

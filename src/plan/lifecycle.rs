@@ -542,6 +542,15 @@ impl Planner<'_> {
             self.wait_for(self.production_index());
             return true;
         }
+        if let Some(why) = self.observed.unreachable.get(&self.env_spec(env).name) {
+            self.pause_verification(f, why.clone());
+            return false;
+        }
+        if f.message.is_some()
+            && let Some(s) = &mut self.state.in_flight
+        {
+            s.message = None;
+        }
         let health = &self.env_spec(env).health;
         let rollout_timeout =
             duration::parse(&health.rollout_timeout).unwrap_or(TimeDelta::minutes(10));
@@ -638,6 +647,24 @@ impl Planner<'_> {
         }
         self.verified(f, env);
         true
+    }
+
+    /// Nothing is judged while the environment's cluster does not answer:
+    /// the rollout timeout and the soak start again once it does, so an
+    /// outage of the API never fails a release.
+    fn pause_verification(&mut self, f: &InFlight, why: String) {
+        if f.message.as_deref() != Some(why.as_str()) {
+            self.event(
+                super::reasons::WAITING,
+                format!("{}: verification paused: {why}", f.release),
+                true,
+            );
+        }
+        if let Some(s) = &mut self.state.in_flight {
+            s.since = self.now;
+            s.rollout_complete_at = None;
+            s.message = Some(why);
+        }
     }
 
     /// Starts the smoke tests not started yet, and wakes for the timeouts

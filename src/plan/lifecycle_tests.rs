@@ -939,3 +939,38 @@ fn an_idle_train_looks_again_when_its_window_opens_and_closes() {
     assert_eq!(d.next_window, Some(prague(11, 29, 23, 0)));
     assert_eq!(d.requeue_at, Some(prague(11, 29, 23, 0)));
 }
+
+#[test]
+fn a_cluster_that_stops_answering_pauses_verification_instead_of_failing_it() {
+    let mut sim = Sim::new(spec(), prague(11, 18, 12, 0));
+    let release = to_production(&mut sim, 20, 22);
+    sim.report(Rollout::Progressing, 0);
+    sim.at(prague(11, 22, 23, 5));
+    // Production's cluster goes away for two hours: longer than the rollout
+    // timeout (10 min) and the soak (2h). Even a stale failing report is
+    // not judged.
+    sim.observed.unreachable = [(
+        "production".to_owned(),
+        "cluster prod does not answer: connection refused".to_owned(),
+    )]
+    .into();
+    sim.report(Rollout::Failed("gone".into()), 9);
+    for (h, m) in [(23, 10), (23, 40), (0, 30), (1, 0)] {
+        let day = if h == 23 { 22 } else { 23 };
+        let d = sim.at(prague(11, day, h, m));
+        assert!(moves(&d.actions).is_empty(), "{h}:{m}: {:?}", d.actions);
+        assert!(phases(&d.actions).is_empty(), "{h}:{m}: {:?}", d.actions);
+        let f = sim.in_flight().unwrap();
+        assert_eq!(f.stage, Stage::Verifying);
+        assert!(f.message.as_deref().unwrap().contains("connection refused"));
+    }
+    // Back at 01:05, rolled out: the soak starts now and ends at 03:05.
+    sim.observed.unreachable.clear();
+    sim.healthy();
+    let d = sim.at(prague(11, 23, 1, 5));
+    assert!(phases(&d.actions).is_empty());
+    assert_eq!(sim.in_flight().unwrap().message, None);
+    assert!(sim.at(prague(11, 23, 3, 0)).actions.is_empty());
+    let d = sim.at(prague(11, 23, 3, 5));
+    assert!(phases(&d.actions).contains(&(release, ReleasePhase::Released)));
+}

@@ -220,6 +220,7 @@ fn observed() -> impl Strategy<Value = Observed> {
     )
         .prop_map(|(build, health, release, rollback, blocked)| Observed {
             blocked,
+            unreachable: Default::default(),
             name: "pkd".into(),
             built: Default::default(),
             build,

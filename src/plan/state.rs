@@ -26,6 +26,9 @@ pub struct Observed {
     /// Environments no release may be rolled out to, with why: held, or a
     /// workload another train owns. Rollbacks still go ahead.
     pub blocked: BTreeMap<String, String>,
+    /// Environments whose cluster does not answer, with why: nothing is
+    /// judged there (no verdict, no timeout) until it answers again.
+    pub unreachable: BTreeMap<String, String>,
 }
 
 /// The outcome of a build so far.

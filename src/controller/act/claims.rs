@@ -10,9 +10,11 @@ use serde_json::json;
 use crate::api::PackitDeployment;
 use crate::controller::events::Note;
 use crate::controller::observe::{EnvTargets, Observation, StaleClaim, owned, owner};
-use crate::controller::{Context, Error, MANAGER};
+use crate::controller::targets::location;
+use crate::controller::{Context, Error, MANAGER, Place};
 use crate::deploy::{self, Claim, DeployError};
 use crate::labels::CLAIMS_FINALIZER;
+use crate::remote::ClusterError;
 
 /// Before an environment is written: a workload the write will claim needs
 /// the finalizer on the train first (state before action), so a deleted
@@ -30,26 +32,24 @@ pub fn claimed(targets: &EnvTargets, applied: &deploy::Applied, notes: &mut Vec<
         notes.push(Note::normal(
             "Claimed",
             format!(
-                "{}: {w} in namespace {} is now driven by this train only",
-                targets.environment, targets.namespace
+                "{}: {w} in {} is now driven by this train only",
+                targets.environment,
+                location(&targets.namespace, targets.cluster.as_deref())
             ),
         ));
     }
 }
 
 /// Gives back workloads no target names any more.
-pub async fn release_stale(
-    ctx: &Context,
-    obs: &Observation,
-    notes: &mut Vec<Note>,
-) -> Result<(), Error> {
+pub async fn release_stale(obs: &Observation, notes: &mut Vec<Note>) -> Result<(), Error> {
     for c in &obs.stale_claims {
-        give_back(ctx, c).await?;
+        give_back(c).await?;
         notes.push(Note::normal(
             "GivenBack",
             format!(
-                "{} in namespace {} is no longer a target: given back",
-                c.workload, c.namespace
+                "{} in {} is no longer a target: given back",
+                c.workload,
+                c.place.describe(&c.namespace)
             ),
         ));
     }
@@ -62,8 +62,27 @@ pub async fn release_all(ctx: &Context, deployment: &PackitDeployment) -> Result
         return Ok(());
     }
     let namespace = deployment.namespace().ok_or(Error::NoNamespace)?;
-    for c in owned(ctx, &owner(deployment, &namespace)) {
-        give_back(ctx, &c).await?;
+    let mut places = Vec::new();
+    for cluster in deployment
+        .spec
+        .environments
+        .iter()
+        .filter_map(|e| e.cluster.as_ref())
+    {
+        match ctx.clusters.get(&namespace, cluster).await {
+            Ok(remote) => places.push(Place {
+                client: remote.client.clone(),
+                remote: Some(remote),
+            }),
+            // No usable Secret: the cluster cannot be reached ever again.
+            Err(ClusterError::Invalid(why) | ClusterError::Refused(why)) => {
+                tracing::warn!(%why, "a remote cluster's workloads are not given back")
+            }
+            Err(ClusterError::Home(why)) => return Err(Error::Cluster(why)),
+        }
+    }
+    for c in owned(ctx, &owner(deployment, &namespace), &places) {
+        give_back(&c).await?;
     }
     let kept: Vec<&String> = deployment
         .finalizers()
@@ -73,9 +92,9 @@ pub async fn release_all(ctx: &Context, deployment: &PackitDeployment) -> Result
     patch_finalizers(ctx, deployment, json!(kept)).await
 }
 
-async fn give_back(ctx: &Context, c: &StaleClaim) -> Result<(), Error> {
+async fn give_back(c: &StaleClaim) -> Result<(), Error> {
     match deploy::release(
-        &ctx.client,
+        &c.place.client,
         &c.namespace,
         &c.workload,
         c.resource_version.as_deref(),

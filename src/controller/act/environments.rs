@@ -25,6 +25,7 @@ use crate::controller::{Context, Error};
 use crate::deploy::{self, Claim, DeployError, WriteLog, kind_name};
 use crate::labels;
 use crate::plan::{Action as Step, TrainState};
+use crate::remote::is_unreachable;
 
 pub async fn converge(
     ctx: &Context,
@@ -41,8 +42,9 @@ pub async fn converge(
         .zip(&state.environments)
         .zip(&obs.targets)
     {
-        // Never write a workload another train owns (the condition says so).
-        if targets.conflict().is_some() {
+        // Never write a workload another train owns (the condition says
+        // so), nor one on a cluster that did not answer (it is tried again).
+        if targets.conflict().is_some() || targets.unreachable.is_some() {
             continue;
         }
         let Some(name) = &env_state.release else {
@@ -67,6 +69,17 @@ pub async fn converge(
             // instead of waiting for a rollout that cannot come.
             Err(e) if refused(&e) => {
                 record_refusal(ctx, obs, &write, Some(e.to_string()), notes).await?
+            }
+            // The remote went away after it was read: not the release's
+            // fault; the reconcile is tried again.
+            Err(e)
+                if unreachable(&e)
+                    && let Some(cluster) = &targets.cluster =>
+            {
+                return Err(Error::Cluster(format!(
+                    "{}: cluster {cluster} did not answer: {e}",
+                    env.name,
+                )));
             }
             Err(e) => return Err(e),
         }
@@ -109,7 +122,9 @@ impl Write<'_> {
             let rolling_back = actions.iter().any(
                 |a| matches!(a, Step::Rollback { environment, .. } if *environment == env.name),
             );
+            let client = obs.place(ctx, &env.name).client;
             let change = Change {
+                client: &client,
                 env,
                 targets,
                 release: name,
@@ -133,18 +148,28 @@ impl Write<'_> {
                     let progress = progress_of(s, &env.name);
                     if progress.previous_images.is_empty() {
                         progress.previous_images = current.clone();
+                        progress.cluster = targets.cluster.clone();
                     }
                 })
                 .await?;
             }
         }
         claims::prepare(ctx, obs, targets).await?;
-        let applied = deploy::apply_images(&ctx.client, &targets.namespace, &owner, wanted)
+        let client = obs.place(ctx, &env.name).client;
+        let applied = deploy::apply_images(&client, &targets.namespace, &owner, wanted)
             .await
             .map_err(claims::lost_race)?;
         claims::claimed(targets, &applied, notes);
         tracing::info!(env = %env.name, release = %name, ?applied, "applied images");
         Ok(())
+    }
+}
+
+fn unreachable(e: &Error) -> bool {
+    match e {
+        Error::Deploy(DeployError::Apply { source, .. } | DeployError::Read { source, .. })
+        | Error::Kube(source) => is_unreachable(source),
+        _ => false,
     }
 }
 
@@ -202,6 +227,7 @@ async fn record_refusal(
 
 /// An environment about to get other images.
 struct Change<'a> {
+    client: &'a kube::Client,
     env: &'a Environment,
     targets: &'a EnvTargets,
     release: &'a str,
@@ -227,7 +253,7 @@ impl Change<'_> {
                 .flat_map(|w| &w.drift)
                 .any(|d| !d.unheld);
             if kept && env.on_drift == DriftPolicy::Hold {
-                hold_drifted(ctx, targets, notes).await?;
+                hold_drifted(self.client, targets, notes).await?;
                 return Ok(false);
             }
         }
@@ -248,14 +274,14 @@ impl Change<'_> {
                 ));
             }
         }
-        within_write_limit(ctx, targets, self.current, self.wanted, notes).await
+        within_write_limit(ctx, self.client, targets, self.current, self.wanted, notes).await
     }
 }
 
 /// The `Hold` policy: the drifted workloads get a hold naming the change,
 /// which a person lifts (`kubectl packit unhold`).
 async fn hold_drifted(
-    ctx: &Context,
+    client: &kube::Client,
     targets: &EnvTargets,
     notes: &mut Vec<Note>,
 ) -> Result<(), Error> {
@@ -278,21 +304,14 @@ async fn hold_drifted(
         // Recorded first: once a person lifts the hold, this change is
         // reverted, not held again.
         deploy::set_annotation(
-            &ctx.client,
+            client,
             &targets.namespace,
             &w.workload,
             labels::DRIFT_HELD,
             &deploy::held_value(&w.drift),
         )
         .await?;
-        deploy::set_annotation(
-            &ctx.client,
-            &targets.namespace,
-            &w.workload,
-            labels::HOLD,
-            &why,
-        )
-        .await?;
+        deploy::set_annotation(client, &targets.namespace, &w.workload, labels::HOLD, &why).await?;
         notes.push(Note::warning(
             "DriftHeld",
             format!(
@@ -309,6 +328,7 @@ async fn hold_drifted(
 /// is written.
 async fn within_write_limit(
     ctx: &Context,
+    client: &kube::Client,
     targets: &EnvTargets,
     current: &[TargetImage],
     wanted: &[TargetImage],
@@ -337,7 +357,7 @@ async fn within_write_limit(
             .first()
             .map_or("another writer", |d| d.writer.as_str());
         deploy::set_annotation(
-            &ctx.client,
+            client,
             &targets.namespace,
             &w.workload,
             labels::FIGHTING,

@@ -2,19 +2,21 @@
 //! Jobs (which live in the environments' namespaces, out of reach of owner
 //! references).
 
-use std::collections::BTreeSet;
-
 use k8s_openapi::api::batch::v1::Job;
 use kube::Api;
 use kube::api::{DeleteParams, ListParams};
 
 use super::releases;
 use crate::controller::observe::Observation;
-use crate::controller::targets::namespace_of;
-use crate::controller::{Context, Error};
+use crate::controller::{Context, Error, Place};
 use crate::labels;
 
 pub async fn prune(ctx: &Context, obs: &Observation, names: &[String]) -> Result<(), Error> {
+    // Their Jobs on a cluster that does not answer would be left behind:
+    // pruned once every cluster is back.
+    if obs.targets.iter().any(|t| t.unreachable.is_some()) {
+        return Ok(());
+    }
     let api = releases::api(ctx, obs);
     for name in names {
         tracing::info!(release = %name, "pruning");
@@ -30,13 +32,19 @@ pub async fn prune(ctx: &Context, obs: &Observation, names: &[String]) -> Result
 
 /// Deletes a release's smoke-test Jobs (and, in the background, their pods).
 async fn smoke_jobs(ctx: &Context, obs: &Observation, release: &str) -> Result<(), Error> {
-    let namespaces: BTreeSet<String> = obs
-        .deployment
-        .spec
-        .environments
-        .iter()
-        .map(|e| namespace_of(&obs.namespace, e))
-        .collect();
+    // One list per namespace and cluster.
+    let mut places: Vec<(String, Place)> = Vec::new();
+    for targets in &obs.targets {
+        if !places
+            .iter()
+            .any(|(ns, p)| *ns == targets.namespace && p.cluster() == targets.cluster.as_deref())
+        {
+            places.push((
+                targets.namespace.clone(),
+                obs.place(ctx, &targets.environment),
+            ));
+        }
+    }
     let selector = format!(
         "{}={},{}={},{}={},{}",
         labels::DEPLOYMENT,
@@ -47,8 +55,8 @@ async fn smoke_jobs(ctx: &Context, obs: &Observation, release: &str) -> Result<(
         labels::label_value(release),
         labels::SMOKE_TEST,
     );
-    for namespace in namespaces {
-        let api: Api<Job> = Api::namespaced(ctx.client.clone(), &namespace);
+    for (namespace, place) in places {
+        let api: Api<Job> = Api::namespaced(place.client, &namespace);
         for job in api
             .list(&ListParams::default().labels(&selector))
             .await?

@@ -153,7 +153,7 @@ async fn carry_out(
     }
     notify::deliver_due(ctx, obs, &mut releases, events, &mut out.notes).await;
     environments::converge(ctx, obs, &d.state, &d.actions, &releases, &mut out.notes).await?;
-    claims::release_stale(ctx, obs, &mut out.notes).await?;
+    claims::release_stale(obs, &mut out.notes).await?;
     out.rolled_back = d.actions.iter().any(|a| {
         matches!(
             a,

@@ -44,14 +44,16 @@ pub async fn start(
     };
     let timeout = duration::parse(&smoke.timeout).map_or(300, |t| t.num_seconds());
     let job = smoke_job(smoke, &run, timeout);
-    let api: Api<Job> = Api::namespaced(ctx.client.clone(), &namespace);
+    let place = obs.place(ctx, environment);
+    let api: Api<Job> = Api::namespaced(place.client.clone(), &namespace);
     match api.create(&PostParams::default(), &job).await {
         Ok(_) => {
             notes.push(Note::normal(
                 "SmokeTestStarted",
                 format!(
-                    "{release}: smoke test {test} started in {environment} (Job {namespace}/{})",
-                    job_name(release, environment, test)
+                    "{release}: smoke test {test} started in {environment} (Job {} in {})",
+                    job_name(release, environment, test),
+                    place.describe(&namespace)
                 ),
             ));
             Ok(None)

@@ -85,6 +85,7 @@ pub fn decide(obs: &Observation) -> Plan {
         health: obs.health.clone(),
         requests: obs.requests.clone(),
         blocked: assessment.blocked,
+        unreachable: assessment.unreachable,
     };
     let decision = match plan::plan(&obs.deployment.spec, &state, &observed, obs.now) {
         Ok(d) => d,
@@ -108,6 +109,18 @@ pub fn decide(obs: &Observation) -> Plan {
         }),
         _ => None,
     }));
+    // A rollback is recorded at once; its writes wait for the cluster.
+    notes.extend(decision.actions.iter().filter_map(|a| match a {
+        Step::Rollback {
+            environment, to, ..
+        } => observed.unreachable.get(environment).map(|why| {
+            Note::warning(
+                "RollbackPending",
+                format!("rolling {environment} back to {to} as soon as its cluster answers ({why}); trying again"),
+            )
+        }),
+        _ => None,
+    }));
     let names: Vec<String> = obs.releases.iter().map(|r| r.name_any()).collect();
     let keep = protected(&obs.deployment, &decision.state);
     let prune = to_prune(&names, &keep, obs.deployment.spec.history_limit as usize);
@@ -120,7 +133,8 @@ pub fn decide(obs: &Observation) -> Plan {
             obs.now,
         ),
         requeue: requeue_after(&decision, &observed, obs.now)
-            .min(notification_wait(obs).unwrap_or(MAX_REQUEUE)),
+            .min(notification_wait(obs).unwrap_or(MAX_REQUEUE))
+            .min(assessment.retry.unwrap_or(MAX_REQUEUE)),
         decision,
         prune,
         notes,
@@ -416,6 +430,7 @@ mod tests {
             now,
             releases: vec![std::sync::Arc::new(release)],
             spec_problem: None,
+            places: Vec::new(),
             requests: Default::default(),
             bad_requests: Vec::new(),
             build: None,

@@ -1,13 +1,16 @@
 //! What the target workloads mean for the train: environments no release
-//! may roll out to (held, owned by another train, or in a fight the
-//! operator stopped), the conditions that say so, and an Event each time
+//! may roll out to (held, owned by another train, in a fight the operator
+//! stopped, or on a cluster that does not answer), the conditions that say so, and an Event each time
 //! one of them changes. Pure.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
-use crate::controller::conditions::{FIGHTING, HELD, TARGET_CONFLICT, Want, reason};
+use crate::controller::conditions::{
+    CLUSTER_UNREACHABLE, FIGHTING, HELD, TARGET_CONFLICT, Want, reason,
+};
 use crate::controller::events::Note;
 use crate::controller::observe::EnvTargets;
 use crate::deploy::{self, Claim};
@@ -17,6 +20,10 @@ use crate::deploy::{self, Claim};
 pub struct Assessment {
     /// Environment -> why nothing new is rolled out there.
     pub blocked: BTreeMap<String, String>,
+    /// Environment -> why its cluster is not answering.
+    pub unreachable: BTreeMap<String, String>,
+    /// When to try the soonest of those clusters again.
+    pub retry: Option<Duration>,
     pub conditions: Vec<Want>,
     pub notes: Vec<Note>,
 }
@@ -27,7 +34,15 @@ pub fn assess(targets: &[EnvTargets], previous: &[Condition]) -> Assessment {
     let mut contended = Vec::new();
     let mut held = Vec::new();
     let mut fights = Vec::new();
+    let mut unreachable = Vec::new();
     for env in targets {
+        if let Some(u) = &env.unreachable {
+            let why = format!("cluster {} does not answer: {}", u.cluster, u.error);
+            out.blocked.insert(env.environment.clone(), why.clone());
+            out.unreachable.insert(env.environment.clone(), why.clone());
+            out.retry = Some(out.retry.map_or(u.retry, |r| r.min(u.retry)));
+            unreachable.push(format!("{}: {why}", env.environment));
+        }
         let in_ns = |w: &deploy::WorkloadRef| format!("{w} in namespace {}", env.namespace);
         if let Some((w, owner)) = env.conflict() {
             let why = format!("{} is driven by PackitDeployment {owner}", in_ns(w));
@@ -88,7 +103,43 @@ pub fn assess(targets: &[EnvTargets], previous: &[Condition]) -> Assessment {
         }
     }
     out.conditions = vec![conflict, held, fighting];
+    // Only trains with an environment on another cluster say whether it
+    // answers.
+    if targets.iter().any(|e| e.cluster.is_some()) {
+        out.conditions
+            .push(reach(previous, unreachable, &mut out.notes));
+    }
     out
+}
+
+/// The `ClusterUnreachable` condition, with an Event when a cluster stops
+/// answering and when every one answers again.
+fn reach(previous: &[Condition], unreachable: Vec<String>, notes: &mut Vec<Note>) -> Want {
+    if unreachable.is_empty() {
+        let was = previous
+            .iter()
+            .any(|c| c.type_ == CLUSTER_UNREACHABLE && c.status == "True");
+        if was {
+            notes.push(Note::normal(
+                "ClusterReachable",
+                "every environment's cluster answers again".to_owned(),
+            ));
+        }
+        return Want::new(CLUSTER_UNREACHABLE, false, reason::REACHABLE, "");
+    }
+    let want = Want::new(
+        CLUSTER_UNREACHABLE,
+        true,
+        reason::UNREACHABLE,
+        format!(
+            "{}; the train waits and tries again",
+            unreachable.join("; ")
+        ),
+    );
+    if changed(previous, &want) {
+        notes.push(Note::warning(CLUSTER_UNREACHABLE, want.message.clone()));
+    }
+    want
 }
 
 /// Whether `want` says something the previous status did not.
@@ -121,6 +172,8 @@ mod tests {
         EnvTargets {
             environment: "production".into(),
             namespace: "prod".into(),
+            cluster: None,
+            unreachable: None,
             workloads: vec![ObservedWorkload {
                 workload: api(),
                 object: None,

@@ -43,7 +43,17 @@ pub async fn observe(
         }));
     }
     let namespace = namespace_of(&obs.namespace, env);
-    let observation = health::observe(&ctx.client, &namespace, &images).await?;
+    // A cluster that does not answer gives no verdict: the planner waits.
+    let targets = obs.targets.iter().find(|t| t.environment == env.name);
+    if targets.is_some_and(|t| t.unreachable.is_some()) {
+        return Ok(None);
+    }
+    let place = obs.place(ctx, &env.name);
+    let observation = match health::observe(&place.client, &namespace, &images).await {
+        Ok(o) => o,
+        Err(e) if place.remote.is_some() && e.is_unreachable() => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
     if !observation.images_match {
         return Ok(None);
     }

@@ -6,6 +6,7 @@
 mod build;
 mod health;
 mod lockdown;
+mod places;
 pub mod requests;
 mod smoke;
 mod sources;
@@ -17,7 +18,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use kube::ResourceExt;
 
-use super::{Context, Error};
+use super::{Context, Error, Place};
 use crate::api::{PackitDeployment, PackitRelease};
 use crate::labels;
 use crate::plan::{HealthReport, Requests, Stage, TrainState};
@@ -38,6 +39,8 @@ pub struct Observation {
     pub releases: Vec<Arc<PackitRelease>>,
     /// Why the spec cannot be acted on; when set, nothing else was read.
     pub spec_problem: Option<SpecProblem>,
+    /// Where each environment of the spec lives, in order.
+    pub places: Vec<Place>,
     pub requests: Requests,
     /// Request annotations that could not be understood.
     pub bad_requests: Vec<BadRequest>,
@@ -65,6 +68,17 @@ impl Observation {
             .unwrap_or_default()
     }
 
+    /// Where environment `name` lives (home when unknown).
+    pub fn place(&self, ctx: &Context, name: &str) -> Place {
+        self.deployment
+            .spec
+            .environments
+            .iter()
+            .position(|e| e.name == name)
+            .and_then(|i| self.places.get(i).cloned())
+            .unwrap_or_else(|| Place::home(ctx))
+    }
+
     pub fn release(&self, name: &str) -> Option<&PackitRelease> {
         self.releases
             .iter()
@@ -87,6 +101,7 @@ pub async fn observe(
     let releases = releases_of(ctx, &namespace, &deployment.name_any());
     let mut obs = Observation {
         spec_problem: None,
+        places: Vec::new(),
         requests: Requests::default(),
         bad_requests: Vec::new(),
         build: None,
@@ -101,6 +116,13 @@ pub async fn observe(
     obs.spec_problem = spec::check(ctx, &obs.deployment, &obs.namespace).await;
     if obs.spec_problem.is_some() {
         return Ok(obs);
+    }
+    match places::resolve(ctx, &obs.deployment, &obs.namespace).await? {
+        Ok(places) => obs.places = places,
+        Err(problem) => {
+            obs.spec_problem = Some(problem);
+            return Ok(obs);
+        }
     }
     (obs.requests, obs.bad_requests) = requests::parse(obs.deployment.annotations(), now);
     obs.targets = targets::observe(ctx, &obs).await?;

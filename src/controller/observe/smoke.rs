@@ -32,7 +32,8 @@ pub async fn observe(
         environment: &env.name,
         namespace: &namespace,
     };
-    let jobs = smoke::list(&ctx.client, &run).await?;
+    let client = obs.place(ctx, &env.name).client;
+    let jobs = smoke::list(&client, &run).await?;
     let recorded = release
         .status
         .as_ref()
@@ -50,7 +51,7 @@ pub async fn observe(
                     .creation_timestamp()
                     .and_then(|t| DateTime::from_timestamp(t.0.as_second(), 0))
                     .unwrap_or(obs.now);
-                Some(verdict(ctx, &namespace, &test.name, job, started, obs.now).await)
+                Some(verdict(&client, &namespace, &test.name, job, started, obs.now).await)
             }
             (Some(v), None) => Some(JobVerdict {
                 result: JobResult::Fail,
@@ -72,7 +73,7 @@ pub async fn observe(
 
 /// The verdict a Job gives now; a finished one's last pod is read once.
 async fn verdict(
-    ctx: &Context,
+    client: &kube::Client,
     namespace: &str,
     test: &str,
     job: &k8s_openapi::api::batch::v1::Job,
@@ -92,7 +93,7 @@ async fn verdict(
     let Some(outcome) = finished(job) else {
         return verdict;
     };
-    let pod = smoke::last_pod(&ctx.client, namespace, &verdict.job).await;
+    let pod = smoke::last_pod(client, namespace, &verdict.job).await;
     verdict.finished_at = Some(now);
     verdict.log_tail = pod.log_tail;
     match outcome {

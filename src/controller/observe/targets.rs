@@ -3,22 +3,29 @@
 //! other trains reaching for the same workloads. Reads workloads; writes
 //! nothing.
 
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use kube::ResourceExt;
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 
 use super::Observation;
 use crate::api::PackitDeployment;
 use crate::api::deployment::{Environment, WorkloadKind};
 use crate::controller::targets::{namespace_of, wanted_images};
-use crate::controller::{Context, Error};
+use crate::controller::{Context, Error, Place};
 use crate::deploy::{self, Claim, DeployError, Drift, Owner, Workload, WorkloadRef, group_images};
 use crate::labels;
+use crate::remote::is_unreachable;
 
 /// One environment's workloads.
 #[derive(Debug, Clone)]
 pub struct EnvTargets {
     pub environment: String,
     pub namespace: String,
+    /// The remote cluster it is on; none at home.
+    pub cluster: Option<String>,
+    /// The remote cluster did not answer: nothing was read, nothing may be
+    /// written, the train looks again after the wait.
+    pub unreachable: Option<Unreachable>,
     pub workloads: Vec<ObservedWorkload>,
     /// Why the environment is held (an annotation on the deployment or on
     /// one of its workloads).
@@ -48,9 +55,19 @@ impl EnvTargets {
     }
 }
 
+/// A remote cluster that did not answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unreachable {
+    pub cluster: String,
+    pub error: String,
+    /// When to try again.
+    pub retry: std::time::Duration,
+}
+
 /// A workload this train still owns though no target names it any more.
 #[derive(Debug, Clone)]
 pub struct StaleClaim {
+    pub place: Place,
     pub namespace: String,
     pub workload: WorkloadRef,
     pub resource_version: Option<String>,
@@ -78,6 +95,11 @@ pub async fn observe(ctx: &Context, obs: &Observation) -> Result<Vec<EnvTargets>
     let mut all = Vec::with_capacity(spec.environments.len());
     for (i, env) in spec.environments.iter().enumerate() {
         let namespace = namespace_of(&obs.namespace, env);
+        let place = obs
+            .places
+            .get(i)
+            .cloned()
+            .unwrap_or_else(|| Place::home(ctx));
         // Drift is measured against the release the environment runs.
         let wanted = state
             .environments
@@ -88,55 +110,94 @@ pub async fn observe(ctx: &Context, obs: &Observation) -> Result<Vec<EnvTargets>
             .map(|images| group_images(&images))
             .transpose()?
             .unwrap_or_default();
-        let mut workloads = Vec::new();
-        for (kind, name) in env.workloads() {
-            let workload = WorkloadRef {
-                kind,
-                name: name.to_owned(),
-            };
-            let object = match Workload::get(&ctx.client, &namespace, &workload).await {
-                Ok(o) => Some(o),
-                Err(DeployError::NotFound { .. }) => None,
-                Err(e) => return Err(e.into()),
-            };
-            let claim = object
-                .as_ref()
-                .map_or(Claim::Free, |o| deploy::claim_of(o, &owner));
-            let drift = match (&object, &claim) {
-                (Some(o), Claim::Ours) => wanted
-                    .iter()
-                    .find(|g| g.workload == workload)
-                    .map(|g| deploy::drift(o, &g.containers))
-                    .unwrap_or_default(),
-                _ => Vec::new(),
-            };
-            let contenders = if claim == Claim::Ours {
-                contenders(ctx, &owner, &namespace, &workload)
-            } else {
-                Vec::new()
-            };
-            workloads.push(ObservedWorkload {
-                workload,
-                object,
-                claim,
-                drift,
-                contenders,
-            });
+        let mut env_targets = EnvTargets {
+            environment: env.name.clone(),
+            namespace,
+            cluster: place.cluster().map(str::to_owned),
+            unreachable: None,
+            workloads: Vec::new(),
+            held: None,
+        };
+        match read_workloads(ctx, &owner, &place, &env_targets, env, &wanted).await {
+            Ok(workloads) => env_targets.workloads = workloads,
+            Err(unreachable) => env_targets.unreachable = Some(unreachable?),
         }
-        let held = deployment_hold.clone().or_else(|| {
-            workloads.iter().find_map(|w| {
+        env_targets.held = deployment_hold.clone().or_else(|| {
+            env_targets.workloads.iter().find_map(|w| {
                 let why = deploy::hold_of(w.object.as_ref()?)?;
                 Some(format!("{} {why}", w.workload))
             })
         });
-        all.push(EnvTargets {
-            environment: env.name.clone(),
-            namespace,
-            workloads,
-            held,
-        });
+        all.push(env_targets);
     }
     Ok(all)
+}
+
+/// An environment's workloads, or why its remote cluster did not answer
+/// (any other error is the reconcile's).
+async fn read_workloads(
+    ctx: &Context,
+    owner: &Owner,
+    place: &Place,
+    targets: &EnvTargets,
+    env: &Environment,
+    wanted: &[deploy::WorkloadImages],
+) -> Result<Vec<ObservedWorkload>, Result<Unreachable, Error>> {
+    let namespace = &targets.namespace;
+    let mut workloads = Vec::new();
+    for (kind, name) in env.workloads() {
+        let workload = WorkloadRef {
+            kind,
+            name: name.to_owned(),
+        };
+        let object = match Workload::get(&place.client, namespace, &workload).await {
+            Ok(o) => Some(o),
+            Err(DeployError::NotFound { .. }) => None,
+            Err(e) => return Err(unreachable(place, e)),
+        };
+        let claim = object
+            .as_ref()
+            .map_or(Claim::Free, |o| deploy::claim_of(o, owner));
+        let drift = match (&object, &claim) {
+            (Some(o), Claim::Ours) => wanted
+                .iter()
+                .find(|g| g.workload == workload)
+                .map(|g| deploy::drift(o, &g.containers))
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        let contenders = if claim == Claim::Ours {
+            contenders(ctx, owner, namespace, &workload)
+        } else {
+            Vec::new()
+        };
+        workloads.push(ObservedWorkload {
+            workload,
+            object,
+            claim,
+            drift,
+            contenders,
+        });
+    }
+    if let Some(remote) = &place.remote {
+        remote.reach.succeeded();
+    }
+    Ok(workloads)
+}
+
+/// A read that failed: on a remote cluster that did not answer, the
+/// environment waits; anything else fails the reconcile.
+fn unreachable(place: &Place, e: DeployError) -> Result<Unreachable, Error> {
+    match (&place.remote, &e) {
+        (Some(remote), DeployError::Read { source, .. }) if is_unreachable(source) => {
+            Ok(Unreachable {
+                cluster: remote.name.clone(),
+                error: source.to_string(),
+                retry: remote.reach.failed(),
+            })
+        }
+        _ => Err(e.into()),
+    }
 }
 
 /// Other trains the controller sees whose targets name the same workload.
@@ -179,19 +240,60 @@ fn targets(env: &Environment, workload: &WorkloadRef) -> bool {
 /// spec names now: they are given back.
 pub fn stale_claims(ctx: &Context, obs: &Observation, current: &[EnvTargets]) -> Vec<StaleClaim> {
     let owner = owner(&obs.deployment, &obs.namespace);
-    let targeted = |ns: &str, w: &WorkloadRef| {
+    let targeted = |c: &StaleClaim| {
+        current.iter().any(|e| {
+            e.namespace == c.namespace
+                && e.cluster.as_deref() == c.place.cluster()
+                && e.workloads.iter().any(|o| o.workload == c.workload)
+        })
+    };
+    // An environment that did not answer was not read: its claims stand.
+    let unread = |c: &StaleClaim| {
         current
             .iter()
-            .any(|e| e.namespace == ns && e.workloads.iter().any(|o| &o.workload == w))
+            .any(|e| e.unreachable.is_some() && e.cluster.as_deref() == c.place.cluster())
     };
-    owned(ctx, &owner)
+    owned(ctx, &owner, &obs.places)
         .into_iter()
-        .filter(|c| !targeted(&c.namespace, &c.workload))
+        .filter(|c| !targeted(c) && !unread(c))
         .collect()
 }
 
-/// Every workload the watch caches show claimed by `owner`.
-pub fn owned(ctx: &Context, owner: &Owner) -> Vec<StaleClaim> {
+/// Every workload the watch caches show claimed by `owner`, at home and
+/// on the remote clusters of `places`.
+pub fn owned(ctx: &Context, owner: &Owner, places: &[Place]) -> Vec<StaleClaim> {
+    let mut out = claimed_in(
+        &Place::home(ctx),
+        &ctx.deployments,
+        &ctx.statefulsets,
+        owner,
+    );
+    let mut seen = Vec::new();
+    for remote in places.iter().filter_map(|p| p.remote.as_ref()) {
+        if seen.contains(&remote.name) {
+            continue;
+        }
+        seen.push(remote.name.clone());
+        let place = Place {
+            client: remote.client.clone(),
+            remote: Some(remote.clone()),
+        };
+        out.extend(claimed_in(
+            &place,
+            &remote.deployments,
+            &remote.statefulsets,
+            owner,
+        ));
+    }
+    out
+}
+
+fn claimed_in(
+    place: &Place,
+    deployments: &Store<Deployment>,
+    statefulsets: &Store<StatefulSet>,
+    owner: &Owner,
+) -> Vec<StaleClaim> {
     let value = owner.claim_value();
     let mine = |meta: &kube::api::ObjectMeta| {
         meta.annotations
@@ -201,6 +303,7 @@ pub fn owned(ctx: &Context, owner: &Owner) -> Vec<StaleClaim> {
     };
     let claim = |kind, meta: &kube::api::ObjectMeta| {
         Some(StaleClaim {
+            place: place.clone(),
             namespace: meta.namespace.clone()?,
             workload: WorkloadRef {
                 kind,
@@ -209,8 +312,8 @@ pub fn owned(ctx: &Context, owner: &Owner) -> Vec<StaleClaim> {
             resource_version: meta.resource_version.clone(),
         })
     };
-    let deployments = ctx.deployments.state();
-    let statefulsets = ctx.statefulsets.state();
+    let deployments = deployments.state();
+    let statefulsets = statefulsets.state();
     deployments
         .iter()
         .filter(|d| mine(&d.metadata))

@@ -1,0 +1,98 @@
+//! The watches of one remote cluster: labelled workloads (kept in stores
+//! for the claims), their pods and the smoke-test Jobs, each event sent as
+//! the train to reconcile. Only objects labelled for trains of the
+//! Secret's namespace are watched: no other tenant's train is woken.
+
+use futures::StreamExt;
+use futures::channel::mpsc::UnboundedSender;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::PartialObjectMeta;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client};
+use tokio::task::AbortHandle;
+
+use super::train_of;
+use crate::api::PackitDeployment;
+use crate::labels;
+
+type Wake = UnboundedSender<ObjectRef<PackitDeployment>>;
+
+pub fn start(
+    client: &Client,
+    namespace: &str,
+    cluster: &str,
+    wake: &Wake,
+) -> (Store<Deployment>, Store<StatefulSet>, Vec<AbortHandle>) {
+    let config = || {
+        watcher::Config::default().labels(&format!(
+            "{},{}={namespace}",
+            labels::DEPLOYMENT,
+            labels::DEPLOYMENT_NAMESPACE
+        ))
+    };
+    let (deployments, deployment_writer) = reflector::store();
+    let (statefulsets, statefulset_writer) = reflector::store();
+    let tasks = vec![
+        forward(
+            cluster,
+            wake,
+            watcher(Api::<Deployment>::all(client.clone()), config())
+                .default_backoff()
+                .reflect(deployment_writer)
+                .touched_objects(),
+        ),
+        forward(
+            cluster,
+            wake,
+            watcher(Api::<StatefulSet>::all(client.clone()), config())
+                .default_backoff()
+                .reflect(statefulset_writer)
+                .touched_objects(),
+        ),
+        // Pods and Jobs only wake the train: their labels are enough.
+        forward(
+            cluster,
+            wake,
+            watcher(Api::<PartialObjectMeta<Pod>>::all(client.clone()), config())
+                .default_backoff()
+                .touched_objects(),
+        ),
+        forward(
+            cluster,
+            wake,
+            watcher(Api::<PartialObjectMeta<Job>>::all(client.clone()), config())
+                .default_backoff()
+                .touched_objects(),
+        ),
+    ];
+    (deployments, statefulsets, tasks)
+}
+
+/// Sends each touched object's train to `wake` until aborted.
+fn forward<K: kube::Resource + Send + 'static>(
+    cluster: &str,
+    wake: &Wake,
+    events: impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+) -> AbortHandle {
+    let (cluster, wake) = (cluster.to_owned(), wake.clone());
+    tokio::spawn(async move {
+        let mut events = std::pin::pin!(events);
+        while let Some(event) = events.next().await {
+            match event {
+                Ok(obj) => {
+                    if let Some(train) = train_of(&obj) {
+                        // Closed only when the controller has stopped.
+                        let _ = wake.unbounded_send(train);
+                    }
+                }
+                // The backoff retries; the trains say the cluster is
+                // unreachable when they next try it.
+                Err(e) => tracing::debug!(%cluster, error = %e, "remote watch failed"),
+            }
+        }
+    })
+    .abort_handle()
+}
