@@ -12,7 +12,7 @@ use super::history::{self, ReleaseSummary};
 use super::logs;
 use super::status::{self, DeploymentStatus};
 use super::when::{self, Zone};
-use super::{Cli, Command, Failure, Format, Result, requests};
+use super::{Cli, ClusterAction, Command, Failure, Format, Result, remote, requests};
 use crate::api::checks::JobVerdict;
 use crate::api::{PackitDeployment, PackitRelease};
 use crate::labels;
@@ -21,6 +21,21 @@ use crate::plan::ReleasePhase;
 /// Runs one parsed command line.
 pub async fn run(cli: Cli) -> Result<()> {
     let zone = Zone::from_arg(cli.tz.as_deref()).map_err(Failure::usage)?;
+    // For `cluster`, --context names the remote; home is the current one.
+    if let Command::Cluster { action } = &cli.command {
+        let remote = cli.context.as_deref().ok_or_else(|| {
+            Failure::usage("cluster add/remove need --context CTX: the kubeconfig context of the remote cluster")
+        })?;
+        let (home, ns) = connect(cli.namespace, None).await?;
+        let done = match action {
+            ClusterAction::Add { name, server } => {
+                remote::add(&home, &ns, name, remote, server.as_deref()).await?
+            }
+            ClusterAction::Remove { name } => remote::remove(&home, &ns, name, remote).await?,
+        };
+        println!("{done}");
+        return Ok(());
+    }
     let (client, ns) = connect(cli.namespace, cli.context).await?;
     let ctx = Ctx {
         client,
@@ -52,6 +67,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             environment,
         } => ctx.unhold(&deployment, environment.as_deref()).await,
         Command::Changelog { release } => ctx.changelog(&release).await,
+        Command::Cluster { .. } => unreachable!("handled above"),
         Command::Logs {
             release,
             no_follow,

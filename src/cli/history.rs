@@ -39,6 +39,10 @@ pub struct ReleaseSummary {
 #[serde(rename_all = "camelCase")]
 pub struct Progress {
     pub name: String,
+    /// The remote cluster the environment is on; none for the operator's
+    /// own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
     /// `deployed`, `verified` or `failed`.
     pub state: String,
     /// When it reached that state.
@@ -62,6 +66,7 @@ fn progress(p: &EnvironmentProgress) -> Progress {
     };
     Progress {
         name: p.name.clone(),
+        cluster: p.cluster.clone(),
         state: state.into(),
         at,
         failing: if state == "failed" {
@@ -117,10 +122,14 @@ pub fn render(list: &[ReleaseSummary], now: DateTime<Utc>) -> String {
                 .environments
                 .iter()
                 .map(|e| {
+                    let name = match &e.cluster {
+                        Some(c) => format!("{}@{c}", e.name),
+                        None => e.name.clone(),
+                    };
                     if e.failing.is_empty() {
-                        format!("{}={}", e.name, e.state)
+                        format!("{name}={}", e.state)
                     } else {
-                        format!("{}={}({})", e.name, e.state, e.failing.join(","))
+                        format!("{name}={}({})", e.state, e.failing.join(","))
                     }
                 })
                 .collect();
@@ -188,7 +197,7 @@ mod tests {
                 "phase": "Released", "commitSummary": "service=0123456",
                 "environments": [
                     { "name": "staging", "deployedAt": "2026-11-23T08:05:00Z", "verifiedAt": "2026-11-23T08:20:00Z" },
-                    { "name": "production", "deployedAt": "2026-11-23T23:00:00Z", "verifiedAt": "2026-11-24T00:00:00Z" }
+                    { "name": "production", "cluster": "prod-eu", "deployedAt": "2026-11-23T23:00:00Z", "verifiedAt": "2026-11-24T00:00:00Z" }
                 ]
             })),
             release("svc-2", "2026-11-30T06:00:00Z", json!({
@@ -220,6 +229,7 @@ mod tests {
         assert_eq!(list[0].phase, "Pending");
         assert_eq!(list[1].environments[0].state, "failed");
         assert_eq!(list[2].environments[1].state, "verified");
+        assert_eq!(list[2].environments[1].cluster.as_deref(), Some("prod-eu"));
         assert!(list[2].environments[0].failing.is_empty());
         let json = serde_json::to_value(&list[1]).unwrap();
         assert_eq!(
@@ -242,7 +252,7 @@ mod tests {
 NAME    DEPLOYMENT   PHASE           TRIGGER              COMMITS           AGE   ENVIRONMENTS
 svc-3   svc          Pending         Schedule             -                 45s   -
 svc-2   svc          StagingFailed   Schedule (rebuild)   -                 2h    staging=failed(error-rate,checkout)
-svc-1   svc          Released        Schedule             service=0123456   7d    staging=verified production=verified
+svc-1   svc          Released        Schedule             service=0123456   7d    staging=verified production@prod-eu=verified
 ";
         assert_eq!(render(&sample(), now()), expected);
     }

@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod history;
 pub mod holds;
 pub mod logs;
+pub mod remote;
 pub mod requests;
 pub mod status;
 pub mod table;
@@ -197,6 +198,15 @@ read in the local time zone or --tz."
         #[arg(short, long, value_name = "ENV")]
         environment: Option<String>,
     },
+    /// Environments on other clusters: `cluster add NAME --context CTX`
+    /// creates, on the cluster of kubeconfig context CTX, a ServiceAccount
+    /// with the least the operator needs there and stores its token
+    /// kubeconfig as Secret NAME in the namespace (of the current context);
+    /// `cluster remove` undoes it. Here --context names the remote cluster.
+    Cluster {
+        #[command(subcommand)]
+        action: ClusterAction,
+    },
     /// Print the Markdown changelog of a release.
     Changelog {
         /// The PackitRelease.
@@ -230,6 +240,25 @@ instead, and says so. They are printed once, not followed."
         /// Only the last N lines of each log.
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(0..))]
         tail: Option<i64>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ClusterAction {
+    /// Create the remote ServiceAccount and role, and the kubeconfig Secret.
+    Add {
+        /// The cluster's name: the Secret's, which environments name in
+        /// cluster.kubeconfigSecretRef.
+        name: String,
+        /// The server URL the operator reaches the cluster at (default:
+        /// the context's).
+        #[arg(long, value_name = "URL")]
+        server: Option<String>,
+    },
+    /// Delete the kubeconfig Secret and the remote ServiceAccount and role.
+    Remove {
+        /// The cluster's name.
+        name: String,
     },
 }
 

@@ -78,6 +78,10 @@ pub struct Environment {
     pub name: String,
     /// Namespace of the target workloads.
     pub namespace: String,
+    /// The remote cluster they are on (its kubeconfig Secret's name); none
+    /// for the operator's own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub release: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -163,6 +167,7 @@ impl DeploymentStatus {
                 Environment {
                     name: env.name.clone(),
                     namespace: env.namespace.clone().unwrap_or_else(|| namespace.clone()),
+                    cluster: crate::remote::cluster_name(env).map(str::to_owned),
                     release: state.and_then(|s| s.release.clone()),
                     deployed_at: state.and_then(|s| s.deployed_at),
                     pin: env.pin.clone(),
@@ -348,6 +353,8 @@ fn render_one(d: &DeploymentStatus, now: DateTime<Utc>, zone: &Zone) -> String {
     for c in d.conditions.iter().filter(|c| is_problem(c)) {
         field("", format!("{} {}: {}", c.type_, c.reason, c.message));
     }
+    // The cluster column only for trains that reach beyond this cluster.
+    let remote = d.environments.iter().any(|e| e.cluster.is_some());
     let rows: Vec<Vec<String>> = d
         .environments
         .iter()
@@ -356,17 +363,26 @@ fn render_one(d: &DeploymentStatus, now: DateTime<Utc>, zone: &Zone) -> String {
             if let Some(pin) = &e.pin {
                 release.push_str(&format!(" (pinned to {pin})"));
             }
-            vec![
-                e.name.clone(),
+            let mut row = vec![e.name.clone()];
+            if remote {
+                row.push(e.cluster.clone().unwrap_or_else(|| "(this)".into()));
+            }
+            row.extend([
                 e.namespace.clone(),
                 release,
                 e.deployed_at
                     .map_or_else(|| "-".into(), |t| relative(t, now)),
-            ]
+            ]);
+            row
         })
         .collect();
+    let headers: &[&str] = if remote {
+        &["ENVIRONMENT", "CLUSTER", "NAMESPACE", "RELEASE", "DEPLOYED"]
+    } else {
+        &["ENVIRONMENT", "NAMESPACE", "RELEASE", "DEPLOYED"]
+    };
     out.push('\n');
-    for line in table::render(&["ENVIRONMENT", "NAMESPACE", "RELEASE", "DEPLOYED"], &rows).lines() {
+    for line in table::render(headers, &rows).lines() {
         out.push_str(&format!("  {line}\n"));
     }
     if let Some(v) = &d.verification {
@@ -479,6 +495,27 @@ svc (namespace team)
   production    prod        svc-1 (pinned to svc-1)   7d 0h ago
 ";
         assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn environments_on_other_clusters_name_their_cluster() {
+        let mut d = pkd();
+        d.spec.environments[1].cluster = serde_json::from_value(
+            serde_json::json!({ "kubeconfigSecretRef": { "name": "prod-eu" } }),
+        )
+        .unwrap();
+        let view = DeploymentStatus::of(&d, &[], now());
+        assert_eq!(view.environments[1].cluster.as_deref(), Some("prod-eu"));
+        let text = render(&[view], now(), &Zone::Named(chrono_tz::UTC));
+        assert!(
+            text.contains(
+                "  ENVIRONMENT   CLUSTER   NAMESPACE   RELEASE                   DEPLOYED
+  staging       (this)    team        svc-2                     1h 0m ago
+  production    prod-eu   prod        svc-1 (pinned to svc-1)   7d 0h ago
+"
+            ),
+            "{text}"
+        );
     }
 
     /// A deployment with a production window (Mondays 10:00 for 2h, UTC)
