@@ -27,7 +27,10 @@ pub async fn report(
     started: Instant,
 ) -> Result<Action, Error> {
     let (planned, next) = match plan {
-        Plan::Invalid { notes, .. } => (notes, Action::await_change()),
+        Plan::Invalid { notes, retry, .. } => (
+            notes,
+            retry.map_or_else(Action::await_change, Action::requeue),
+        ),
         Plan::Train(p) => (&p.notes, Action::requeue(p.requeue)),
     };
     for verdict in obs

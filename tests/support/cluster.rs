@@ -293,11 +293,14 @@ pub fn restart_apiserver() -> Result<()> {
         .parent()
         .context("the kubeconfig has a directory")?
         .to_owned();
-    let pid_file = std::fs::read_dir(cluster_dir.join("kwok/clusters"))?
-        .filter_map(|e| e.ok())
-        .map(|e| e.path().join("pids/kube-apiserver.pid"))
-        .find(|p| p.exists())
-        .context("no kube-apiserver pid file")?;
+    // This cluster's, not the remote one's beside it.
+    let name = std::env::var("PACKIT_CLUSTER_NAME").unwrap_or_else(|_| "packit".into());
+    let pid_file = cluster_dir.join(format!("kwok/clusters/{name}/pids/kube-apiserver.pid"));
+    ensure!(
+        pid_file.exists(),
+        "no kube-apiserver pid file at {}",
+        pid_file.display()
+    );
     let pid = std::fs::read_to_string(&pid_file)?.trim().to_owned();
     let proc_dir = PathBuf::from(format!("/proc/{pid}"));
     let args: Vec<String> = std::fs::read(proc_dir.join("cmdline"))?

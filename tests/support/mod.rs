@@ -11,6 +11,8 @@
 //! - [`git`] scripts throwaway git repositories served as `file://`.
 //! - [`webhook`] receives the operator's notifications on loopback.
 //! - [`prometheus`] sets the samples the local Prometheus scrapes.
+//! - [`remote`] is the second control plane, a cluster deployed to from
+//!   elsewhere.
 
 // Each test binary compiles this module and uses only part of it.
 #![allow(dead_code, unused_imports)]
@@ -20,6 +22,7 @@ pub mod git;
 pub mod operator;
 pub mod prometheus;
 pub mod registry;
+pub mod remote;
 pub mod train;
 pub mod wait;
 pub mod webhook;

@@ -36,6 +36,9 @@ pub const VERIFY_POLL: Duration = Duration::from_secs(10);
 /// How often a train with a blocked environment looks again.
 pub const BLOCKED_POLL: Duration = Duration::from_secs(15);
 
+/// How often a train whose cluster Secret is missing or unusable looks again.
+pub const SECRET_POLL: Duration = Duration::from_secs(15);
+
 /// How often a notification attempt that is overdue is looked at.
 pub const OVERDUE_POLL: Duration = Duration::from_secs(5);
 
@@ -46,6 +49,9 @@ pub enum Plan {
     Invalid {
         status: Box<PackitDeploymentStatus>,
         notes: Vec<Note>,
+        /// When to look again although nothing changed: a remote cluster's
+        /// Secret is not watched, so its repair wakes nobody.
+        retry: Option<Duration>,
     },
     Train(Box<TrainPlan>),
 }
@@ -187,6 +193,7 @@ fn invalid(
     Plan::Invalid {
         status: Box::new(status),
         notes,
+        retry: (problem.reason == reason::CLUSTER_CONFIG_INVALID).then_some(SECRET_POLL),
     }
 }
 
