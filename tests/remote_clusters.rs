@@ -12,10 +12,12 @@ use std::time::Duration;
 use anyhow::{Context, Result, ensure};
 use chrono::Utc;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::{Api, ResourceExt};
 use packit_operator::api::PackitDeployment;
+use packit_operator::api::checks::JobResult;
 use packit_operator::plan::ReleasePhase;
 use serde_json::{Value, json};
 use tokio::sync::RwLock;
@@ -230,7 +232,18 @@ async fn cluster_add_gives_the_operator_exactly_what_a_whole_train_needs_there()
     let _up = REMOTE_UP.read().await;
     let context = remote().context()?;
     let mut remote_ns = None;
-    let t = Train::with_operator("remote-train", production_on(CLUSTER, "60s"), |ns| {
+    // Production's smoke test runs as a Job there, too.
+    let customize = |spec: &mut Value| {
+        production_on(CLUSTER, "60s")(spec);
+        spec["environments"][1]["health"]["jobs"] = json!([{
+            "name": "checkout",
+            "template": {
+                "metadata": { "labels": { "sim.packit.dev/mode": "ready" } },
+                "spec": { "containers": [{ "name": "smoke", "image": "example.com/smoke:1", "command": ["/smoke"] }] }
+            }
+        }]);
+    };
+    let t = Train::with_operator("remote-train", customize, |ns| {
         remote_ns = Some(RemoteNs::with_workloads(ns)?);
         plugin_ok(
             &ns.name,
@@ -297,6 +310,24 @@ async fn cluster_add_gives_the_operator_exactly_what_a_whole_train_needs_there()
         .context("production progress")?;
     assert_eq!(prod.cluster.as_deref(), Some(CLUSTER));
     assert_eq!(prod.previous_images.len(), 2);
+    let smoke = prod.jobs.first().context("production's smoke test")?;
+    assert_eq!(smoke.result, JobResult::Pass, "{smoke:?}");
+    let remote_jobs = Api::<Job>::namespaced(remote().client().await?, &ns)
+        .list(&ListParams::default().labels("packit.dev/smoke-test"))
+        .await?;
+    assert_eq!(
+        remote_jobs
+            .items
+            .iter()
+            .map(|j| j.name_any())
+            .collect::<Vec<_>>(),
+        [smoke.job.clone()]
+    );
+    let home_jobs =
+        t.ns.api::<Job>()
+            .list(&ListParams::default().labels("packit.dev/smoke-test"))
+            .await?;
+    assert!(home_jobs.items.is_empty(), "{:?}", home_jobs.items);
     t.assert_event("Claimed", &["production", &format!("of cluster {CLUSTER}")])
         .await?;
     let history = plugin_ok(&ns, &["history", PKD])?;

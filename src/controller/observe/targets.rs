@@ -153,7 +153,7 @@ async fn read_workloads(
         let object = match Workload::get(&place.client, namespace, &workload).await {
             Ok(o) => Some(o),
             Err(DeployError::NotFound { .. }) => None,
-            Err(e) => return Err(unreachable(place, e)),
+            Err(e) => return Err(unreachable(place, &e).ok_or_else(|| e.into())),
         };
         let claim = object
             .as_ref()
@@ -185,18 +185,18 @@ async fn read_workloads(
     Ok(workloads)
 }
 
-/// A read that failed: on a remote cluster that did not answer, the
-/// environment waits; anything else fails the reconcile.
-fn unreachable(place: &Place, e: DeployError) -> Result<Unreachable, Error> {
-    match (&place.remote, &e) {
+/// A read that failed on a remote cluster that did not answer: the
+/// environment waits (any other error fails the reconcile).
+fn unreachable(place: &Place, e: &DeployError) -> Option<Unreachable> {
+    match (&place.remote, e) {
         (Some(remote), DeployError::Read { source, .. }) if is_unreachable(source) => {
-            Ok(Unreachable {
+            Some(Unreachable {
                 cluster: remote.name.clone(),
                 error: source.to_string(),
                 retry: remote.reach.failed(),
             })
         }
-        _ => Err(e.into()),
+        _ => None,
     }
 }
 
