@@ -53,8 +53,10 @@ impl RemoteNs {
         r.kubectl(&["create", "namespace", &ns.name])?;
         let guard = RemoteNs(ns.name.clone());
         let mut d = deployment("service-prod", &base, 2, SimMode::Ready)?;
+        // Generous: right after an outage test restarted the cluster, its
+        // controllers take a while to catch up.
         if let Some(spec) = d.spec.as_mut() {
-            spec.progress_deadline_seconds = Some(30);
+            spec.progress_deadline_seconds = Some(90);
         }
         let s = statefulset("worker-prod", &base, 1, SimMode::Ready)?;
         for (kind, object) in [
@@ -149,6 +151,21 @@ async fn wait_remote_images(ns: &str, want: (&str, &str), what: &str) -> Result<
         Ok((now.0 == want.0 && now.1 == want.1).then_some(()))
     })
     .await
+}
+
+/// Builds a second release and waits until the remote production runs it.
+async fn second_in_remote_production(t: &Train) -> Result<String> {
+    t.release_now("second").await?;
+    let second = t.in_flight().await?;
+    let images = t.build(&second).await?;
+    t.wait_phase(&second, ReleasePhase::Production).await?;
+    wait_remote_images(
+        &t.ns.name,
+        (&images["service"], &images["worker"]),
+        "the remote production on the second release",
+    )
+    .await?;
+    Ok(second)
 }
 
 /// Makes the remote production pods crash-loop.
@@ -345,16 +362,7 @@ async fn cluster_add_gives_the_operator_exactly_what_a_whole_train_needs_there()
     // one stored. The next release goes through the new one.
     plugin_ok(&ns, &["cluster", "remove", CLUSTER, "--context", &context])?;
     plugin_ok(&ns, &["cluster", "add", CLUSTER, "--context", &context])?;
-    t.release_now("second").await?;
-    let second = t.in_flight().await?;
-    let images = t.build(&second).await?;
-    t.wait_phase(&second, ReleasePhase::Production).await?;
-    wait_remote_images(
-        &ns,
-        (&images["service"], &images["worker"]),
-        "the remote production on the second release",
-    )
-    .await?;
+    let second = second_in_remote_production(&t).await?;
     // It crash-loops there during the soak: both remote workloads go back.
     break_remote_pods(&ns).await?;
     let rolled = t.wait_phase(&second, ReleasePhase::RolledBack).await?;
@@ -470,16 +478,7 @@ async fn the_remote_cluster_stopped_mid_release_fails_nothing_and_a_rollback_wai
     .await?;
     let ns = t.ns.name.clone();
     let (first, first_images) = t.full_release("first").await?;
-    t.release_now("second").await?;
-    let second = t.in_flight().await?;
-    let images = t.build(&second).await?;
-    t.wait_phase(&second, ReleasePhase::Production).await?;
-    wait_remote_images(
-        &ns,
-        (&images["service"], &images["worker"]),
-        "the remote production on the second release",
-    )
-    .await?;
+    let second = second_in_remote_production(&t).await?;
 
     // Gone during the soak, for longer than the rollout timeout (20 s).
     r.stop()?;

@@ -63,6 +63,13 @@ impl Place {
         }
     }
 
+    pub fn on(remote: Arc<Remote>) -> Place {
+        Place {
+            client: remote.client.clone(),
+            remote: Some(remote),
+        }
+    }
+
     /// The remote cluster's name; none at home.
     pub fn cluster(&self) -> Option<&str> {
         self.remote.as_ref().map(|r| r.name.as_str())

@@ -93,9 +93,24 @@ impl Remote {
         self.kwokctl("stop")
     }
 
-    /// Starts it again with its data and ports.
+    /// Starts it again with its data and ports; returns once it serves
+    /// and its nodes are Ready.
     pub fn start(&self) -> Result<()> {
-        self.kwokctl("start")
+        self.kwokctl("start")?;
+        for _ in 0..120 {
+            if self.kubectl(&["get", "--raw", "/readyz"]).is_ok() {
+                self.kubectl(&[
+                    "wait",
+                    "--for=condition=Ready",
+                    "node",
+                    "--all",
+                    "--timeout=60s",
+                ])?;
+                return Ok(());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+        bail!("the remote cluster did not serve again within a minute")
     }
 
     fn kwokctl(&self, verb: &str) -> Result<()> {

@@ -70,10 +70,7 @@ pub async fn release_all(ctx: &Context, deployment: &PackitDeployment) -> Result
         .filter_map(|e| e.cluster.as_ref())
     {
         match ctx.clusters.get(&namespace, cluster).await {
-            Ok(remote) => places.push(Place {
-                client: remote.client.clone(),
-                remote: Some(remote),
-            }),
+            Ok(remote) => places.push(Place::on(remote)),
             // No usable Secret: the cluster cannot be reached ever again.
             Err(ClusterError::Invalid(why) | ClusterError::Refused(why)) => {
                 tracing::warn!(%why, "a remote cluster's workloads are not given back")

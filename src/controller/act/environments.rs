@@ -106,6 +106,7 @@ impl Write<'_> {
         let (env, targets, release, wanted) = (self.env, self.targets, self.release, self.wanted);
         let name = &release.name_any();
         let owner = owner(&obs.deployment, &obs.namespace);
+        let client = obs.place(ctx, &env.name).client;
         let current = deploy::images_of(&targets.namespace, &env.targets, |w| {
             targets
                 .workloads
@@ -122,7 +123,6 @@ impl Write<'_> {
             let rolling_back = actions.iter().any(
                 |a| matches!(a, Step::Rollback { environment, .. } if *environment == env.name),
             );
-            let client = obs.place(ctx, &env.name).client;
             let change = Change {
                 client: &client,
                 env,
@@ -155,7 +155,6 @@ impl Write<'_> {
             }
         }
         claims::prepare(ctx, obs, targets).await?;
-        let client = obs.place(ctx, &env.name).client;
         let applied = deploy::apply_images(&client, &targets.namespace, &owner, wanted)
             .await
             .map_err(claims::lost_race)?;

@@ -1,7 +1,7 @@
 //! What the target workloads mean for the train: environments no release
 //! may roll out to (held, owned by another train, in a fight the operator
-//! stopped, or on a cluster that does not answer), the conditions that say so, and an Event each time
-//! one of them changes. Pure.
+//! stopped, or on a cluster that does not answer), the conditions that say
+//! so, and an Event each time one of them changes. Pure.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -13,6 +13,7 @@ use crate::controller::conditions::{
 };
 use crate::controller::events::Note;
 use crate::controller::observe::EnvTargets;
+use crate::controller::targets::location;
 use crate::deploy::{self, Claim};
 
 /// The targets' part of the decision.
@@ -43,7 +44,12 @@ pub fn assess(targets: &[EnvTargets], previous: &[Condition]) -> Assessment {
             out.retry = Some(out.retry.map_or(u.retry, |r| r.min(u.retry)));
             unreachable.push(format!("{}: {why}", env.environment));
         }
-        let in_ns = |w: &deploy::WorkloadRef| format!("{w} in namespace {}", env.namespace);
+        let in_ns = |w: &deploy::WorkloadRef| {
+            format!(
+                "{w} in {}",
+                location(&env.namespace, env.cluster.as_deref())
+            )
+        };
         if let Some((w, owner)) = env.conflict() {
             let why = format!("{} is driven by PackitDeployment {owner}", in_ns(w));
             out.blocked.insert(env.environment.clone(), why.clone());
@@ -252,5 +258,51 @@ mod tests {
         assert!(a.blocked.is_empty());
         assert!(a.notes.is_empty());
         assert!(a.conditions.iter().all(|c| !c.status));
+    }
+
+    #[test]
+    fn a_cluster_that_does_not_answer_blocks_its_environment_and_is_told_when_it_is_back() {
+        let merge = |a: &Assessment| {
+            crate::controller::conditions::merge(&[], &a.conditions, None, chrono::Utc::now())
+        };
+        // A train at home only never speaks of clusters.
+        assert!(
+            assess(&[env(Claim::Ours, &[], None)], &[])
+                .conditions
+                .iter()
+                .all(|c| c.type_ != CLUSTER_UNREACHABLE)
+        );
+        let mut e = env(Claim::Free, &[], None);
+        e.cluster = Some("prod-eu".into());
+        e.workloads.clear();
+        e.unreachable = Some(crate::controller::observe::Unreachable {
+            cluster: "prod-eu".into(),
+            error: "connection refused".into(),
+            retry: Duration::from_secs(4),
+        });
+        let down = assess(std::slice::from_ref(&e), &[]);
+        let why = &down.unreachable["production"];
+        assert!(
+            why.contains("prod-eu") && why.contains("connection refused"),
+            "{why}"
+        );
+        assert_eq!(down.blocked["production"], *why);
+        assert_eq!(down.retry, Some(Duration::from_secs(4)));
+        let c = condition(&down, CLUSTER_UNREACHABLE);
+        assert!(c.status && c.reason == reason::UNREACHABLE && c.message.contains(why));
+        assert_eq!(down.notes.len(), 1);
+        // Still away: told once.
+        assert!(
+            assess(std::slice::from_ref(&e), &merge(&down))
+                .notes
+                .is_empty()
+        );
+        // Back.
+        e.unreachable = None;
+        let up = assess(&[e], &merge(&down));
+        assert!(up.blocked.is_empty() && up.retry.is_none());
+        assert!(!condition(&up, CLUSTER_UNREACHABLE).status);
+        assert_eq!(up.notes.len(), 1);
+        assert_eq!(up.notes[0].reason, "ClusterReachable");
     }
 }

@@ -28,7 +28,7 @@ pub use requests::BadRequest;
 pub use spec::SpecProblem;
 #[cfg(test)]
 pub use targets::ObservedWorkload;
-pub use targets::{EnvTargets, StaleClaim, owned, owner};
+pub use targets::{EnvTargets, StaleClaim, Unreachable, owned, owner};
 
 /// What one reconcile knows.
 pub struct Observation {

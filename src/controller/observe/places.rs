@@ -24,10 +24,7 @@ pub async fn resolve(
         };
         let field = format!("spec.environments[{i}].cluster");
         match ctx.clusters.get(namespace, cluster).await {
-            Ok(remote) => places.push(Place {
-                client: remote.client.clone(),
-                remote: Some(remote),
-            }),
+            Ok(remote) => places.push(Place::on(remote)),
             Err(ClusterError::Invalid(why)) => {
                 return Ok(Err(SpecProblem {
                     reason: reason::CLUSTER_CONFIG_INVALID,

@@ -274,12 +274,8 @@ pub fn owned(ctx: &Context, owner: &Owner, places: &[Place]) -> Vec<StaleClaim> 
             continue;
         }
         seen.push(remote.name.clone());
-        let place = Place {
-            client: remote.client.clone(),
-            remote: Some(remote.clone()),
-        };
         out.extend(claimed_in(
-            &place,
+            &Place::on(remote.clone()),
             &remote.deployments,
             &remote.statefulsets,
             owner,
