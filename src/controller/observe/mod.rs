@@ -26,9 +26,9 @@ use crate::plan::{HealthReport, Requests, Stage, TrainState};
 pub use build::{BuildObservation, NewRelease};
 pub use requests::BadRequest;
 pub use spec::SpecProblem;
+pub use targets::{EnvTargets, StaleClaim, owned, owner};
 #[cfg(test)]
-pub use targets::ObservedWorkload;
-pub use targets::{EnvTargets, StaleClaim, Unreachable, owned, owner};
+pub use targets::{ObservedWorkload, Unreachable};
 
 /// What one reconcile knows.
 pub struct Observation {
