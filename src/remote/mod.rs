@@ -209,7 +209,8 @@ fn fingerprint(text: &str) -> String {
     format!("{:016x}", h.finish())
 }
 
-/// The remote clusters' names of a train's environments, by environment.
+/// The name of the remote cluster an environment is on (its Secret's); none
+/// for the operator's own.
 pub fn cluster_name(env: &crate::api::deployment::Environment) -> Option<&str> {
     env.cluster
         .as_ref()
