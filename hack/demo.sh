@@ -257,6 +257,7 @@ to $R1.
 The cluster and the operator keep running. Look around:
   export KUBECONFIG=$KUBECONFIG PATH=$CARGO_TARGET_DIR/debug:\$PATH
   kubectl packit history -n $NS packit-service
+  kubectl packit dashboard -n $NS        (then open http://127.0.0.1:8765/)
   kubectl get pkd,pkr -A
   kubectl -n $NS describe packitdeployment packit-service
   kubectl -n $NS get events --sort-by=.metadata.creationTimestamp

@@ -10,7 +10,9 @@ command -v kubectl >/dev/null || die "kubectl is required (see README)"
 
 # command -> Debian package
 declare -A wanted=([docker-registry]=docker-registry [git]=git [make]=make [curl]=curl [flock]=util-linux
-  [prometheus]=prometheus [python3]=python3)
+  [prometheus]=prometheus [python3]=python3
+  # The dashboard's browser tests drive a headless Chromium over WebDriver.
+  [chromium]=chromium [chromedriver]=chromium-driver)
 missing=()
 for cmd in "${!wanted[@]}"; do
   command -v "$cmd" >/dev/null || missing+=("${wanted[$cmd]}")

@@ -305,6 +305,21 @@ pub struct Environment {
     /// permissions decide.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<ClusterRef>,
+
+    /// Whether a person must approve each release before it is deployed
+    /// here (`kubectl packit approve`). Rollbacks never wait for one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ApprovalSpec>,
+}
+
+/// The approval gate of an environment.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ApprovalSpec {
+    /// A release waits in `AwaitingApproval` until it is approved for this
+    /// environment; an approval does not open a closed window.
+    #[serde(default)]
+    pub required: bool,
 }
 
 /// Another cluster, reached with a kubeconfig kept in a Secret.
@@ -568,6 +583,11 @@ pub mod requests {
     /// Roll an environment back: `{"requestedAt": "...", "environment":
     /// "production", "to": "<release>", "at": "<RFC 3339>"}`.
     pub const ROLLBACK: &str = "packit.dev/rollback";
+    /// Approve the release in flight for an environment:
+    /// `{"requestedAt": "...", "release": "<name>", "environment":
+    /// "production", "user": "...", "groups": [...]}`; the identity is the
+    /// one the client reports.
+    pub const APPROVE: &str = "packit.dev/approve";
 }
 
 fn default_history_limit() -> u32 {
@@ -621,6 +641,11 @@ impl Default for RollbackSpec {
 }
 
 impl Environment {
+    /// Whether releases wait for a person's approval before deploying here.
+    pub fn requires_approval(&self) -> bool {
+        self.approval.as_ref().is_some_and(|a| a.required)
+    }
+
     /// The target workloads (kind, name), each once, in the order first
     /// named: several targets may be containers of one workload.
     pub fn workloads(&self) -> Vec<(WorkloadKind, &str)> {

@@ -255,6 +255,9 @@ pub struct EnvironmentProgress {
     /// webhook rejected it); the release fails verification with it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deploy_error: Option<String>,
+    /// The person's approval to deploy here, when the environment needs one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<super::train::Approval>,
 }
 
 /// The image of one workload container.

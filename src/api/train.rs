@@ -24,6 +24,8 @@ pub enum ReleasePhase {
     Staging,
     /// Passed every environment before production.
     Verified,
+    /// Waiting for a person's approval to deploy to an environment.
+    AwaitingApproval,
     /// Waiting for the production window (or the end of a freeze).
     AwaitingWindow,
     /// Deployed to production, being verified and soaked.
@@ -46,12 +48,13 @@ pub enum ReleasePhase {
 
 impl ReleasePhase {
     /// Every phase, in lifecycle order.
-    pub const ALL: [ReleasePhase; 14] = [
+    pub const ALL: [ReleasePhase; 15] = [
         Self::Pending,
         Self::Building,
         Self::Built,
         Self::Staging,
         Self::Verified,
+        Self::AwaitingApproval,
         Self::AwaitingWindow,
         Self::Production,
         Self::Released,
@@ -153,6 +156,27 @@ pub struct InFlight {
     /// Why it is waiting, for status.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The environments a person approved it for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvals: Vec<Approval>,
+}
+
+/// A person's approval of a release for an environment.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Approval {
+    /// The environment approved.
+    pub environment: String,
+    /// When it was given (the request's time).
+    pub approved_at: DateTime<Utc>,
+    /// Who gave it, as reported by the client that wrote the request
+    /// (`kubectl packit approve` reads it from a SelfSubjectReview); the
+    /// operator cannot verify it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reported_user: Option<String>,
+    /// The groups the client reported with the user.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reported_groups: Vec<String>,
 }
 
 /// How a release left the train.
@@ -209,6 +233,9 @@ pub struct HandledRequests {
     /// Last rollback request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback: Option<String>,
+    /// Last approval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approve: Option<String>,
 }
 
 /// A rollback waiting for its time.

@@ -48,6 +48,10 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::History { deployment } => ctx.history(deployment.as_deref()).await,
         Command::Release { deployment } => ctx.release(&deployment).await,
         Command::Promote { deployment, force } => ctx.promote(&deployment, force).await,
+        Command::Approve {
+            deployment,
+            environment,
+        } => ctx.approve(&deployment, environment.as_deref()).await,
         Command::Rollback {
             deployment,
             environment,
@@ -67,6 +71,10 @@ pub async fn run(cli: Cli) -> Result<()> {
             environment,
         } => ctx.unhold(&deployment, environment.as_deref()).await,
         Command::Changelog { release } => ctx.changelog(&release).await,
+        Command::Dashboard {
+            port,
+            all_namespaces,
+        } => super::dashboard::serve(ctx.client, (!all_namespaces).then_some(ctx.ns), port).await,
         Command::Cluster { .. } => unreachable!("handled above"),
         Command::Logs {
             release,
@@ -212,6 +220,16 @@ pub(super) struct Ctx {
 }
 
 impl Ctx {
+    /// A context for commands on `ns`, showing times in the local zone.
+    pub(super) fn new(client: Client, ns: String) -> Self {
+        Self {
+            client,
+            ns,
+            zone: Zone::Local,
+            format: Format::Table,
+        }
+    }
+
     pub(super) fn deployments(&self) -> Api<PackitDeployment> {
         Api::namespaced(self.client.clone(), &self.ns)
     }
@@ -335,7 +353,7 @@ impl Ctx {
         Ok(())
     }
 
-    async fn release(&self, name: &str) -> Result<()> {
+    pub(super) async fn release(&self, name: &str) -> Result<()> {
         let pkd = self.deployment(name).await?;
         let value = requests::release(Utc::now());
         self.annotate(name, requests::RELEASE, &value).await?;
@@ -359,7 +377,7 @@ impl Ctx {
         Ok(())
     }
 
-    async fn promote(&self, name: &str, force: bool) -> Result<()> {
+    pub(super) async fn promote(&self, name: &str, force: bool) -> Result<()> {
         let pkd = self.deployment(name).await?;
         let value = requests::promote(Utc::now(), force)
             .map_err(|e| Failure::usage(format!("encoding the request: {e}")))?;
@@ -387,7 +405,7 @@ impl Ctx {
         Ok(())
     }
 
-    async fn rollback(
+    pub(super) async fn rollback(
         &self,
         name: &str,
         env: &str,

@@ -3,7 +3,9 @@
 //! `requests` and `when` hold the pure parts (views, check verdicts, log
 //! headers, annotation values, times); `cluster` talks to the API server.
 
+pub mod approve;
 pub mod cluster;
+pub mod dashboard;
 pub mod history;
 pub mod holds;
 pub mod logs;
@@ -76,9 +78,11 @@ Examples:
   kubectl packit history packit-service          releases, newest first
   kubectl packit release packit-service          build a release now
   kubectl packit promote packit-service          deploy to production without waiting for the window
+  kubectl packit approve packit-service          approve the release in flight for the next gated environment
   kubectl packit rollback packit-service --environment production
   kubectl packit rollback packit-service --environment production --to packit-service-20261127-170000 --at 'monday 09:00' --tz Europe/Prague
   kubectl packit changelog packit-service-20261127-170000
+  kubectl packit dashboard -A                    the web dashboard of every namespace on http://127.0.0.1:8765/
   kubectl packit logs packit-service-20261127-170000
   kubectl packit logs packit-service-20261127-170000 --smoke-tests
   kubectl packit logs packit-service-20261127-170000 -e staging --test checkout --tail 50
@@ -154,6 +158,17 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Approve the release in flight for an environment behind an approval
+    /// gate (sets packit.dev/approve, with who you are as the API server
+    /// tells it). It still deploys only inside the window, unless promoted.
+    Approve {
+        /// The PackitDeployment.
+        deployment: String,
+        /// The environment (default: the next one ahead of the release that
+        /// requires approval).
+        #[arg(short, long, value_name = "ENV")]
+        environment: Option<String>,
+    },
     /// Roll an environment back to the previous good release, or to one
     /// named, now or later (sets packit.dev/rollback).
     #[command(
@@ -206,6 +221,17 @@ read in the local time zone or --tz."
     Cluster {
         #[command(subcommand)]
         action: ClusterAction,
+    },
+    /// Serve a web dashboard on 127.0.0.1 that shows the trains, their week
+    /// and their releases, live, and acts on them through your kubeconfig.
+    /// It prints the URL and opens nothing by itself.
+    Dashboard {
+        /// The local port (0: any free one).
+        #[arg(long, default_value_t = 8765)]
+        port: u16,
+        /// Every namespace you may list, instead of one.
+        #[arg(short = 'A', long)]
+        all_namespaces: bool,
     },
     /// Print the Markdown changelog of a release.
     Changelog {

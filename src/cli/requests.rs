@@ -4,7 +4,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
-pub use crate::api::deployment::requests::{PROMOTE, RELEASE, ROLLBACK};
+pub use crate::api::deployment::requests::{APPROVE, PROMOTE, RELEASE, ROLLBACK};
 
 /// A request timestamp. Milliseconds keep two requests made within one
 /// second distinct: the controller acts once per annotation value.
@@ -63,6 +63,35 @@ pub fn rollback(
     })
 }
 
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Approve<'a> {
+    requested_at: String,
+    release: &'a str,
+    environment: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    groups: &'a [String],
+}
+
+/// `packit.dev/approve`, with the identity the client read for itself.
+pub fn approve(
+    now: DateTime<Utc>,
+    release: &str,
+    environment: &str,
+    user: Option<&str>,
+    groups: &[String],
+) -> Result<String, serde_json::Error> {
+    serde_json::to_string(&Approve {
+        requested_at: stamp(now),
+        release,
+        environment,
+        user,
+        groups,
+    })
+}
+
 /// The JSON merge patch that sets one annotation.
 pub fn annotation_patch(key: &str, value: &str) -> serde_json::Value {
     serde_json::json!({ "metadata": { "annotations": { key: value } } })
@@ -113,6 +142,33 @@ mod tests {
                 "to": "svc-3",
                 "at": "2026-12-01T07:00:00Z"
             })
+        );
+    }
+
+    #[test]
+    fn approvals_carry_the_release_environment_and_reported_identity() {
+        assert_eq!(
+            parsed(
+                &approve(
+                    now(),
+                    "svc-1",
+                    "production",
+                    Some("alice"),
+                    &["team".into()]
+                )
+                .unwrap()
+            ),
+            json!({
+                "requestedAt": "2026-11-30T08:30:00.250Z",
+                "release": "svc-1",
+                "environment": "production",
+                "user": "alice",
+                "groups": ["team"]
+            })
+        );
+        assert_eq!(
+            parsed(&approve(now(), "svc-1", "staging", None, &[]).unwrap()),
+            json!({ "requestedAt": "2026-11-30T08:30:00.250Z", "release": "svc-1", "environment": "staging" })
         );
     }
 

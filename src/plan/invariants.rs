@@ -30,6 +30,11 @@ enum Event {
         to: Option<usize>,
         in_minutes: Option<i64>,
     },
+    Approve {
+        env: usize,
+        /// Approve a release other than the one in flight (superseded).
+        stale: bool,
+    },
     ToggleSuspend,
     Pin {
         env: usize,
@@ -48,6 +53,7 @@ fn event() -> impl Strategy<Value = Event> {
         1 => any::<bool>().prop_map(|force| Event::RequestPromote { force }),
         1 => (0usize..3, proptest::option::of(0usize..6), proptest::option::of(1i64..600))
             .prop_map(|(env, to, in_minutes)| Event::RequestRollback { env, to, in_minutes }),
+        2 => (0usize..3, proptest::bool::weighted(0.1)).prop_map(|(env, stale)| Event::Approve { env, stale }),
         1 => Just(Event::ToggleSuspend),
         1 => (0usize..3, proptest::option::weighted(0.3, 0usize..6)).prop_map(|(env, release)| Event::Pin { env, release }),
         2 => Just(Event::Restart),
@@ -55,7 +61,8 @@ fn event() -> impl Strategy<Value = Event> {
 }
 
 /// Random trains: one to three environments, a window or none, daily or
-/// hourly builds, a freeze or two, rollback on or off.
+/// hourly builds, a freeze or two, rollback on or off, production behind an
+/// approval gate or not.
 fn spec() -> impl Strategy<Value = PackitDeploymentSpec> {
     (
         1usize..=3,
@@ -71,8 +78,9 @@ fn spec() -> impl Strategy<Value = PackitDeploymentSpec> {
         ],
         proptest::collection::vec((0i64..60 * 24 * 40, 60i64..60 * 24 * 5), 0..3),
         any::<bool>(),
+        any::<bool>(),
     )
-        .prop_map(|(envs, window, build, freezes, automatic)| {
+        .prop_map(|(envs, window, build, freezes, automatic, gated)| {
             let mut spec = crate::api::tests::example().spec;
             let production = spec.environments.pop().expect("two environments");
             let staging = spec.environments.pop().expect("two environments");
@@ -87,6 +95,9 @@ fn spec() -> impl Strategy<Value = PackitDeploymentSpec> {
                 e.health.http_checks.clear();
                 e.health.soak = "1h".into();
                 e.rollback.automatic = automatic;
+            }
+            if gated && let Some(production) = spec.environments.last_mut() {
+                production.approval = Some(crate::api::deployment::ApprovalSpec { required: true });
             }
             spec.schedule.build = build.map(Into::into);
             spec.schedule.production = window.map(|(start, duration)| Window {
@@ -122,6 +133,8 @@ struct World {
     train_deploys: BTreeSet<(String, String)>,
     /// Every release that started building, in order.
     releases: Vec<String>,
+    /// (environment, release) pairs a person approved while in flight.
+    approved: BTreeSet<(String, String)>,
     requests: u32,
 }
 
@@ -183,6 +196,14 @@ fn check_step(
             } => {
                 let env = env_spec(environment);
                 prop_assert_eq!(targets, &env.targets, "a deploy covers every target");
+                if env.requires_approval() && *cause != DeployCause::Pin {
+                    prop_assert!(
+                        world
+                            .approved
+                            .contains(&(environment.clone(), release.clone())),
+                        "{release} deployed to {environment} without its approval"
+                    );
+                }
                 let before_prod: Vec<_> = sim
                     .spec
                     .environments
@@ -331,6 +352,29 @@ fn run(spec: PackitDeploymentSpec, events: Vec<Event>) -> Result<Vec<Action>, Te
                     at: in_minutes.map(|m| sim.now + TimeDelta::minutes(m)),
                 });
             }
+            Event::Approve { env, stale } => {
+                world.requests += 1;
+                let environment = sim.spec.environments[env % sim.spec.environments.len()]
+                    .name
+                    .clone();
+                let release = match (stale, sim.in_flight()) {
+                    (false, Some(f)) => f.release.clone(),
+                    _ => world.releases.first().cloned().unwrap_or_default(),
+                };
+                if sim.in_flight().is_some_and(|f| f.release == release) {
+                    world
+                        .approved
+                        .insert((environment.clone(), release.clone()));
+                }
+                sim.observed.requests.approve = Some(ApproveRequest {
+                    id: format!("req-{}", world.requests),
+                    requested_at: sim.now,
+                    release,
+                    environment: Some(environment),
+                    user: Some("alice".into()),
+                    groups: vec![],
+                });
+            }
             Event::ToggleSuspend => sim.spec.schedule.suspend = !sim.spec.schedule.suspend,
             Event::Pin { env, release } => {
                 let n = sim.spec.environments.len();
@@ -429,6 +473,7 @@ fn random_trains_reach_every_kind_of_move() {
         "BuildFailed",
         "Superseded",
         "AwaitingWindow",
+        "AwaitingApproval",
     ] {
         assert!(
             seen.contains(expected),

@@ -33,6 +33,7 @@ pub fn plan(
     p.run_due_rollbacks();
     p.apply_pins();
     p.handle_promote_request();
+    p.handle_approve_request();
     p.advance_in_flight();
     p.start_due_build();
     Ok(p.finish())
@@ -376,6 +377,78 @@ impl Planner<'_> {
         }
     }
 
+    // --- approval ------------------------------------------------------------
+
+    fn handle_approve_request(&mut self) {
+        let Some(req) = &self.observed.requests.approve else {
+            return;
+        };
+        if self.state.handled.approve.as_deref() == Some(req.id.as_str()) {
+            return;
+        }
+        self.state.handled.approve = Some(req.id.clone());
+        let req = req.clone();
+        match self.approval_of(&req) {
+            Ok(approval) => {
+                let by = approval
+                    .reported_user
+                    .as_deref()
+                    .map(|u| format!(" by {u} (as reported by the client)"))
+                    .unwrap_or_default();
+                let msg = format!("{} approved for {}{by}", req.release, approval.environment);
+                self.event(super::reasons::APPROVED, msg, false);
+                self.actions.push(Action::RecordApproval {
+                    release: req.release.clone(),
+                    approval: approval.clone(),
+                });
+                if let Some(f) = &mut self.state.in_flight {
+                    f.approvals
+                        .retain(|a| a.environment != approval.environment);
+                    f.approvals.push(approval);
+                }
+            }
+            Err(why) => {
+                let msg = format!("approval of {} ignored: {why}", req.release);
+                self.event(super::reasons::APPROVAL_REJECTED, msg, true);
+            }
+        }
+    }
+
+    /// The approval a request gives, or why it gives none.
+    fn approval_of(&self, req: &ApproveRequest) -> Result<Approval, String> {
+        let f = match &self.state.in_flight {
+            Some(f) if f.release == req.release => f,
+            Some(f) => return Err(format!("the release in flight is {}", f.release)),
+            None => return Err("no release is in flight".into()),
+        };
+        let env = req
+            .environment
+            .clone()
+            .or_else(|| f.environment.clone())
+            .ok_or("it names no environment and the release waits for none")?;
+        let i = self
+            .env_index(&env)
+            .ok_or_else(|| format!("no environment named {env:?}"))?;
+        if !self.env_spec(i).requires_approval() {
+            return Err(format!("{env} does not require approval"));
+        }
+        let current = f.environment.as_deref().and_then(|e| self.env_index(e));
+        let passed = match (current, f.stage) {
+            (Some(c), Stage::Verifying) => i <= c,
+            (Some(c), _) => i < c,
+            (None, _) => false,
+        };
+        if passed {
+            return Err(format!("it was already deployed to {env}"));
+        }
+        Ok(Approval {
+            environment: env,
+            approved_at: req.requested_at,
+            reported_user: req.user.clone(),
+            reported_groups: req.groups.clone(),
+        })
+    }
+
     // --- the release in flight -------------------------------------------------
 
     fn advance_in_flight(&mut self) {
@@ -456,6 +529,14 @@ impl Planner<'_> {
                 format!("{} is pinned to {pin}", self.env_spec(env).name),
                 None,
             ))
+        } else if self.awaits_approval(f, env) {
+            Some((
+                format!(
+                    "waiting for approval to deploy to {}",
+                    self.env_spec(env).name
+                ),
+                None,
+            ))
         } else if promoted {
             None
         } else if self.spec.schedule.suspend {
@@ -473,7 +554,9 @@ impl Planner<'_> {
         };
         if let Some((why, reopens)) = blocked {
             self.wake.extend(reopens);
-            let phase = if production {
+            let phase = if self.awaits_approval(f, env) {
+                ReleasePhase::AwaitingApproval
+            } else if production {
                 ReleasePhase::AwaitingWindow
             } else {
                 ReleasePhase::Built
@@ -522,6 +605,12 @@ impl Planner<'_> {
             f.message = None;
         }
         true
+    }
+
+    /// Whether the release may not deploy to `env` before a person approves.
+    fn awaits_approval(&self, f: &InFlight, env: usize) -> bool {
+        let spec = self.env_spec(env);
+        spec.requires_approval() && !f.approvals.iter().any(|a| a.environment == spec.name)
     }
 
     /// Whether `release` was verified in every environment before `env`.
@@ -929,6 +1018,7 @@ impl Planner<'_> {
             rollout_complete_at: None,
             promote: None,
             message: None,
+            approvals: Vec::new(),
         });
         self.wake.push(later(self.now, self.build_timeout()));
     }

@@ -974,3 +974,201 @@ fn a_cluster_that_stops_answering_pauses_verification_instead_of_failing_it() {
     let d = sim.at(prague(11, 23, 3, 5));
     assert!(phases(&d.actions).contains(&(release, ReleasePhase::Released)));
 }
+
+/// The example with production behind an approval gate.
+fn gated() -> PackitDeploymentSpec {
+    let mut spec = spec();
+    if let Some(production) = spec.environments.last_mut() {
+        production.approval = Some(crate::api::deployment::ApprovalSpec { required: true });
+    }
+    spec
+}
+
+fn approve(sim: &mut Sim, id: &str, release: &str, at: DateTime<Utc>) {
+    sim.observed.requests.approve = Some(ApproveRequest {
+        id: id.into(),
+        requested_at: at,
+        release: release.into(),
+        environment: Some("production".into()),
+        user: Some("alice".into()),
+        groups: vec!["team".into()],
+    });
+}
+
+#[test]
+fn a_gated_environment_waits_for_approval_then_for_the_window() {
+    let mut sim = Sim::new(gated(), prague(11, 18, 12, 0));
+    let release = to_awaiting_window(&mut sim, 11, 20);
+    assert_eq!(
+        sim.in_flight().and_then(|f| f.message.clone()).as_deref(),
+        Some("waiting for approval to deploy to production")
+    );
+    assert!(
+        sim.log
+            .iter()
+            .any(|a| matches!(a, Action::SetPhase { phase: ReleasePhase::AwaitingApproval, release: r, .. } if *r == release))
+    );
+    // The window opens: without an approval nothing is deployed.
+    let d = sim.at(prague(11, 22, 23, 0));
+    assert!(moves(&d.actions).is_empty(), "{:?}", d.actions);
+
+    // Approved inside the open window: deployed at once, the approval recorded.
+    approve(&mut sim, "a1", &release, prague(11, 22, 23, 30));
+    let d = sim.at(prague(11, 22, 23, 30));
+    assert_eq!(
+        deploys(&d.actions),
+        [("production".into(), release.clone(), DeployCause::Train)]
+    );
+    let recorded = d.actions.iter().find_map(|a| match a {
+        Action::RecordApproval {
+            release: r,
+            approval,
+        } if *r == release => Some(approval.clone()),
+        _ => None,
+    });
+    let recorded = recorded.expect("the approval is recorded on the release");
+    assert_eq!(recorded.environment, "production");
+    assert_eq!(recorded.reported_user.as_deref(), Some("alice"));
+    assert_eq!(recorded.approved_at, prague(11, 22, 23, 30));
+    assert!(events(&d.actions).iter().any(
+        |(r, m)| *r == reasons::APPROVED && m.contains("by alice (as reported by the client)")
+    ));
+    // Handled once.
+    assert!(moves(&sim.at(prague(11, 22, 23, 31)).actions).is_empty());
+}
+
+#[test]
+fn an_approval_before_the_window_deploys_when_it_opens() {
+    let mut sim = Sim::new(gated(), prague(11, 18, 12, 0));
+    // Approved on Friday while staging still verifies.
+    sim.at(prague(11, 20, 18, 0));
+    let release = sim.release();
+    sim.finish_build(BuildResult::Succeeded);
+    sim.at(prague(11, 20, 18, 5));
+    approve(&mut sim, "a1", &release, prague(11, 20, 18, 6));
+    sim.healthy();
+    let d = sim.at(prague(11, 20, 18, 6));
+    assert!(moves(&d.actions).is_empty());
+    let d = sim.at(prague(11, 20, 19, 6));
+    assert!(phases(&d.actions).contains(&(release.clone(), ReleasePhase::AwaitingWindow)));
+    assert_eq!(d.requeue_at, Some(prague(11, 22, 23, 0)));
+    let d = sim.at(prague(11, 22, 23, 0));
+    assert_eq!(
+        deploys(&d.actions),
+        [("production".into(), release, DeployCause::Train)]
+    );
+}
+
+#[test]
+fn an_approval_after_the_window_waits_for_the_next_unless_promoted() {
+    let mut sim = Sim::new(gated(), prague(11, 18, 12, 0));
+    let release = to_awaiting_window(&mut sim, 11, 20);
+    // Approved on Monday morning, after the window closed at 03:00.
+    approve(&mut sim, "a1", &release, prague(11, 23, 9, 0));
+    let d = sim.at(prague(11, 23, 9, 0));
+    assert!(moves(&d.actions).is_empty());
+    assert!(phases(&d.actions).contains(&(release.clone(), ReleasePhase::AwaitingWindow)));
+    assert_eq!(d.requeue_at, Some(prague(11, 29, 23, 0)));
+    // Promoting it now deploys it, approved.
+    sim.observed.requests.promote = Some(PromoteRequest {
+        id: "p1".into(),
+        requested_at: prague(11, 23, 9, 5),
+        force: false,
+    });
+    let d = sim.at(prague(11, 23, 9, 5));
+    assert_eq!(
+        deploys(&d.actions),
+        [("production".into(), release, DeployCause::Promoted)]
+    );
+}
+
+#[test]
+fn a_promotion_does_not_skip_the_approval() {
+    let mut sim = Sim::new(gated(), prague(11, 18, 12, 0));
+    let release = to_awaiting_window(&mut sim, 11, 20);
+    sim.observed.requests.promote = Some(PromoteRequest {
+        id: "p1".into(),
+        requested_at: prague(11, 20, 20, 0),
+        force: true,
+    });
+    let d = sim.at(prague(11, 20, 20, 0));
+    assert!(moves(&d.actions).is_empty(), "{:?}", d.actions);
+    assert!(sim.in_flight().is_some_and(|f| f.release == release));
+}
+
+#[test]
+fn a_newer_build_supersedes_a_pending_approval() {
+    let mut spec = gated();
+    spec.schedule.build = Some("0 18 * * *".into());
+    let mut sim = Sim::new(spec, prague(11, 18, 12, 0));
+    let old = to_awaiting_window(&mut sim, 11, 20);
+    let d = sim.at(prague(11, 21, 18, 0));
+    assert!(phases(&d.actions).contains(&(old.clone(), ReleasePhase::Superseded)));
+    // Approving the superseded release approves nothing.
+    approve(&mut sim, "a1", &old, prague(11, 21, 18, 1));
+    let d = sim.at(prague(11, 21, 18, 1));
+    assert!(
+        !d.actions
+            .iter()
+            .any(|a| matches!(a, Action::RecordApproval { .. }))
+    );
+    let (reason, message) = events(&d.actions).pop().expect("an event");
+    assert_eq!(reason, reasons::APPROVAL_REJECTED);
+    assert!(message.contains("the release in flight is"), "{message}");
+    assert!(sim.in_flight().is_some_and(|f| f.approvals.is_empty()));
+}
+
+#[test]
+fn rollbacks_never_wait_for_approval() {
+    let mut spec = gated();
+    spec.environments[0].approval = Some(crate::api::deployment::ApprovalSpec { required: true });
+    let mut sim = Sim::new(spec, prague(11, 18, 12, 0));
+    // Week one, approved for both environments.
+    sim.at(prague(11, 20, 18, 0));
+    let first = sim.release();
+    sim.finish_build(BuildResult::Succeeded);
+    for (id, env) in [("a1", "staging"), ("a2", "production")] {
+        sim.observed.requests.approve = Some(ApproveRequest {
+            id: id.into(),
+            requested_at: prague(11, 20, 18, 1),
+            release: first.clone(),
+            environment: Some(env.into()),
+            user: None,
+            groups: vec![],
+        });
+        sim.at(prague(11, 20, 18, 1));
+    }
+    sim.at(prague(11, 20, 18, 5));
+    sim.healthy();
+    sim.at(prague(11, 20, 18, 10));
+    sim.at(prague(11, 20, 19, 10));
+    let d = sim.at(prague(11, 22, 23, 0));
+    assert_eq!(
+        moves(&d.actions),
+        [("deploy", "production".into(), first.clone())]
+    );
+    sim.healthy();
+    sim.at(prague(11, 22, 23, 10));
+    sim.at(prague(11, 23, 1, 10));
+    // Week two reaches staging with an approval, production without one.
+    sim.at(prague(11, 27, 18, 0));
+    let second = sim.release();
+    sim.finish_build(BuildResult::Succeeded);
+    sim.observed.requests.approve = Some(ApproveRequest {
+        id: "a3".into(),
+        requested_at: prague(11, 27, 18, 1),
+        release: second.clone(),
+        environment: Some("staging".into()),
+        user: None,
+        groups: vec![],
+    });
+    let d = sim.at(prague(11, 27, 18, 1));
+    assert_eq!(
+        moves(&d.actions),
+        [("deploy", "staging".into(), second.clone())]
+    );
+    // Staging crash-loops: rolled back at once to the first release.
+    sim.report(Rollout::Complete, 9);
+    let d = sim.at(prague(11, 27, 18, 5));
+    assert_eq!(moves(&d.actions), [("rollback", "staging".into(), first)]);
+}

@@ -165,6 +165,7 @@ fn state() -> impl Strategy<Value = TrainState> {
                 rollout_complete_at: complete,
                 promote: None,
                 message: None,
+                approvals: Vec::new(),
             }),
             environments: envs
                 .into_iter()
@@ -250,6 +251,7 @@ fn observed() -> impl Strategy<Value = Observed> {
                     to: None,
                     at,
                 }),
+                approve: None,
             },
         })
 }

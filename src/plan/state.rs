@@ -130,6 +130,22 @@ pub struct Requests {
     pub release: Option<Request>,
     pub promote: Option<PromoteRequest>,
     pub rollback: Option<RollbackRequest>,
+    pub approve: Option<ApproveRequest>,
+}
+
+/// Approve a release for an environment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApproveRequest {
+    pub id: String,
+    pub requested_at: DateTime<Utc>,
+    /// The release approved; a request naming another than the one in
+    /// flight (one a newer build superseded) approves nothing.
+    pub release: String,
+    /// The environment approved; the one the release waits for when absent.
+    pub environment: Option<String>,
+    /// The identity the client reported.
+    pub user: Option<String>,
+    pub groups: Vec<String>,
 }
 
 /// "Do it now" request.
@@ -210,6 +226,8 @@ pub enum Action {
         release: String,
         test: String,
     },
+    /// Record a person's approval on the release.
+    RecordApproval { release: String, approval: Approval },
     /// Record a release's phase (and its progress in an environment).
     SetPhase {
         release: String,
@@ -259,6 +277,8 @@ pub mod reasons {
     pub const CANCELLED: &str = "Cancelled";
     pub const PROMOTED: &str = "Promoted";
     pub const PROMOTE_REJECTED: &str = "PromoteRejected";
+    pub const APPROVED: &str = "Approved";
+    pub const APPROVAL_REJECTED: &str = "ApprovalRejected";
     pub const PINNED: &str = "Pinned";
     pub const PIN_UNKNOWN: &str = "PinUnknown";
     pub const SUSPENDED: &str = "Suspended";

@@ -141,6 +141,13 @@ async fn carry_out(
             }
         }
     }
+    for step in &d.actions {
+        if let Step::RecordApproval { release, approval } = step
+            && let Some(rel) = releases::record_approval(ctx, obs, release, approval).await?
+        {
+            upsert(&mut releases, rel);
+        }
+    }
     // Written as soon as the release exists: its commits are known.
     let in_flight = d.state.in_flight.as_ref().and_then(|f| {
         releases

@@ -9,7 +9,7 @@ use crate::api::{PackitRelease, PackitReleaseStatus};
 use crate::controller::observe::{NewRelease, Observation};
 use crate::controller::{Context, Error, MANAGER};
 use crate::notify::outbox;
-use crate::plan::ReleasePhase;
+use crate::plan::{Approval, ReleasePhase};
 
 pub fn api(ctx: &Context, obs: &Observation) -> Api<PackitRelease> {
     Api::namespaced(ctx.client.clone(), &obs.namespace)
@@ -88,6 +88,25 @@ pub async fn set_phase(
             );
             Ok(None)
         }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Records a person's approval in the release's progress of the
+/// environment; none when the release object is gone.
+pub async fn record_approval(
+    ctx: &Context,
+    obs: &Observation,
+    release: &str,
+    approval: &Approval,
+) -> Result<Option<PackitRelease>, Error> {
+    let updated = update_status(&api(ctx, obs), release, |s| {
+        progress_of(s, &approval.environment).approval = Some(approval.clone());
+    })
+    .await;
+    match updated {
+        Ok(rel) => Ok(Some(rel)),
+        Err(kube::Error::Api(e)) if e.is_not_found() => Ok(None),
         Err(e) => Err(e.into()),
     }
 }

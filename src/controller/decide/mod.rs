@@ -14,7 +14,7 @@ use kube::{Resource, ResourceExt};
 use super::conditions::{self, DEGRADED, INVALID_SPEC, PROGRESSING, READY, Want, reason};
 use super::events::Note;
 use super::observe::{Observation, SpecProblem};
-use crate::api::deployment::requests::{PROMOTE, ROLLBACK};
+use crate::api::deployment::requests::{APPROVE, PROMOTE, ROLLBACK};
 use crate::api::{PackitDeployment, PackitDeploymentStatus};
 use crate::notify;
 use crate::plan::{
@@ -155,6 +155,7 @@ fn reject_bad_requests(obs: &Observation, state: &mut TrainState) -> Vec<Note> {
         let handled = match b.annotation {
             PROMOTE => &mut state.handled.promote,
             ROLLBACK => &mut state.handled.rollback,
+            APPROVE => &mut state.handled.approve,
             _ => &mut state.handled.release,
         };
         if handled.as_deref() != Some(b.value.as_str()) {

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use crate::api::deployment::requests::{PROMOTE, RELEASE, ROLLBACK};
-use crate::plan::{PromoteRequest, Request, Requests, RollbackRequest};
+use crate::api::deployment::requests::{APPROVE, PROMOTE, RELEASE, ROLLBACK};
+use crate::plan::{ApproveRequest, PromoteRequest, Request, Requests, RollbackRequest};
 
 /// A request annotation that could not be understood.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +32,17 @@ struct PromoteJson {
     requested_at: Option<DateTime<Utc>>,
     #[serde(default)]
     force: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ApproveJson {
+    requested_at: Option<DateTime<Utc>>,
+    release: String,
+    environment: Option<String>,
+    user: Option<String>,
+    #[serde(default)]
+    groups: Vec<String>,
 }
 
 /// Parses the request annotations. A value that is not a timestamp still
@@ -96,11 +107,31 @@ pub fn parse(
             }
         }
     });
+    let approve = annotations.get(APPROVE).filter(|v| !v.is_empty()).and_then(|v| {
+        match serde_json::from_str::<ApproveJson>(v) {
+            Ok(a) => Some(ApproveRequest {
+                id: v.clone(),
+                requested_at: a.requested_at.unwrap_or(now),
+                release: a.release,
+                environment: a.environment.filter(|e| !e.is_empty()),
+                user: a.user.filter(|u| !u.is_empty()),
+                groups: a.groups,
+            }),
+            Err(e) => {
+                let why = format!(
+                    "{e}; expected {{\"requestedAt\": \"<RFC 3339>\", \"release\": \"<name>\", \"environment\": \"<name, optional>\", \"user\": \"<optional>\"}}"
+                );
+                bad.push(BadRequest { annotation: APPROVE, value: v.clone(), why });
+                None
+            }
+        }
+    });
     (
         Requests {
             release,
             promote,
             rollback,
+            approve,
         },
         bad,
     )
