@@ -195,7 +195,7 @@ fn calendar(
     let (from, to) = (now - BEFORE, now + AHEAD);
     let mut items = Vec::new();
     if let Ok(cal) = Calendar::new(&pkd.spec.schedule) {
-        items.extend(schedule_items(&cal, from, to));
+        items.extend(schedule_items(&cal, from, now, to));
     }
     for f in &pkd.spec.schedule.freezes {
         if f.start < to && f.end > from {
@@ -232,45 +232,78 @@ fn calendar(
     items
 }
 
-fn schedule_items(cal: &Calendar, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<CalendarItem> {
-    let mut items = Vec::new();
+/// The scheduled builds and production windows between `from` and `to`.
+/// A schedule too dense to list them all (a window every minute) lists
+/// the ones from `now` on.
+fn schedule_items(
+    cal: &Calendar,
+    from: DateTime<Utc>,
+    now: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Vec<CalendarItem> {
+    let builds = |from| {
+        repeated(from, to, |t| {
+            let at = cal.next_build_after(t)?;
+            Some((at, at))
+        })
+    };
+    let windows = |from| {
+        if !cal.has_window() {
+            return Vec::new();
+        }
+        repeated(from, to, |t| {
+            let w = cal.window(t)?;
+            // The next window starts after this one ends.
+            Some((w.start, w.end.max(t + TimeDelta::seconds(1))))
+        })
+    };
+    let dense = |list: &Vec<(DateTime<Utc>, DateTime<Utc>)>| {
+        list.len() == MAX_REPEATS && list.last().is_some_and(|(start, _)| *start < now)
+    };
+    let mut b = builds(from);
+    if dense(&b) {
+        b = builds(now);
+    }
+    let mut w = windows(from);
+    if dense(&w) {
+        w = windows(now);
+    }
+    let build = b.into_iter().map(|(start, _)| CalendarItem {
+        start,
+        end: None,
+        kind: "build",
+        label: "Scheduled build".into(),
+        environment: None,
+        release: None,
+    });
+    let window = w.into_iter().map(|(start, end)| CalendarItem {
+        start,
+        end: Some(end),
+        kind: "window",
+        label: "Production window".into(),
+        environment: None,
+        release: None,
+    });
+    build.chain(window).collect()
+}
+
+/// Up to [`MAX_REPEATS`] occurrences `(start, next)` from `from` on that
+/// start before `to`; `next` is where to look for the one after.
+fn repeated(
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    next: impl Fn(DateTime<Utc>) -> Option<(DateTime<Utc>, DateTime<Utc>)>,
+) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+    let mut out = Vec::new();
     let mut t = from;
-    while items.len() < MAX_REPEATS
-        && let Some(at) = cal.next_build_after(t)
-        && at < to
+    while out.len() < MAX_REPEATS
+        && let Some((start, after)) = next(t)
+        && start < to
     {
-        items.push(CalendarItem {
-            start: at,
-            end: None,
-            kind: "build",
-            label: "Scheduled build".into(),
-            environment: None,
-            release: None,
-        });
-        t = at;
+        out.push((start, after));
+        t = after;
     }
-    if !cal.has_window() {
-        return items;
-    }
-    let mut t = from;
-    let mut windows = 0;
-    while windows < MAX_REPEATS
-        && let Some(w) = cal.window(t)
-        && w.start < to
-    {
-        items.push(CalendarItem {
-            start: w.start,
-            end: Some(w.end),
-            kind: "window",
-            label: "Production window".into(),
-            environment: None,
-            release: None,
-        });
-        windows += 1;
-        // The next window starts after this one ends.
-        t = w.end.max(t + TimeDelta::seconds(1));
-    }
-    items
+    out
 }
 
 fn release_items(
@@ -338,4 +371,147 @@ fn release_items(
         }
     }
     items
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use serde_json::json;
+
+    use super::*;
+
+    /// Wednesday 16 December 2026, 12:00 UTC: the example train builds on
+    /// Friday 18:00 and deploys in the Sunday 23:00 window (Prague).
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 12, 16, 12, 0, 0).unwrap()
+    }
+
+    fn at(d: u32, h: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 12, d, h, 0, 0).unwrap()
+    }
+
+    fn release(name: &str, created: DateTime<Utc>, status: serde_json::Value) -> PackitRelease {
+        serde_json::from_value(json!({
+            "apiVersion": "packit.dev/v1alpha1",
+            "kind": "PackitRelease",
+            "metadata": { "name": name, "namespace": "packit-system", "creationTimestamp": created.to_rfc3339() },
+            "spec": {
+                "deployment": "packit-service",
+                "trigger": "Schedule",
+                "components": [{ "name": "service", "source": { "url": "https://github.com/packit/packit-service.git", "commit": "0123456789012345678901234567890123456789" } }]
+            },
+            "status": status,
+        }))
+        .unwrap()
+    }
+
+    fn train_with(status: serde_json::Value) -> PackitDeployment {
+        let mut pkd = crate::api::tests::example();
+        pkd.status = Some(serde_json::from_value(status).unwrap());
+        pkd
+    }
+
+    fn kinds(items: &[CalendarItem], kind: &str) -> Vec<(DateTime<Utc>, String)> {
+        items
+            .iter()
+            .filter(|i| i.kind == kind)
+            .map(|i| (i.start, i.label.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn the_week_holds_the_schedule_and_what_the_releases_did() {
+        let pkd = train_with(json!({
+            "scheduledRollbacks": [{ "environment": "production", "at": at(21, 8).to_rfc3339(), "requestedAt": at(16, 9).to_rfc3339() }]
+        }));
+        let rolled_back = release(
+            "svc-2",
+            at(14, 9),
+            json!({
+                "phase": "RolledBack",
+                "environments": [
+                    { "name": "staging", "deployedAt": at(14, 10).to_rfc3339(), "verifiedAt": at(14, 11).to_rfc3339() },
+                    { "name": "production", "deployedAt": at(14, 22).to_rfc3339(), "failedAt": at(14, 23).to_rfc3339(),
+                      "approval": { "environment": "production", "approvedAt": at(14, 12).to_rfc3339(), "reportedUser": "alice" } }
+                ]
+            }),
+        );
+        let view = train(&pkd, &[rolled_back], now());
+        let c = &view.calendar;
+        // Friday 18 December 18:00 in Prague is 17:00 UTC; the window Sunday
+        // 20 December 23:00 is 22:00 UTC, for 4 hours.
+        assert_eq!(kinds(c, "build").iter().filter(|(_, l)| l == "Scheduled build").count(), 1);
+        assert!(kinds(c, "build").contains(&(at(18, 17), "Scheduled build".into())));
+        let windows: Vec<_> = c.iter().filter(|i| i.kind == "window").collect();
+        assert_eq!(windows.len(), 2, "last Sunday's and the next: {windows:?}");
+        assert_eq!((windows[1].start, windows[1].end), (at(20, 22), Some(at(21, 2))));
+        assert_eq!(kinds(c, "approval"), [(at(14, 12), "Approved for production by alice".into())]);
+        assert_eq!(kinds(c, "rollback"), [(at(14, 23), "svc-2 rolled back".into())]);
+        assert_eq!(kinds(c, "verified"), [(at(14, 11), "svc-2 verified in staging".into())]);
+        let soak = c.iter().find(|i| i.kind == "soak").expect("the production soak");
+        assert_eq!((soak.start, soak.end), (at(14, 22), Some(at(14, 23))));
+        assert_eq!(
+            kinds(c, "scheduled-rollback"),
+            [(at(21, 8), "Rollback of production to the previous good release".into())]
+        );
+        assert!(c.windows(2).all(|w| w[0] <= w[1]), "sorted by time");
+        assert_eq!(view.approval_required, Vec::<String>::new());
+    }
+
+    #[test]
+    fn freezes_in_the_week_are_shown_and_one_in_effect_is_named() {
+        let pkd = train_with(json!({}));
+        let in_freeze = at(22, 12);
+        let view = train(&pkd, &[], in_freeze);
+        assert_eq!(
+            kinds(&view.calendar, "freeze"),
+            [(Utc.with_ymd_and_hms(2026, 12, 20, 23, 0, 0).unwrap(), "Freeze: winter holidays".into())]
+        );
+        assert_eq!(view.row.active_freeze.as_deref(), Some("winter holidays"));
+        assert_eq!(row(&pkd, &[], now()).active_freeze, None);
+    }
+
+    #[test]
+    fn a_dense_schedule_lists_what_comes_from_now() {
+        let mut pkd = train_with(json!({}));
+        pkd.spec.schedule.production = Some(crate::api::deployment::Window {
+            start: "*/15 * * * * *".into(),
+            duration: "10s".into(),
+        });
+        let view = train(&pkd, &[], now());
+        let windows = kinds(&view.calendar, "window");
+        assert_eq!(windows.len(), MAX_REPEATS);
+        assert!(windows[0].0 <= now() && now() < windows[1].0, "{:?}", windows[0]);
+    }
+
+    #[test]
+    fn releases_newest_first_with_verification_running_until_now() {
+        let pkd = train_with(json!({
+            "inFlight": { "release": "svc-2", "stage": "Verifying", "environment": "staging", "since": at(16, 10).to_rfc3339(),
+                          "approvals": [{ "environment": "production", "approvedAt": at(16, 11).to_rfc3339() }] },
+            "lastFinished": { "release": "svc-1", "phase": "Released", "message": "released to production" }
+        }));
+        let mut pkd = pkd;
+        pkd.spec.environments[1].approval = Some(crate::api::deployment::ApprovalSpec { required: true });
+        let old = release("svc-1", at(11, 17), json!({ "phase": "Released" }));
+        let new = release(
+            "svc-2",
+            at(16, 9),
+            json!({ "phase": "Staging", "environments": [{ "name": "staging", "deployedAt": at(16, 10).to_rfc3339() }] }),
+        );
+        let other: PackitRelease = {
+            let mut r = release("other-1", at(16, 11), json!({}));
+            r.spec.deployment = "other".into();
+            r
+        };
+        let view = train(&pkd, &[old, other, new], now());
+        let names: Vec<&str> = view.releases.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["svc-2", "svc-1"]);
+        let verifying = view.calendar.iter().find(|i| i.kind == "verify").expect("verifying");
+        assert_eq!((verifying.start, verifying.end), (at(16, 10), Some(now())));
+        assert_eq!(view.approval_required, ["production"]);
+        assert_eq!(view.approved, ["production"]);
+        let last = view.row.last_release.expect("the last release");
+        assert_eq!((last.name.as_str(), last.phase.as_str()), ("svc-1", "Released"));
+    }
 }
