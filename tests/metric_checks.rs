@@ -6,14 +6,16 @@
 mod support;
 
 use anyhow::{Context, Result};
-use packit_operator::api::PackitRelease;
+use kube::api::{Patch, PatchParams};
 use packit_operator::api::checks::{CheckResult, CheckVerdict};
+use packit_operator::api::{PackitDeployment, PackitRelease};
 use packit_operator::plan::ReleasePhase;
 use serde_json::{Value, json};
 
 use support::eventually;
 use support::prometheus::Prometheus;
-use support::train::{TIMEOUT, Train};
+use support::train::{PKD, TIMEOUT, Train};
+use support::webhook::Receiver;
 
 /// The series the checks read, per environment and release.
 const SERIES: &str = "packit_test_error_rate";
@@ -141,6 +143,15 @@ async fn a_bad_error_rate_blocks_staging() -> Result<()> {
 #[tokio::test]
 async fn a_good_error_rate_releases_and_a_bad_one_rolls_production_back() -> Result<()> {
     let (t, p) = train("metric-production", "Wait", None).await?;
+    // A Slack webhook: the rollback's message names the check, its value
+    // and its bounds.
+    let slack = Receiver::start(&[]).await?;
+    let hooks = json!({ "spec": { "changelog": { "webhooks": [
+        { "url": slack.url, "format": "Slack" }
+    ] } } });
+    t.ns.api::<PackitDeployment>()
+        .patch(PKD, &PatchParams::default(), &Patch::Merge(&hooks))
+        .await?;
     t.release_now("first").await?;
     let first = t.in_flight().await?;
     error_rates(
@@ -196,6 +207,19 @@ async fn a_good_error_rate_releases_and_a_bad_one_rolls_production_back() -> Res
         ),
         "production runs the first release again"
     );
+    let message = eventually("the rollback on Slack", TIMEOUT, || async {
+        Ok(slack
+            .received()
+            .into_iter()
+            .find(|r| r.header("X-Packit-Event") == Some("RolledBack")))
+    })
+    .await?;
+    let blocks = message.json()?["blocks"].to_string();
+    assert!(
+        blocks.contains("• metric `error-rate`: value `0.4`, bounds `max 0.05` (2 failed in a row"),
+        "{blocks}"
+    );
+    assert!(blocks.contains("rolled back in production"), "{blocks}");
     Ok(())
 }
 

@@ -1,8 +1,10 @@
 //! The changelog on the release and the webhook notifications that carry
 //! it, end to end: two releases through staging and production, with pull
 //! requests merged between them, and a receiver on loopback that fails the
-//! first delivery; and a notification still pending when the operator is
-//! killed, delivered after its restart under the same delivery id.
+//! first delivery; a notification still pending when the operator is
+//! killed, delivered after its restart under the same delivery id; and
+//! Slack and Matrix webhooks getting messages of their services' shape,
+//! a production rollback's among them.
 
 mod support;
 
@@ -264,5 +266,219 @@ async fn a_pending_notification_survives_a_crash_under_the_same_delivery_id() ->
         .filter(|r| staging(r) && r.status == 200)
         .count();
     assert_eq!(sent, 1);
+    Ok(())
+}
+
+/// Slack's documented incoming-webhook shape: `text` a string, `blocks`
+/// at most 50 objects of known types, text objects `mrkdwn` or
+/// `plain_text` within their lengths (headers 150, fields 2000, the rest
+/// 3000 characters).
+fn slack_shape(r: &Received) -> Result<Value> {
+    ensure!(r.method == "POST", "method {}", r.method);
+    ensure!(r.header("content-type") == Some("application/json"));
+    let body: Value = r.json()?;
+    let text = body["text"].as_str().context("text")?;
+    ensure!(!text.is_empty() && text.chars().count() <= 3000, "text");
+    let blocks = body["blocks"].as_array().context("blocks")?;
+    ensure!(
+        !blocks.is_empty() && blocks.len() <= 50,
+        "{} blocks",
+        blocks.len()
+    );
+    let text_object = |t: &Value, max: usize| -> Result<()> {
+        let kind = t["type"].as_str().unwrap_or("");
+        let s = t["text"].as_str().context("a text object's text")?;
+        ensure!(["mrkdwn", "plain_text"].contains(&kind), "text type {kind}");
+        ensure!(
+            !s.is_empty() && s.chars().count() <= max,
+            "{kind} of {}",
+            s.len()
+        );
+        Ok(())
+    };
+    for b in blocks {
+        match b["type"].as_str().unwrap_or("") {
+            "header" => text_object(&b["text"], 150)?,
+            "section" => match b.get("fields").and_then(Value::as_array) {
+                Some(fields) => {
+                    ensure!(fields.len() <= 10);
+                    for f in fields {
+                        text_object(f, 2000)?;
+                    }
+                }
+                None => text_object(&b["text"], 3000)?,
+            },
+            "context" => {
+                for e in b["elements"].as_array().context("elements")? {
+                    text_object(e, 3000)?;
+                }
+            }
+            "divider" => {}
+            other => anyhow::bail!("block type {other:?}"),
+        }
+    }
+    Ok(body)
+}
+
+const ROOM: &str = "!packit:example.org";
+
+/// Matrix's send endpoint: `PUT /_matrix/client/v3/rooms/{roomId}/send/
+/// m.room.message/{txnId}` (both percent-encoded), the access token as a
+/// Bearer, and an `m.room.message` content with HTML. Returns the txn id
+/// and the content.
+fn matrix_shape(r: &Received) -> Result<(String, Value)> {
+    ensure!(r.method == "PUT", "method {}", r.method);
+    let rest = r
+        .path
+        .strip_prefix("/_matrix/client/v3/rooms/%21packit%3Aexample.org/send/m.room.message/")
+        .with_context(|| format!("path {}", r.path))?;
+    ensure!(
+        !rest.is_empty()
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._~%".contains(&b)),
+        "txn id {rest}"
+    );
+    ensure!(r.header("authorization") == Some("Bearer syt_matrix_token"));
+    let body: Value = r.json()?;
+    ensure!(body["msgtype"] == "m.notice", "{body}");
+    ensure!(body["format"] == "org.matrix.custom.html", "{body}");
+    ensure!(body["body"].is_string() && body["formatted_body"].is_string());
+    Ok((rest.to_owned(), body))
+}
+
+#[tokio::test]
+async fn slack_and_matrix_get_messages_people_read_and_a_rollback_says_why() -> Result<()> {
+    let slack = Receiver::start(&[]).await?;
+    // The first Matrix attempt fails: the retry is the same transaction.
+    let matrix = Receiver::start(&[502]).await?;
+    let slack_url = slack.url.clone();
+    let homeserver = matrix.url.trim_end_matches("/hooks/packit").to_owned();
+    let t = Train::new("notify-chat", |spec| {
+        spec["changelog"] = json!({
+            "webhooks": [
+                { "url": slack_url, "format": "Slack" },
+                { "url": homeserver, "format": "Matrix", "roomId": ROOM,
+                  "secretRef": { "name": "matrix-bot" } },
+            ],
+        });
+    })
+    .await?;
+    let secret = Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some("matrix-bot".into()),
+            ..Default::default()
+        },
+        data: Some(
+            [(
+                "token".to_owned(),
+                ByteString(b"syt_matrix_token\n".to_vec()),
+            )]
+            .into(),
+        ),
+        ..Default::default()
+    };
+    t.ns.api::<Secret>()
+        .create(&PostParams::default(), &secret)
+        .await?;
+
+    let (first, _) = t.full_release("first").await?;
+    t.service.merge_pr(201, "feature-y", "Add feature Y")?;
+    t.service.squash_pr(202, "ci: cache the dependencies")?;
+    t.release_now("second").await?;
+    let second = t.in_flight().await?;
+    t.build(&second).await?;
+    t.wait_phase(&second, ReleasePhase::Production).await?;
+    // The new production pods crash-loop: production rolls back.
+    let deployments = t.ns.api::<k8s_openapi::api::apps::v1::Deployment>();
+    support::wait_for(
+        &deployments,
+        "service-prod",
+        "the production rollout",
+        TIMEOUT,
+        support::workloads::deployment_rolled_out,
+    )
+    .await?;
+    t.break_pods("service-prod").await?;
+    t.wait_phase(&second, ReleasePhase::RolledBack).await?;
+
+    let slack_messages = eventually("the Slack messages", TIMEOUT, || async {
+        let got: Vec<Received> = slack.received();
+        ensure!(got.len() >= 6, "{} so far", got.len());
+        Ok(Some(got))
+    })
+    .await?;
+    let mut by_phase: BTreeMap<(String, String), Value> = BTreeMap::new();
+    for r in &slack_messages {
+        let body = slack_shape(r)?;
+        let text = body["blocks"].to_string();
+        let release = if text.contains(&second) {
+            &second
+        } else {
+            &first
+        };
+        let phase = r.header(EVENT_HEADER).context("event header")?.to_owned();
+        by_phase.insert((release.clone(), phase), body);
+    }
+    let rolled_back = by_phase
+        .get(&(second.clone(), "RolledBack".into()))
+        .context("the RolledBack message on Slack")?;
+    let blocks = rolled_back["blocks"].to_string();
+    for expected in [
+        "rolled back in production",
+        "*Why*",
+        "restarts",
+        "Add feature Y (#201)",
+    ] {
+        ensure!(blocks.contains(expected), "{expected:?} in {blocks}");
+    }
+    // The CI change and the direct push of `release_now`, folded.
+    ensure!(
+        blocks.contains(
+            "2 changes not visible to end users:* ci: cache the dependencies (#202) · service: second ("
+        ),
+        "{blocks}"
+    );
+    ensure!(by_phase.contains_key(&(first.clone(), "Released".into())));
+
+    // Matrix: one event per notification, the retried one under the same
+    // transaction id, which is the outbox's delivery id.
+    let events = eventually("the Matrix events", TIMEOUT, || async {
+        let got: Vec<Received> = matrix.received();
+        ensure!(
+            got.iter().filter(|r| r.status == 200).count() >= 6,
+            "{} so far",
+            got.len()
+        );
+        Ok(Some(got))
+    })
+    .await?;
+    ensure!(events[0].status == 502 && events[0].path == events[1].path);
+    let released = t.release(&second).await?;
+    let rolled_entry = released
+        .status
+        .iter()
+        .flat_map(|s| &s.notifications)
+        .find(|e| e.phase == ReleasePhase::RolledBack && e.webhook == 1)
+        .context("the RolledBack entry of the Matrix webhook")?;
+    let mut found = false;
+    for r in events.iter().filter(|r| r.status == 200) {
+        let (txn, content) = matrix_shape(r)?;
+        ensure!(r.header(DELIVERY_HEADER) == Some(txn.as_str()));
+        if txn == rolled_entry.id {
+            let html = content["formatted_body"].as_str().unwrap_or_default();
+            for expected in [
+                "rolled back in production</h4>",
+                "<p><strong>Why</strong></p><blockquote>",
+                "restarts",
+                "Add feature Y (#201)",
+                "<details><summary>2 changes not visible to end users</summary><ul><li>ci: cache the dependencies (#202)</li><li>service: second (",
+            ] {
+                ensure!(html.contains(expected), "{expected:?} in {html}");
+            }
+            found = true;
+        }
+    }
+    ensure!(found, "no Matrix event under {}", rolled_entry.id);
     Ok(())
 }

@@ -525,17 +525,78 @@ pub struct ReleaseNoteMarkers {
     pub end: String,
 }
 
-/// A JSON webhook.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+/// Where a release's notifications go, and in which shape.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("!(has(self.format) && self.format == 'Matrix') || (has(self.roomId) && has(self.secretRef))")
+        .message("a Matrix webhook needs roomId and secretRef (a Secret whose key token is the access token)"),
+    validation = Rule::new("(has(self.format) && self.format == 'Matrix') || (!has(self.roomId) && !has(self.msgtype))")
+        .message("roomId and msgtype are for Matrix webhooks only"),
+    validation = Rule::new("!(has(self.format) && self.format == 'Matrix') || !self.url.matches('[?#]')")
+        .message("a Matrix webhook's url is the homeserver's base URL, without query or fragment")
+)]
 pub struct Webhook {
-    /// URL the notification is POSTed to.
-    #[schemars(regex(pattern = r"^https?://\S+$"))]
+    /// `Generic` and `Slack`: the URL the notification is POSTed to (for
+    /// Slack, the incoming webhook's URL, which is its secret: status and
+    /// Events show only its scheme and host). `Matrix`: the homeserver's
+    /// base URL, e.g. `https://matrix.example.org`.
+    #[schemars(regex(pattern = r"^https?://\S+$"), length(max = 2048))]
     pub url: String,
-    /// Secret whose `token` key signs the body (HMAC-SHA256 header
-    /// `X-Packit-Signature`).
+    /// The shape of the message: `Generic` (the JSON notification, signed),
+    /// `Slack` (an incoming-webhook message with blocks) or `Matrix` (an
+    /// `m.room.message` event sent to `roomId`).
+    #[serde(default)]
+    pub format: WebhookFormat,
+    /// `Generic` and `Slack`: a Secret whose `token` key signs the body
+    /// (HMAC-SHA256, header `X-Packit-Signature-256`); optional. `Matrix`:
+    /// a Secret whose `token` key is the access token of the account that
+    /// posts; required.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_ref: Option<LocalObjectRef>,
+    /// `Matrix` only: the room to post to, by its id (`!abc123:example.org`,
+    /// not an alias); the account must have joined it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^!\S+$"), length(max = 255))]
+    pub room_id: Option<String>,
+    /// `Matrix` only: `m.notice` (the default; clients treat it as a bot's
+    /// message and bots do not answer it) or `m.text`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    // The plain enum: an optional enum's schema would list `null` as a value.
+    #[schemars(with = "MatrixMsgtype")]
+    pub msgtype: Option<MatrixMsgtype>,
+}
+
+/// Message formats of a webhook.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum WebhookFormat {
+    /// The JSON notification, with the changelog, unchanged for receivers
+    /// written against it.
+    #[default]
+    Generic,
+    /// A Slack incoming-webhook message (`text` and `blocks`).
+    Slack,
+    /// A Matrix `m.room.message` event (client-server API).
+    Matrix,
+}
+
+/// The `msgtype` of a Matrix message.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum MatrixMsgtype {
+    #[default]
+    #[serde(rename = "m.notice")]
+    Notice,
+    #[serde(rename = "m.text")]
+    Text,
+}
+
+impl MatrixMsgtype {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MatrixMsgtype::Notice => "m.notice",
+            MatrixMsgtype::Text => "m.text",
+        }
+    }
 }
 
 /// Observed state, written by the operator.

@@ -118,6 +118,59 @@ fn validate_names_field_and_value() {
 }
 
 #[test]
+fn webhook_formats_take_what_they_need() {
+    let with_hook = |hook: serde_json::Value| {
+        let mut v = spec_json();
+        v["spec"]["changelog"]["webhooks"] = json!([hook]);
+        v
+    };
+    // Generic stays the default, and the fields of before are enough.
+    let v = with_hook(json!({"url": "https://hooks.example.com/x"}));
+    assert_eq!(cel_errors(v.clone()), "");
+    let pkd = from_json(v);
+    assert_eq!(
+        pkd.spec.changelog.webhooks[0].format,
+        WebhookFormat::Generic
+    );
+    assert!(validate(&pkd.spec).is_ok());
+    let slack = json!({"url": "https://hooks.slack.com/services/T0/B0/x", "format": "Slack"});
+    assert_eq!(cel_errors(with_hook(slack)), "");
+    let matrix = json!({
+        "url": "https://matrix.example.org", "format": "Matrix",
+        "roomId": "!abc:example.org", "secretRef": {"name": "matrix-bot"}, "msgtype": "m.text"
+    });
+    assert_eq!(cel_errors(with_hook(matrix.clone())), "");
+    let pkd = from_json(with_hook(matrix.clone()));
+    assert_eq!(
+        pkd.spec.changelog.webhooks[0].msgtype,
+        Some(MatrixMsgtype::Text)
+    );
+    assert!(validate(&pkd.spec).is_ok());
+
+    for (without, expected) in [
+        ("roomId", "a Matrix webhook needs roomId and secretRef"),
+        ("secretRef", "a Matrix webhook needs roomId and secretRef"),
+    ] {
+        let mut hook = matrix.clone();
+        hook.as_object_mut().unwrap().remove(without);
+        let v = with_hook(hook);
+        assert!(cel_errors(v.clone()).contains(expected), "{without}");
+        let text = validate(&from_json(v).spec).unwrap_err().to_string();
+        assert!(
+            text.contains(&format!("spec.changelog.webhooks[0].{without}")),
+            "{text}"
+        );
+    }
+    let mut hook = matrix.clone();
+    hook["url"] = json!("https://matrix.example.org/?access_token=x");
+    assert!(cel_errors(with_hook(hook)).contains("without query or fragment"));
+    let slack_with_room =
+        json!({"url": "https://hooks.slack.com/x", "format": "Slack", "roomId": "!a:b"});
+    assert!(cel_errors(with_hook(slack_with_room.clone())).contains("for Matrix webhooks only"));
+    assert!(validate(&from_json(with_hook(slack_with_room)).spec).is_err());
+}
+
+#[test]
 fn release_spec_is_immutable_once_set() {
     let release = |images: Option<&str>| -> PackitRelease {
         PackitRelease::new(

@@ -7,7 +7,7 @@ use std::fmt;
 
 use super::checks::{MetricCheck, SmokeTest, check_query};
 use super::cron::{ParsedSchedule, parse_schedule};
-use super::deployment::{BuildStrategy, PackitDeploymentSpec};
+use super::deployment::{BuildStrategy, PackitDeploymentSpec, Webhook, WebhookFormat};
 use super::duration::{self, BadDuration};
 
 /// One problem in a spec, with the field path and the offending value.
@@ -154,10 +154,48 @@ pub fn validate(spec: &PackitDeploymentSpec) -> Result<ParsedSchedule, InvalidSp
         check_metrics(&mut errors, &path, &e.health.metrics);
         check_smoke_tests(&mut errors, &path, &e.health.jobs);
     }
+    check_webhooks(&mut errors, &spec.changelog.webhooks);
 
     match schedule {
         Some(schedule) if errors.is_empty() => Ok(schedule),
         _ => Err(InvalidSpec(errors)),
+    }
+}
+
+/// The schema's webhook rules again, for objects stored under an older
+/// schema: what each format needs and allows.
+fn check_webhooks(errors: &mut Vec<SpecError>, hooks: &[Webhook]) {
+    for (i, h) in hooks.iter().enumerate() {
+        let path = format!("spec.changelog.webhooks[{i}]");
+        if h.format == WebhookFormat::Matrix {
+            if h.room_id.is_none() {
+                errors.push(SpecError::new(
+                    format!("{path}.roomId"),
+                    "",
+                    "is required for a Matrix webhook",
+                ));
+            }
+            if h.secret_ref.is_none() {
+                errors.push(SpecError::new(
+                    format!("{path}.secretRef"),
+                    "",
+                    "is required for a Matrix webhook (a Secret whose key token is the access token)",
+                ));
+            }
+            if h.url.contains(['?', '#']) {
+                errors.push(SpecError::new(
+                    format!("{path}.url"),
+                    &h.url,
+                    "must be the homeserver's base URL, without query or fragment",
+                ));
+            }
+        } else if h.room_id.is_some() || h.msgtype.is_some() {
+            errors.push(SpecError::new(
+                format!("{path}.format"),
+                format!("{:?}", h.format),
+                "does not take roomId or msgtype: they are for Matrix webhooks only",
+            ));
+        }
     }
 }
 

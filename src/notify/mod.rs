@@ -1,9 +1,13 @@
-//! Release notifications: a JSON body POSTed to each webhook of a
-//! deployment, signed with HMAC-SHA256 of a shared secret. Each attempt is
-//! one request; [`outbox`] keeps track of the attempts on the release, and
-//! decides when to try again: while the receiver is unreachable or answers
-//! 5xx, 408 or 429. Other answers are final.
+//! Release notifications: to each webhook of a deployment, in its format
+//! ([`request`]): the JSON notification POSTed and signed with HMAC-SHA256
+//! of a shared secret (`Generic`), or a message people read ([`format`]):
+//! a Slack incoming-webhook POST, or a Matrix room message PUT under the
+//! delivery id as transaction id. Each attempt is one request ([`send`]);
+//! [`outbox`] keeps track of the attempts on the release, and decides when
+//! to try again: while the receiver is unreachable or answers 5xx, 408 or
+//! 429. Other answers are final.
 
+pub mod format;
 pub mod outbox;
 
 use std::time::Duration;
@@ -15,8 +19,10 @@ use serde::Serialize;
 use kube::ResourceExt;
 
 use crate::api::PackitRelease;
+use crate::api::deployment::{Webhook, WebhookFormat};
 use crate::api::release::{ChangelogStatus, ImageRef, NotificationDelivery, ReleaseComponent};
 use crate::plan::ReleasePhase;
+pub use format::Failure;
 pub use outbox::Outcome;
 
 /// `sha256=<hex HMAC-SHA256 of the body>`, with the webhook Secret's `token`
@@ -131,28 +137,100 @@ impl Retry {
     }
 }
 
-/// POSTs `body` to `url` once, under the delivery id `id`.
-pub async fn attempt(
-    client: &reqwest::Client,
-    url: &str,
-    secret: Option<&[u8]>,
-    phase: ReleasePhase,
+/// One HTTP request of a delivery, built purely; [`send`] makes it.
+#[derive(Debug)]
+pub struct Request {
+    pub method: reqwest::Method,
+    pub url: String,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+/// The request that delivers `n` to `hook` under the delivery id `id`.
+/// `secret` is the `token` of the webhook's Secret: the signing key of
+/// Generic and Slack bodies, Matrix's access token. An error is final:
+/// trying again builds the same request.
+pub fn request(
+    hook: &Webhook,
+    n: &Notification,
+    failure: &Failure,
     id: &str,
-    body: &[u8],
-    timeout: Duration,
-) -> Outcome {
-    let shown = outbox::target(url);
-    let mut request = client
-        .post(url)
-        .timeout(timeout)
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .header(EVENT_HEADER, format!("{phase:?}"))
-        .header(DELIVERY_HEADER, id)
-        .body(body.to_vec());
+    secret: Option<&[u8]>,
+) -> Result<Request, String> {
+    use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
+
+    let mut headers = HeaderMap::new();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let event = HeaderValue::from_str(&format!("{:?}", n.phase))
+        .map_err(|e| format!("the event header: {e}"))?;
+    headers.insert(EVENT_HEADER, event);
+    let delivery = HeaderValue::from_str(id).map_err(|e| format!("the delivery id {id:?}: {e}"))?;
+    headers.insert(DELIVERY_HEADER, delivery);
+    let (method, url, body) = match hook.format {
+        WebhookFormat::Generic => (reqwest::Method::POST, hook.url.clone(), json(n)?),
+        WebhookFormat::Slack => {
+            let doc = format::Document::of(n, failure);
+            (
+                reqwest::Method::POST,
+                hook.url.clone(),
+                json(&format::slack::render(&doc))?,
+            )
+        }
+        WebhookFormat::Matrix => {
+            let room = hook
+                .room_id
+                .as_deref()
+                .ok_or("a Matrix webhook needs roomId")?;
+            let token = secret.ok_or("a Matrix webhook needs secretRef (the access token)")?;
+            // Secrets made from files often end in a newline.
+            let token = std::str::from_utf8(token)
+                .map(str::trim)
+                .ok()
+                .filter(|t| !t.is_empty())
+                .ok_or("the access token is not text")?;
+            let mut bearer = HeaderValue::from_str(&format!("Bearer {token}"))
+                .map_err(|_| "the access token is not a valid header value")?;
+            bearer.set_sensitive(true);
+            headers.insert(AUTHORIZATION, bearer);
+            let doc = format::Document::of(n, failure);
+            let content = format::matrix::render(&doc, hook.msgtype.unwrap_or_default());
+            let url = format::matrix::send_url(&hook.url, room, id);
+            return Ok(Request {
+                method: reqwest::Method::PUT,
+                url,
+                headers,
+                body: json(&content)?,
+            });
+        }
+    };
     if let Some(secret) = secret {
-        request = request.header(SIGNATURE_HEADER, signature(secret, body));
+        let signed = HeaderValue::from_str(&signature(secret, &body))
+            .map_err(|e| format!("the signature header: {e}"))?;
+        headers.insert(SIGNATURE_HEADER, signed);
     }
-    match request.send().await {
+    Ok(Request {
+        method,
+        url,
+        headers,
+        body,
+    })
+}
+
+fn json<T: Serialize>(v: &T) -> Result<Vec<u8>, String> {
+    serde_json::to_vec(v).map_err(|e| format!("serializing the message: {e}"))
+}
+
+/// Makes `request` once.
+pub async fn send(client: &reqwest::Client, request: Request, timeout: Duration) -> Outcome {
+    let shown = outbox::target(&request.url);
+    let sent = client
+        .request(request.method, &request.url)
+        .timeout(timeout)
+        .headers(request.headers)
+        .body(request.body)
+        .send()
+        .await;
+    match sent {
         Ok(r) if r.status().is_success() => Outcome::Delivered,
         Ok(r) => {
             let status = r.status();
@@ -230,9 +308,32 @@ mod tests {
         assert!(!is_notified(ReleasePhase::AwaitingWindow));
     }
 
-    /// A loopback receiver answering with `statuses` in turn (the last one
-    /// repeats); returns its URL and the request heads it saw.
-    async fn receiver(statuses: Vec<u16>) -> (String, Arc<Mutex<Vec<String>>>) {
+    /// One request as a receiver saw it.
+    #[derive(Clone, Debug, Default)]
+    struct Seen {
+        method: String,
+        path: String,
+        /// Names lower-cased.
+        headers: std::collections::BTreeMap<String, String>,
+        body: Vec<u8>,
+    }
+
+    impl Seen {
+        fn header(&self, name: &str) -> Option<&str> {
+            self.headers.get(name).map(String::as_str)
+        }
+        fn json(&self) -> serde_json::Value {
+            serde_json::from_slice(&self.body).unwrap_or_default()
+        }
+    }
+
+    type Check = fn(&Seen) -> Result<(), String>;
+
+    /// A loopback receiver: answers the requests with `script` in turn,
+    /// then 200 to what `check` accepts and 400 (with the reason) to the
+    /// rest, as the services answer a malformed message; returns its URL
+    /// and what it saw.
+    async fn receiver(script: Vec<u16>, check: Check) -> (String, Arc<Mutex<Vec<Seen>>>) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -242,14 +343,18 @@ mod tests {
                 let Ok((mut s, _)) = listener.accept().await else {
                     return;
                 };
-                let mut buf = vec![0; 65536];
-                let n = s.read(&mut buf).await.unwrap_or(0);
-                log.lock()
-                    .unwrap()
-                    .push(String::from_utf8_lossy(&buf[..n]).into_owned());
-                let status = statuses[i.min(statuses.len() - 1)];
+                let request = read(&mut s).await;
+                log.lock().unwrap().push(request.clone());
+                let (status, why) = match script.get(i) {
+                    Some(status) => (*status, String::new()),
+                    None => match check(&request) {
+                        Ok(()) => (200, String::new()),
+                        Err(why) => (400, why),
+                    },
+                };
                 let answer = format!(
-                    "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                    "HTTP/1.1 {status} X\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{why}",
+                    why.len()
                 );
                 let _ = s.write_all(answer.as_bytes()).await;
             }
@@ -257,48 +362,236 @@ mod tests {
         (url, seen)
     }
 
-    async fn once(url: &str, secret: Option<&[u8]>) -> Outcome {
-        let client = reqwest::Client::builder().no_proxy().build().unwrap();
-        let timeout = Duration::from_secs(5);
-        attempt(
-            &client,
-            url,
-            secret,
-            ReleasePhase::Staging,
-            "d-1",
-            b"{}",
-            timeout,
+    /// The request on `s`; empty when the client sent nothing.
+    async fn read(s: &mut tokio::net::TcpStream) -> Seen {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 8192];
+        let head_end = loop {
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            match s.read(&mut chunk).await {
+                Ok(n) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+                _ => return Seen::default(),
+            }
+        };
+        let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+        let mut lines = head.lines();
+        let mut first = lines.next().unwrap_or("").split(' ');
+        let (method, path) = (first.next().unwrap_or(""), first.next().unwrap_or(""));
+        let headers: std::collections::BTreeMap<String, String> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+            .collect();
+        let length: usize = headers
+            .get("content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        while buf.len() < head_end + length {
+            match s.read(&mut chunk).await {
+                Ok(n) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+                _ => break,
+            }
+        }
+        Seen {
+            method: method.to_owned(),
+            path: path.to_owned(),
+            headers,
+            body: buf[head_end..].to_vec(),
+        }
+    }
+
+    fn accept_all(_: &Seen) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn hook(url: &str, format: WebhookFormat) -> Webhook {
+        Webhook {
+            url: url.to_owned(),
+            format,
+            ..Webhook::default()
+        }
+    }
+
+    /// A rollback notification and its failed checks.
+    fn rolled_back() -> (Notification, Failure) {
+        let (release, entry) = format::tests::rolled_back();
+        (
+            Notification::of(&release, "packit", &entry),
+            Failure::of(&release, &entry),
         )
-        .await
+    }
+
+    async fn once(hook: &Webhook, secret: Option<&[u8]>) -> Outcome {
+        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        let (n, failure) = rolled_back();
+        let request = request(hook, &n, &failure, "d-1", secret).unwrap();
+        send(&client, request, Duration::from_secs(5)).await
     }
 
     #[tokio::test]
     async fn signs_and_names_each_attempt_and_sorts_the_answers() {
-        let (url, seen) = receiver(vec![503, 429, 403, 204]).await;
+        let (url, seen) = receiver(vec![503, 429, 403, 204], accept_all).await;
+        let generic = hook(&url, WebhookFormat::Generic);
         assert!(matches!(
-            once(&url, Some(b"s3cret")).await,
+            once(&generic, Some(b"s3cret")).await,
             Outcome::Retryable(_)
         ));
         assert!(matches!(
-            once(&url, Some(b"s3cret")).await,
+            once(&generic, Some(b"s3cret")).await,
             Outcome::Retryable(_)
         ));
-        let refused = once(&url, None).await;
+        let refused = once(&generic, None).await;
         assert!(
             matches!(&refused, Outcome::Final(why) if why.contains("403")),
             "{refused:?}"
         );
-        assert_eq!(once(&url, Some(b"s3cret")).await, Outcome::Delivered);
+        assert_eq!(once(&generic, Some(b"s3cret")).await, Outcome::Delivered);
         let seen = seen.lock().unwrap();
         assert_eq!(seen.len(), 4);
-        let expected = signature(b"s3cret", b"{}");
-        for (i, head) in seen.iter().enumerate() {
-            let lower = head.to_ascii_lowercase();
-            assert!(lower.contains("x-packit-event: staging"), "{head}");
-            assert!(lower.contains("x-packit-delivery: d-1"), "{head}");
-            let signed = lower.contains(&format!("x-packit-signature-256: {expected}"));
-            assert_eq!(signed, i != 2, "unsigned without a secret: {head}");
+        // The body of before formats: the notification itself.
+        let (n, _) = rolled_back();
+        let body = serde_json::to_vec(&n).unwrap();
+        let expected = signature(b"s3cret", &body);
+        for (i, r) in seen.iter().enumerate() {
+            assert_eq!((r.method.as_str(), r.path.as_str()), ("POST", "/hook"));
+            assert_eq!(r.body, body);
+            assert_eq!(r.header("x-packit-event"), Some("RolledBack"));
+            assert_eq!(r.header("x-packit-delivery"), Some("d-1"));
+            let signed = r.header("x-packit-signature-256") == Some(expected.as_str());
+            assert_eq!(signed, i != 2, "unsigned without a secret: {r:?}");
         }
+    }
+
+    /// Slack's documented incoming-webhook shape: a JSON POST with a
+    /// `text` string and `blocks` within its limits.
+    fn slack_shape(r: &Seen) -> Result<(), String> {
+        if r.method != "POST" {
+            return Err(format!("method {}", r.method));
+        }
+        if r.header("content-type") != Some("application/json") {
+            return Err("not JSON".into());
+        }
+        format::slack::tests::check_shape(&r.json())
+    }
+
+    #[tokio::test]
+    async fn a_slack_webhook_gets_a_message_of_slacks_shape() {
+        let (url, seen) = receiver(vec![], slack_shape).await;
+        let slack = hook(&url, WebhookFormat::Slack);
+        assert_eq!(once(&slack, None).await, Outcome::Delivered);
+        // Optionally signed, like a Generic body.
+        assert_eq!(once(&slack, Some(b"k")).await, Outcome::Delivered);
+        let seen = seen.lock().unwrap();
+        assert!(seen[0].header("x-packit-signature-256").is_none());
+        assert_eq!(
+            seen[1].header("x-packit-signature-256"),
+            Some(signature(b"k", &seen[1].body).as_str())
+        );
+        let body = seen[0].json();
+        let blocks = body["blocks"].to_string();
+        assert!(blocks.contains("rolled back in production"), "{blocks}");
+        assert!(
+            blocks.contains("value `0.31`, bounds `max 0.05`"),
+            "{blocks}"
+        );
+        // The receiver refuses what breaks Slack's rules.
+        let mut broken = seen[0].clone();
+        broken.body =
+            br#"{"text":"x","blocks":[{"type":"section","text":{"type":"html","text":"x"}}]}"#
+                .to_vec();
+        assert!(slack_shape(&broken).is_err());
+    }
+
+    const ROOM: &str = "!room:example.org";
+    const ENCODED_ROOM: &str = "%21room%3Aexample.org";
+
+    /// The Matrix client-server API's send endpoint: a PUT to
+    /// `/_matrix/client/v3/rooms/{roomId}/send/m.room.message/{txnId}`,
+    /// both percent-encoded, a Bearer token and an `m.room.message`
+    /// content with HTML.
+    fn matrix_shape(r: &Seen) -> Result<(), String> {
+        if r.method != "PUT" {
+            return Err(format!("method {}", r.method));
+        }
+        let rest = r
+            .path
+            .strip_prefix("/_matrix/client/v3/rooms/")
+            .ok_or(format!("path {}", r.path))?;
+        let (room, txn) = rest
+            .split_once("/send/m.room.message/")
+            .ok_or(format!("path {}", r.path))?;
+        let encoded = |s: &str| {
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-._~%".contains(&b))
+        };
+        if room != ENCODED_ROOM || !encoded(txn) {
+            return Err(format!("room {room} txn {txn}"));
+        }
+        if r.header("authorization") != Some("Bearer syt_token") {
+            return Err("not the access token".into());
+        }
+        let body = r.json();
+        if !["m.notice", "m.text"].contains(&body["msgtype"].as_str().unwrap_or("")) {
+            return Err("msgtype".into());
+        }
+        if body["format"] != "org.matrix.custom.html"
+            || !body["body"].is_string()
+            || !body["formatted_body"].is_string()
+        {
+            return Err(format!("content {body}"));
+        }
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_matrix_room_gets_one_event_per_delivery_however_often_retried() {
+        let (url, seen) = receiver(vec![502], matrix_shape).await;
+        let base = url.trim_end_matches("/hook");
+        let matrix = Webhook {
+            url: format!("{base}/"),
+            format: WebhookFormat::Matrix,
+            room_id: Some(ROOM.into()),
+            ..Webhook::default()
+        };
+        // The Secret's value as `kubectl create secret --from-file` stores it.
+        let token: &[u8] = b"syt_token\n";
+        assert!(matches!(
+            once(&matrix, Some(token)).await,
+            Outcome::Retryable(_)
+        ));
+        assert_eq!(once(&matrix, Some(token)).await, Outcome::Delivered);
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 2);
+        // The delivery id is the transaction id: the retry is the same event.
+        assert_eq!(seen[0].path, seen[1].path);
+        assert!(seen[0].path.ends_with("/send/m.room.message/d-1"));
+        assert_eq!(seen[0].body, seen[1].body);
+        assert!(seen[0].header("x-packit-signature-256").is_none());
+        let content = seen[1].json();
+        assert_eq!(content["msgtype"], "m.notice");
+        let html = content["formatted_body"].as_str().unwrap_or("");
+        assert!(html.contains("<code>error-rate</code>: value <code>0.31</code>"));
+        assert!(html.contains("<details><summary>3 changes not visible to end users"));
+    }
+
+    #[test]
+    fn a_matrix_webhook_without_its_token_or_room_is_not_sent() {
+        let (n, failure) = rolled_back();
+        let mut matrix = Webhook {
+            url: "https://matrix.example.org".into(),
+            format: WebhookFormat::Matrix,
+            room_id: Some(ROOM.into()),
+            ..Webhook::default()
+        };
+        let why = request(&matrix, &n, &failure, "d", None).unwrap_err();
+        assert!(why.contains("secretRef"), "{why}");
+        let why = request(&matrix, &n, &failure, "d", Some(b"a\nb")).unwrap_err();
+        assert!(why.contains("not a valid header value"), "{why}");
+        matrix.room_id = None;
+        let why = request(&matrix, &n, &failure, "d", Some(b"t")).unwrap_err();
+        assert!(why.contains("roomId"), "{why}");
     }
 
     #[tokio::test]
@@ -310,7 +603,7 @@ mod tests {
             .unwrap()
             .port();
         let url = format!("http://u:pw@127.0.0.1:{port}/secret-path?token=t0k");
-        match once(&url, None).await {
+        match once(&hook(&url, WebhookFormat::Slack), None).await {
             Outcome::Retryable(why) => {
                 assert!(
                     why.starts_with(&format!("http://127.0.0.1:{port}")),
@@ -326,27 +619,30 @@ mod tests {
 
     #[tokio::test]
     async fn a_refused_address_is_final_and_receives_nothing() {
-        let (url, seen) = receiver(vec![204]).await;
+        let (url, seen) = receiver(vec![], accept_all).await;
         let client = crate::http::client(Default::default()).unwrap();
-        let outcome = attempt(
-            &client,
-            &url,
-            None,
-            ReleasePhase::Staging,
-            "d-1",
-            b"{}",
-            Duration::from_secs(5),
-        )
-        .await;
-        let Outcome::Final(why) = outcome else {
-            panic!("{outcome:?}");
-        };
-        assert!(why.contains("is refused: a loopback address"), "{why}");
-        assert!(
-            why.contains("--allow-cidrs") && why.contains("not retried"),
-            "{why}"
-        );
+        let (n, failure) = rolled_back();
+        for format in [
+            WebhookFormat::Generic,
+            WebhookFormat::Slack,
+            WebhookFormat::Matrix,
+        ] {
+            let hook = Webhook {
+                room_id: Some(ROOM.into()),
+                ..hook(url.trim_end_matches("/hook"), format)
+            };
+            let request = request(&hook, &n, &failure, "d-1", Some(b"t")).unwrap();
+            let outcome = send(&client, request, Duration::from_secs(5)).await;
+            let Outcome::Final(why) = outcome else {
+                panic!("{outcome:?}");
+            };
+            assert!(why.contains("is refused: a loopback address"), "{why}");
+            assert!(
+                why.contains("--allow-cidrs") && why.contains("not retried"),
+                "{why}"
+            );
+        }
         // Connected to and dropped, without a byte of the request.
-        assert!(seen.lock().unwrap().iter().all(String::is_empty));
+        assert!(seen.lock().unwrap().iter().all(|r| r.method.is_empty()));
     }
 }

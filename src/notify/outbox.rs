@@ -3,11 +3,13 @@
 //! and updated after each, so that a restart resumes what is pending. Pure:
 //! time is a parameter, the attempts themselves are made elsewhere.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, TimeDelta, Utc};
 use sha2::Digest;
 
 use super::Retry;
-use crate::api::deployment::Webhook;
+use crate::api::deployment::{Webhook, WebhookFormat};
 use crate::api::release::{DeliveryState, NotificationDelivery};
 use crate::plan::ReleasePhase;
 
@@ -45,10 +47,10 @@ pub fn entries(webhooks: &[Webhook], reached: &Reached<'_>) -> Vec<NotificationD
         .iter()
         .enumerate()
         .map(|(i, hook)| NotificationDelivery {
-            id: delivery_id(reached, i, &hook.url),
+            id: delivery_id(reached, i, &destination(hook)),
             webhook: u32::try_from(i).unwrap_or(u32::MAX),
             target: target(&hook.url),
-            url_digest: url_digest(&hook.url),
+            url_digest: url_digest(&destination(hook)),
             phase: reached.phase,
             environment: reached.environment.map(str::to_owned),
             message: truncate(reached.message, MAX_MESSAGE_BYTES),
@@ -107,7 +109,18 @@ pub fn webhook_of<'a>(
     at_index
         .into_iter()
         .chain(webhooks)
-        .find(|h| url_digest(&h.url) == entry.url_digest)
+        .find(|h| url_digest(&destination(h)) == entry.url_digest)
+}
+
+/// What makes a webhook's receiver: its URL, and for Matrix the room too
+/// (one homeserver, many rooms). Generic and Slack webhooks keep the bare
+/// URL, so entries stored before formats existed still find theirs.
+fn destination(hook: &Webhook) -> Cow<'_, str> {
+    match (hook.format, &hook.room_id) {
+        // A Matrix URL has no fragment, so `#` cannot be part of it.
+        (WebhookFormat::Matrix, Some(room)) => Cow::Owned(format!("{}#{room}", hook.url)),
+        _ => Cow::Borrowed(&hook.url),
+    }
 }
 
 /// Adds what is not there yet (an entry of the same id is the same
@@ -220,6 +233,7 @@ mod tests {
         .map(|u| Webhook {
             url: (*u).to_owned(),
             secret_ref: None,
+            ..Webhook::default()
         })
         .collect()
     }
@@ -385,6 +399,29 @@ mod tests {
         );
         moved.retain(|h| !h.url.contains("10.0.0.1"));
         assert!(webhook_of(&moved, &e).is_none());
+    }
+
+    #[test]
+    fn a_matrix_webhook_is_its_homeserver_and_room() {
+        let room = |id: &str| Webhook {
+            url: "https://matrix.example.org".into(),
+            format: WebhookFormat::Matrix,
+            room_id: Some(id.into()),
+            ..Webhook::default()
+        };
+        let hooks = [room("!a:example.org")];
+        let e = entries(&hooks, &reached(ReleasePhase::Staging, 0)).remove(0);
+        let other = entries(
+            &[room("!b:example.org")],
+            &reached(ReleasePhase::Staging, 0),
+        );
+        assert_ne!(e.id, other[0].id);
+        assert_eq!(e.target, "https://matrix.example.org");
+        assert!(webhook_of(&hooks, &e).is_some());
+        assert!(webhook_of(&[room("!b:example.org")], &e).is_none());
+        // A Generic webhook's digest is that of its URL, as before formats.
+        let generic = entries(&self::hooks(), &reached(ReleasePhase::Staging, 0));
+        assert_eq!(generic[1].url_digest, url_digest("http://10.0.0.1:8080/h"));
     }
 
     #[test]

@@ -12,6 +12,9 @@ use tokio::net::{TcpListener, TcpStream};
 /// One request as received.
 #[derive(Clone, Debug)]
 pub struct Received {
+    pub method: String,
+    /// The request target: path and query.
+    pub path: String,
     /// Header names lower-cased.
     pub headers: BTreeMap<String, String>,
     pub body: Vec<u8>,
@@ -87,6 +90,9 @@ async fn answer(mut stream: TcpStream, status: u16) -> Result<Received> {
         buf.extend_from_slice(&chunk[..n]);
     };
     let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let mut request_line = head.lines().next().unwrap_or("").split(' ');
+    let method = request_line.next().unwrap_or("").to_owned();
+    let path = request_line.next().unwrap_or("").to_owned();
     let headers: BTreeMap<String, String> = head
         .lines()
         .skip(1)
@@ -106,6 +112,8 @@ async fn answer(mut stream: TcpStream, status: u16) -> Result<Received> {
         format!("HTTP/1.1 {status} Scripted\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
     stream.write_all(reply.as_bytes()).await?;
     Ok(Received {
+        method,
+        path,
         headers,
         body: buf[head_end..head_end + length].to_vec(),
         status,

@@ -23,7 +23,7 @@ use crate::controller::observe::Observation;
 use crate::controller::{Context, Deliveries};
 use crate::metrics::{Metrics, ResultLabels};
 use crate::notify::outbox::{self, Outcome, Reached};
-use crate::notify::{self, Notification, Retry};
+use crate::notify::{self, Failure, Notification, Retry};
 use crate::plan::ReleasePhase;
 
 /// The outbox entries of `release` reaching `phase`: one per webhook, none
@@ -195,21 +195,14 @@ impl Attempt {
                 Err(why) => return Outcome::Final(format!("{}: {why}", entry.target)),
             },
         };
-        let body = match serde_json::to_vec(&Notification::of(release, &self.namespace, entry)) {
-            Ok(body) => body,
-            Err(e) => return Outcome::Final(format!("serializing the notification: {e}")),
-        };
-        let retry = Retry::default();
-        notify::attempt(
-            &self.http,
-            &hook.url,
-            secret.as_deref(),
-            entry.phase,
-            &entry.id,
-            &body,
-            retry.timeout,
-        )
-        .await
+        let notification = Notification::of(release, &self.namespace, entry);
+        let failure = Failure::of(release, entry);
+        let request =
+            match notify::request(hook, &notification, &failure, &entry.id, secret.as_deref()) {
+                Ok(request) => request,
+                Err(why) => return Outcome::Final(format!("{}: {why}", entry.target)),
+            };
+        notify::send(&self.http, request, Retry::default().timeout).await
     }
 
     /// The Event and the metric of a finished delivery.
@@ -243,8 +236,8 @@ impl Attempt {
     }
 }
 
-/// The signing key: the `token` key of a Secret in the deployment's
-/// namespace.
+/// The `token` key of a Secret in the deployment's namespace: a signing key,
+/// or a Matrix access token.
 async fn token(client: &Client, namespace: &str, name: &str) -> Result<Vec<u8>, String> {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let secret = secrets

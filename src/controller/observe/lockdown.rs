@@ -187,6 +187,7 @@ mod tests {
         s.changelog.webhooks.push(Webhook {
             url: "http://[::1]:8080/hook".into(),
             secret_ref: None,
+            ..Webhook::default()
         });
         let why = literal_addresses(&s, &policy).unwrap_err();
         assert!(
@@ -215,6 +216,7 @@ mod tests {
             secret_ref: Some(LocalObjectRef {
                 name: "../../other-team/secrets/hook".into(),
             }),
+            ..Webhook::default()
         });
         let why = secret_names(&s).unwrap_err();
         assert!(
