@@ -1068,7 +1068,7 @@ fn an_approval_after_the_window_waits_for_the_next_unless_promoted() {
     let d = sim.at(prague(11, 23, 9, 0));
     assert!(moves(&d.actions).is_empty());
     assert!(phases(&d.actions).contains(&(release.clone(), ReleasePhase::AwaitingWindow)));
-    assert_eq!(d.requeue_at, Some(prague(11, 29, 23, 0)));
+    assert_eq!(d.next_window, Some(prague(11, 29, 23, 0)));
     // Promoting it now deploys it, approved.
     sim.observed.requests.promote = Some(PromoteRequest {
         id: "p1".into(),
