@@ -155,6 +155,8 @@ impl Browser {
     pub async fn screenshot(&self, name: &str) -> Result<PathBuf> {
         let dir = screenshots_dir();
         std::fs::create_dir_all(&dir)?;
+        // From the top of the page, whatever was scrolled to.
+        self.client.execute("window.scrollTo(0, 0);", vec![]).await?;
         let png = self.client.screenshot().await?;
         if !png.starts_with(b"\x89PNG") {
             bail!("the screenshot is not a PNG");

@@ -75,15 +75,23 @@ pub async fn serve(client: Client, namespace: Option<String>, port: u16) -> Resu
         token: token()?,
         hosts: [format!("127.0.0.1:{port}"), format!("localhost:{port}")],
     });
+    // The first page shows everything there is; a watch RBAC refuses
+    // does not hold the dashboard up.
+    let ready = futures::future::join(
+        state.deployments.wait_until_ready(),
+        state.releases.wait_until_ready(),
+    );
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), ready).await;
     let where_ =
         namespace.map_or_else(|| "all namespaces".to_owned(), |n| format!("namespace {n}"));
     println!("Dashboard of {where_}: http://127.0.0.1:{port}/ (Ctrl-C to stop)");
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
-        .map_err(|e| Failure::usage(format!("serving the dashboard: {e}")))
+    // Not a graceful shutdown: the pages' event streams never end by
+    // themselves, and there is nothing to finish.
+    tokio::select! {
+        served = axum::serve(listener, router(state)) => served
+            .map_err(|e| Failure::usage(format!("serving the dashboard: {e}"))),
+        _ = tokio::signal::ctrl_c() => Ok(()),
+    }
 }
 
 fn router(state: Shared) -> Router {

@@ -440,19 +440,43 @@ mod tests {
         let c = &view.calendar;
         // Friday 18 December 18:00 in Prague is 17:00 UTC; the window Sunday
         // 20 December 23:00 is 22:00 UTC, for 4 hours.
-        assert_eq!(kinds(c, "build").iter().filter(|(_, l)| l == "Scheduled build").count(), 1);
+        assert_eq!(
+            kinds(c, "build")
+                .iter()
+                .filter(|(_, l)| l == "Scheduled build")
+                .count(),
+            1
+        );
         assert!(kinds(c, "build").contains(&(at(18, 17), "Scheduled build".into())));
         let windows: Vec<_> = c.iter().filter(|i| i.kind == "window").collect();
         assert_eq!(windows.len(), 2, "last Sunday's and the next: {windows:?}");
-        assert_eq!((windows[1].start, windows[1].end), (at(20, 22), Some(at(21, 2))));
-        assert_eq!(kinds(c, "approval"), [(at(14, 12), "Approved for production by alice".into())]);
-        assert_eq!(kinds(c, "rollback"), [(at(14, 23), "svc-2 rolled back".into())]);
-        assert_eq!(kinds(c, "verified"), [(at(14, 11), "svc-2 verified in staging".into())]);
-        let soak = c.iter().find(|i| i.kind == "soak").expect("the production soak");
+        assert_eq!(
+            (windows[1].start, windows[1].end),
+            (at(20, 22), Some(at(21, 2)))
+        );
+        assert_eq!(
+            kinds(c, "approval"),
+            [(at(14, 12), "Approved for production by alice".into())]
+        );
+        assert_eq!(
+            kinds(c, "rollback"),
+            [(at(14, 23), "svc-2 rolled back".into())]
+        );
+        assert_eq!(
+            kinds(c, "verified"),
+            [(at(14, 11), "svc-2 verified in staging".into())]
+        );
+        let soak = c
+            .iter()
+            .find(|i| i.kind == "soak")
+            .expect("the production soak");
         assert_eq!((soak.start, soak.end), (at(14, 22), Some(at(14, 23))));
         assert_eq!(
             kinds(c, "scheduled-rollback"),
-            [(at(21, 8), "Rollback of production to the previous good release".into())]
+            [(
+                at(21, 8),
+                "Rollback of production to the previous good release".into()
+            )]
         );
         assert!(c.windows(2).all(|w| w[0] <= w[1]), "sorted by time");
         assert_eq!(view.approval_required, Vec::<String>::new());
@@ -465,7 +489,10 @@ mod tests {
         let view = train(&pkd, &[], in_freeze);
         assert_eq!(
             kinds(&view.calendar, "freeze"),
-            [(Utc.with_ymd_and_hms(2026, 12, 20, 23, 0, 0).unwrap(), "Freeze: winter holidays".into())]
+            [(
+                Utc.with_ymd_and_hms(2026, 12, 20, 23, 0, 0).unwrap(),
+                "Freeze: winter holidays".into()
+            )]
         );
         assert_eq!(view.row.active_freeze.as_deref(), Some("winter holidays"));
         assert_eq!(row(&pkd, &[], now()).active_freeze, None);
@@ -481,7 +508,11 @@ mod tests {
         let view = train(&pkd, &[], now());
         let windows = kinds(&view.calendar, "window");
         assert_eq!(windows.len(), MAX_REPEATS);
-        assert!(windows[0].0 <= now() && now() < windows[1].0, "{:?}", windows[0]);
+        assert!(
+            windows[0].0 <= now() && now() < windows[1].0,
+            "{:?}",
+            windows[0]
+        );
     }
 
     #[test]
@@ -492,7 +523,8 @@ mod tests {
             "lastFinished": { "release": "svc-1", "phase": "Released", "message": "released to production" }
         }));
         let mut pkd = pkd;
-        pkd.spec.environments[1].approval = Some(crate::api::deployment::ApprovalSpec { required: true });
+        pkd.spec.environments[1].approval =
+            Some(crate::api::deployment::ApprovalSpec { required: true });
         let old = release("svc-1", at(11, 17), json!({ "phase": "Released" }));
         let new = release(
             "svc-2",
@@ -507,11 +539,18 @@ mod tests {
         let view = train(&pkd, &[old, other, new], now());
         let names: Vec<&str> = view.releases.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(names, ["svc-2", "svc-1"]);
-        let verifying = view.calendar.iter().find(|i| i.kind == "verify").expect("verifying");
+        let verifying = view
+            .calendar
+            .iter()
+            .find(|i| i.kind == "verify")
+            .expect("verifying");
         assert_eq!((verifying.start, verifying.end), (at(16, 10), Some(now())));
         assert_eq!(view.approval_required, ["production"]);
         assert_eq!(view.approved, ["production"]);
         let last = view.row.last_release.expect("the last release");
-        assert_eq!((last.name.as_str(), last.phase.as_str()), ("svc-1", "Released"));
+        assert_eq!(
+            (last.name.as_str(), last.phase.as_str()),
+            ("svc-1", "Released")
+        );
     }
 }
