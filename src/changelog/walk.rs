@@ -177,8 +177,8 @@ pub struct Trees {
     repo: gix::Repository,
 }
 
-/// Diffs read through one opening of the repository (see
-/// [`Trees::changed_all`]).
+/// Diffs read through one opening of the repository (see why at the
+/// `changed_all` of [`Trees`]).
 const DIFFS_PER_OPENING: usize = 2_000;
 
 impl Trees {
