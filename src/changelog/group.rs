@@ -8,7 +8,7 @@ use super::pr::{self, PullRequest};
 use super::{CommitRef, RawCommit};
 
 /// A pull request or direct commit before classification.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Item {
     pub pr: Option<u64>,
     pub title: String,
@@ -220,15 +220,19 @@ fn cancel_reverts(mut items: Vec<Item>) -> Grouped {
             items[r].reverts = Some(t.title);
         }
     }
-    let mut g = Grouped::default();
-    for (item, gone) in items.into_iter().zip(gone) {
-        if gone {
-            g.reverted.push(item);
-        } else {
-            g.items.push(item);
+    // In place: a second array of all the items would double the peak
+    // memory of a long history for a moment.
+    let mut reverted = Vec::new();
+    let mut k = 0;
+    items.retain_mut(|item| {
+        let keep = !gone[k];
+        k += 1;
+        if !keep {
+            reverted.push(std::mem::take(item));
         }
-    }
-    g
+        keep
+    });
+    Grouped { items, reverted }
 }
 
 #[cfg(test)]
