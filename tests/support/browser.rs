@@ -156,7 +156,9 @@ impl Browser {
         let dir = screenshots_dir();
         std::fs::create_dir_all(&dir)?;
         // From the top of the page, whatever was scrolled to.
-        self.client.execute("window.scrollTo(0, 0);", vec![]).await?;
+        self.client
+            .execute("window.scrollTo(0, 0);", vec![])
+            .await?;
         let png = self.client.screenshot().await?;
         if !png.starts_with(b"\x89PNG") {
             bail!("the screenshot is not a PNG");

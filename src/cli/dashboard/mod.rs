@@ -224,20 +224,18 @@ async fn train(
 async fn events(
     State(d): State<Shared>,
 ) -> Sse<impl Stream<Item = std::result::Result<Event, Infallible>>> {
-    let changes = tokio_stream_of(d.changes.subscribe());
+    let changes = changes_of(d.changes.subscribe());
     Sse::new(changes.map(|()| Ok(Event::default().event("change").data("{}"))))
         .keep_alive(KeepAlive::default())
 }
 
 /// A broadcast receiver as a stream; a receiver that fell behind still
 /// gets one change, which is all the page needs to reload.
-fn tokio_stream_of(rx: broadcast::Receiver<()>) -> impl Stream<Item = ()> {
+fn changes_of(rx: broadcast::Receiver<()>) -> impl Stream<Item = ()> {
     futures::stream::unfold(rx, |mut rx| async move {
-        loop {
-            match rx.recv().await {
-                Ok(()) | Err(broadcast::error::RecvError::Lagged(_)) => return Some(((), rx)),
-                Err(broadcast::error::RecvError::Closed) => return None,
-            }
+        match rx.recv().await {
+            Ok(()) | Err(broadcast::error::RecvError::Lagged(_)) => Some(((), rx)),
+            Err(broadcast::error::RecvError::Closed) => None,
         }
     })
 }
