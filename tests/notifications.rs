@@ -362,6 +362,9 @@ async fn slack_and_matrix_get_messages_people_read_and_a_rollback_says_why() -> 
                   "secretRef": { "name": "matrix-bot" } },
             ],
         });
+        // Long enough that the pods broken below fail the soak on a busy
+        // machine too.
+        spec["environments"][1]["health"]["soak"] = json!("60s");
     })
     .await?;
     let secret = Secret {
