@@ -91,3 +91,62 @@ impl Ctx {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::cli::Exit;
+
+    fn gated(in_flight: serde_json::Value) -> PackitDeployment {
+        let mut pkd = crate::api::tests::example();
+        pkd.spec.environments[1].approval =
+            Some(crate::api::deployment::ApprovalSpec { required: true });
+        pkd.status = Some(serde_json::from_value(json!({ "inFlight": in_flight })).unwrap());
+        pkd
+    }
+
+    #[test]
+    fn the_next_gated_environment_without_an_approval_is_the_default() {
+        let waiting = json!({ "release": "svc-2", "stage": "Waiting", "environment": "production", "since": "2026-11-30T08:00:00Z" });
+        let pkd = gated(waiting);
+        let (release, env) = target(&pkd, "svc", None).unwrap();
+        assert_eq!((release.as_str(), env.as_str()), ("svc-2", "production"));
+        // Ahead of time, from staging, too.
+        let staging = json!({ "release": "svc-2", "stage": "Verifying", "environment": "staging", "since": "2026-11-30T08:00:00Z" });
+        assert_eq!(
+            target(&gated(staging), "svc", None).unwrap().1,
+            "production"
+        );
+    }
+
+    #[test]
+    fn what_cannot_be_approved_is_refused_before_anything_is_written() {
+        let approved = json!({ "release": "svc-2", "stage": "Waiting", "environment": "production", "since": "2026-11-30T08:00:00Z",
+                               "approvals": [{ "environment": "production", "approvedAt": "2026-11-30T08:05:00Z" }] });
+        let e = target(&gated(approved), "svc", None).unwrap_err();
+        assert!(
+            e.message.contains("needs no further approval"),
+            "{}",
+            e.message
+        );
+        let waiting = json!({ "release": "svc-2", "stage": "Waiting", "environment": "production", "since": "2026-11-30T08:00:00Z" });
+        let e = target(&gated(waiting.clone()), "svc", Some("staging")).unwrap_err();
+        assert!(
+            matches!(e.exit, Exit::Usage) && e.message.contains("does not require approval"),
+            "{}",
+            e.message
+        );
+        let e = target(&gated(waiting), "svc", Some("qa")).unwrap_err();
+        assert!(matches!(e.exit, Exit::NotFound), "{}", e.message);
+        let mut idle = crate::api::tests::example();
+        idle.status = None;
+        let e = target(&idle, "svc", None).unwrap_err();
+        assert!(
+            matches!(e.exit, Exit::NotFound) && e.message.contains("no release in flight"),
+            "{}",
+            e.message
+        );
+    }
+}
