@@ -78,18 +78,7 @@ pub async fn set_phase(
         progress.message = Some(message.to_owned());
     })
     .await;
-    match updated {
-        Ok(rel) => Ok(Some(rel)),
-        Err(kube::Error::Api(e)) if e.is_not_found() => {
-            tracing::info!(
-                release,
-                ?phase,
-                "release object is gone; phase not recorded"
-            );
-            Ok(None)
-        }
-        Err(e) => Err(e.into()),
-    }
+    unless_gone(updated, release, "phase")
 }
 
 /// Records a person's approval in the release's progress of the
@@ -104,9 +93,22 @@ pub async fn record_approval(
         progress_of(s, &approval.environment).approval = Some(approval.clone());
     })
     .await;
+    unless_gone(updated, release, "approval")
+}
+
+/// A status write to a release deleted in the meantime records nothing and
+/// is no error.
+fn unless_gone(
+    updated: Result<PackitRelease, kube::Error>,
+    release: &str,
+    what: &str,
+) -> Result<Option<PackitRelease>, Error> {
     match updated {
         Ok(rel) => Ok(Some(rel)),
-        Err(kube::Error::Api(e)) if e.is_not_found() => Ok(None),
+        Err(kube::Error::Api(e)) if e.is_not_found() => {
+            tracing::info!(release, "release object is gone; {what} not recorded");
+            Ok(None)
+        }
         Err(e) => Err(e.into()),
     }
 }
