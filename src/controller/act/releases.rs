@@ -78,7 +78,7 @@ pub async fn set_phase(
         progress.message = Some(message.to_owned());
     })
     .await;
-    unless_gone(updated, release, "phase")
+    Ok(unless_gone(updated, release, "phase")?)
 }
 
 /// Records a person's approval in the release's progress of the
@@ -93,7 +93,7 @@ pub async fn record_approval(
         progress_of(s, &approval.environment).approval = Some(approval.clone());
     })
     .await;
-    unless_gone(updated, release, "approval")
+    Ok(unless_gone(updated, release, "approval")?)
 }
 
 /// A status write to a release deleted in the meantime records nothing and
@@ -102,14 +102,14 @@ fn unless_gone(
     updated: Result<PackitRelease, kube::Error>,
     release: &str,
     what: &str,
-) -> Result<Option<PackitRelease>, Error> {
+) -> Result<Option<PackitRelease>, kube::Error> {
     match updated {
         Ok(rel) => Ok(Some(rel)),
         Err(kube::Error::Api(e)) if e.is_not_found() => {
             tracing::info!(release, "release object is gone; {what} not recorded");
             Ok(None)
         }
-        Err(e) => Err(e.into()),
+        Err(e) => Err(e),
     }
 }
 
