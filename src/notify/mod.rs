@@ -84,6 +84,7 @@ pub fn is_notified(phase: ReleasePhase) -> bool {
     matches!(
         phase,
         ReleasePhase::Staging
+            | ReleasePhase::AwaitingApproval
             | ReleasePhase::Production
             | ReleasePhase::Released
             | ReleasePhase::StagingFailed
@@ -304,6 +305,8 @@ mod tests {
     fn notified_phases() {
         assert!(is_notified(ReleasePhase::Staging));
         assert!(is_notified(ReleasePhase::RolledBack));
+        // Approvers learn that a release waits for them.
+        assert!(is_notified(ReleasePhase::AwaitingApproval));
         assert!(!is_notified(ReleasePhase::Building));
         assert!(!is_notified(ReleasePhase::AwaitingWindow));
     }

@@ -143,6 +143,7 @@ impl Document {
             ReleasePhase::Staging | ReleasePhase::Production => {
                 ("🚀", format!("deployed to {env}"))
             }
+            ReleasePhase::AwaitingApproval => ("✋", format!("awaits approval for {env}")),
             ReleasePhase::Released => ("✅", format!("released to {env}")),
             ReleasePhase::RolledBack => ("⏪", format!("rolled back in {env}")),
             ReleasePhase::StagingFailed | ReleasePhase::Failed => {
@@ -572,6 +573,17 @@ pub(crate) mod tests {
         let repo = &doc.repositories[0];
         assert_eq!((repo.user.len(), repo.folded.len()), (2, 3));
         assert_eq!(repo.folded_summary(), "3 changes not visible to end users");
+    }
+
+    #[test]
+    fn a_release_awaiting_approval_says_where() {
+        let (release, mut entry) = rolled_back();
+        entry.phase = ReleasePhase::AwaitingApproval;
+        entry.environment = Some("production".into());
+        entry.message = "waiting for approval to deploy to production".into();
+        let doc = document(&release, &entry);
+        assert_eq!(doc.title, "✋ train-1 awaits approval for production");
+        assert!(!doc.failed && doc.failures.is_empty());
     }
 
     #[test]
