@@ -289,7 +289,7 @@ pub fn escape(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{changelog, document, rolled_back};
+    use super::super::tests::{document, huge_changelog, rolled_back};
     use super::*;
     use crate::plan::ReleasePhase;
 
@@ -381,18 +381,7 @@ mod tests {
     fn a_huge_changelog_stays_within_the_event_size_and_says_so() {
         let (mut release, mut entry) = rolled_back();
         entry.phase = ReleasePhase::Production;
-        let mut log = changelog(100, 100);
-        for e in log.repositories[0].user.iter_mut() {
-            e.note = format!("{} {}", e.note, "\"<&>\"".repeat(50));
-        }
-        let repo = log.repositories[0].clone();
-        log.repositories = (0..20)
-            .map(|i| {
-                let mut r = repo.clone();
-                r.name = format!("repo-{i}");
-                r
-            })
-            .collect();
+        let log = huge_changelog(100, 20, &"\"<&>\"".repeat(50));
         release.status.as_mut().unwrap().changelog = Some(log);
         let content = render(&document(&release, &entry), MatrixMsgtype::Notice);
         let size = serde_json::to_vec(&content).unwrap().len();

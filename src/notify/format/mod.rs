@@ -403,6 +403,24 @@ pub(crate) mod tests {
         }
     }
 
+    /// `repos` copies of a repository with `entries` user-visible and
+    /// internal changes each, every user-visible note padded with
+    /// `padding`: more than any message may carry.
+    pub(crate) fn huge_changelog(entries: usize, repos: usize, padding: &str) -> ChangelogStatus {
+        let mut log = changelog(entries, entries);
+        for e in log.repositories[0].user.iter_mut() {
+            e.note = format!("{} {padding}", e.note);
+        }
+        let repo = log.repositories[0].clone();
+        log.repositories = (0..repos)
+            .map(|i| RepoChangelog {
+                name: format!("repo-{i}"),
+                ..repo.clone()
+            })
+            .collect();
+        log
+    }
+
     pub(crate) fn changelog(user: usize, internal: usize) -> ChangelogStatus {
         let mut repo = RepoChangelog {
             name: "packit-service".into(),

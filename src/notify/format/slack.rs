@@ -260,7 +260,7 @@ pub fn escape(text: &str) -> String {
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use super::super::tests::{changelog, document, rolled_back};
+    use super::super::tests::{document, huge_changelog, rolled_back};
     use super::*;
     use crate::plan::ReleasePhase;
 
@@ -413,18 +413,7 @@ pub(crate) mod tests {
     fn a_huge_changelog_stays_within_slack_limits_and_says_so() {
         let (mut release, mut entry) = rolled_back();
         entry.phase = ReleasePhase::Production;
-        let mut log = changelog(400, 400);
-        for e in log.repositories[0].user.iter_mut() {
-            e.note = format!("{} {}", e.note, "<&>".repeat(200));
-        }
-        let repo = log.repositories[0].clone();
-        log.repositories = (0..30)
-            .map(|i| {
-                let mut r = repo.clone();
-                r.name = format!("repo-{i}");
-                r
-            })
-            .collect();
+        let mut log = huge_changelog(400, 30, &"<&>".repeat(200));
         log.truncated = true;
         release.status.as_mut().unwrap().changelog = Some(log);
         entry.message = "&".repeat(2048);
