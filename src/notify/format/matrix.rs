@@ -289,7 +289,7 @@ pub fn escape(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{document, huge_changelog, rolled_back};
+    use super::super::tests::{document, first_repository, huge_changelog, rolled_back};
     use super::*;
     use crate::plan::ReleasePhase;
 
@@ -353,14 +353,7 @@ mod tests {
     fn commit_text_is_escaped_and_only_web_links_are_links() {
         let (mut release, mut entry) = rolled_back();
         entry.phase = ReleasePhase::Staging;
-        let repo = &mut release
-            .status
-            .as_mut()
-            .unwrap()
-            .changelog
-            .as_mut()
-            .unwrap()
-            .repositories[0];
+        let repo = first_repository(&mut release);
         repo.user[0].note = "<img src=x onerror=alert(1)> & \"quoted\"".into();
         repo.user[1].link = Some("javascript:alert(1)".into());
         repo.internal[0].note = "</details><b>escape</b>".into();

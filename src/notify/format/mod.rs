@@ -421,6 +421,12 @@ pub(crate) mod tests {
         log
     }
 
+    /// The first repository of the release's changelog, to change.
+    pub(crate) fn first_repository(release: &mut PackitRelease) -> &mut RepoChangelog {
+        let status = release.status.as_mut().expect("a status");
+        &mut status.changelog.as_mut().expect("a changelog").repositories[0]
+    }
+
     pub(crate) fn changelog(user: usize, internal: usize) -> ChangelogStatus {
         let mut repo = RepoChangelog {
             name: "packit-service".into(),

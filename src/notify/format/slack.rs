@@ -260,7 +260,7 @@ pub fn escape(text: &str) -> String {
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use super::super::tests::{document, huge_changelog, rolled_back};
+    use super::super::tests::{document, first_repository, huge_changelog, rolled_back};
     use super::*;
     use crate::plan::ReleasePhase;
 
@@ -388,14 +388,7 @@ pub(crate) mod tests {
     fn commit_text_cannot_mention_link_or_break_out() {
         let (mut release, mut entry) = rolled_back();
         entry.phase = ReleasePhase::Staging;
-        let repo = &mut release
-            .status
-            .as_mut()
-            .unwrap()
-            .changelog
-            .as_mut()
-            .unwrap()
-            .repositories[0];
+        let repo = first_repository(&mut release);
         repo.user[0].note = "Ping <!channel> & <https://evil.example|click> *now*".into();
         repo.user[0].link = Some("https://evil.example/a|b>".into());
         repo.name = "repo`name*".into();
