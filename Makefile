@@ -8,7 +8,7 @@ PACKIT_CACHE ?= $(HOME)/.cache/packit-operator
 CARGO_TARGET_DIR ?= $(PACKIT_CACHE)/target
 export PACKIT_CACHE CARGO_TARGET_DIR
 
-.PHONY: test lint unit bench deps binaries cluster-up cluster-down demo demo-down
+.PHONY: test lint unit bench bench-controller deps binaries cluster-up cluster-down demo demo-down
 
 ## test: lint, build or reuse the control plane, start the cluster, run every test, stop the cluster
 test:
@@ -34,6 +34,11 @@ bench:
 		npm install --silent --no-audit --no-fund --prefix $(PACKIT_CACHE)/git-cliff git-cliff@2.14.2 || \
 		echo "bench: git-cliff could not be installed from npm; comparing with git log only"
 	cargo run --release --example changelog_bench -- --commits $(BENCH_COMMITS) --range $(BENCH_RANGE) --runs $(BENCH_RUNS)
+
+## bench-controller: the operator at 100, 300 and 1,000 trains on the local cluster, beside Argo Rollouts (BENCH_TRAINS)
+BENCH_TRAINS ?= 100,300,1000
+bench-controller:
+	BENCH_TRAINS=$(BENCH_TRAINS) hack/bench-controller.sh
 
 ## deps: install missing Debian packages (docker-registry, git, make, curl)
 deps:

@@ -11,6 +11,8 @@
 //! - [`git`] scripts throwaway git repositories served as `file://`.
 //! - [`webhook`] receives the operator's notifications on loopback.
 //! - [`prometheus`] sets the samples the local Prometheus scrapes.
+//! - [`fleet`] is many trains run by one operator, for the scale test and
+//!   the controller benchmark; [`measure`] reads what a process costs.
 //! - [`remote`] is the second control plane, a cluster deployed to from
 //!   elsewhere.
 
@@ -19,7 +21,9 @@
 
 pub mod browser;
 pub mod cluster;
+pub mod fleet;
 pub mod git;
+pub mod measure;
 pub mod operator;
 pub mod prometheus;
 pub mod registry;

@@ -23,6 +23,8 @@ pub struct Operator {
     open: bool,
     /// Whose identity it runs under.
     kubeconfig: PathBuf,
+    /// `RUST_LOG`.
+    log: &'static str,
     /// Where this operator serves /metrics, /healthz and /readyz.
     pub metrics_addr: std::net::SocketAddr,
     child: Option<Child>,
@@ -61,6 +63,15 @@ impl Operator {
         Self::start_with(namespace, kubeconfig, &[])
     }
 
+    /// Runs as the chart's default does (logging at `info`), for figures
+    /// that are the operator's own rather than its debug log's.
+    pub fn start_for_benchmark(namespace: &str) -> Result<Self> {
+        let mut op = Self::prepare(namespace, &cluster().kubeconfig, &[])?;
+        op.log = "info";
+        op.spawn()?;
+        Ok(op)
+    }
+
     /// Runs with `args` only, without [`OPEN`]: as the chart runs it.
     pub fn start_locked_down(namespace: &str, args: &[&str]) -> Result<Self> {
         let mut op = Self::prepare(namespace, &cluster().kubeconfig, args)?;
@@ -94,6 +105,7 @@ impl Operator {
             dir,
             starts: 0,
             selector: None,
+            log: "info,packit_operator=debug",
         })
     }
 
@@ -114,7 +126,7 @@ impl Operator {
             .args(open)
             .args(&self.args)
             .env("KUBECONFIG", &self.kubeconfig)
-            .env("RUST_LOG", "info,packit_operator=debug")
+            .env("RUST_LOG", self.log)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -184,6 +196,11 @@ impl Operator {
     pub fn restart(&mut self) -> Result<()> {
         self.kill();
         self.spawn()
+    }
+
+    /// The process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// Whether the process is still alive.

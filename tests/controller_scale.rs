@@ -1,0 +1,199 @@
+//! Many trains under one operator: the scale test (20 trains, asserting
+//! counts) and the controller benchmark (`make bench-controller`, 100, 300
+//! and 1,000 trains, printing figures). Both drive the same fleet: two
+//! waves of releases through staging into production windows that all open
+//! in the same minute, a rest between them, 10 % of the trains failing
+//! during the second wave's soak, and a restart with every train present.
+
+mod support;
+
+use std::time::Duration;
+
+use anyhow::{Result, ensure};
+use support::fleet::{Fleet, Rest, Resync, Wave};
+use support::measure::{ProcStat, Scrape, growth, histogram_quantile, mib, quantile};
+
+/// Every tenth train, at least one.
+fn failing(size: usize) -> Vec<usize> {
+    (0..size).step_by(10).map(|i| (i + 3) % size).collect()
+}
+
+#[tokio::test]
+async fn twenty_trains_release_rest_roll_back_and_resync() -> Result<()> {
+    let mut fleet = Fleet::new(20).await?;
+    let first = fleet.wave(&[]).await?;
+    ensure!(
+        first.released == 20 && first.other.is_empty(),
+        "first wave: {first:?}"
+    );
+    let rest = fleet.at_rest(30).await?;
+    ensure!(rest.writes() == 0.0, "writes at rest: {:?}", rest.requests);
+    let broken = failing(20);
+    let second = fleet.wave(&broken).await?;
+    ensure!(
+        second.released == 20 - broken.len()
+            && second.rolled_back == broken.len()
+            && second.other.is_empty(),
+        "second wave: {second:?}"
+    );
+    ensure!(
+        second.rollbacks.iter().all(|r| r.back.is_some()),
+        "every failing train back on its previous image: {:?}",
+        second.rollbacks
+    );
+    let resync = fleet.resync().await?;
+    ensure!(resync.writes == 0.0, "writes on resync: {resync:?}");
+    fleet.teardown().await
+}
+
+/// One size's figures.
+struct Figures {
+    size: usize,
+    rest: Rest,
+    peak: u64,
+    first: Wave,
+    second: Wave,
+    resync: Resync,
+}
+
+#[tokio::test]
+#[ignore = "the controller benchmark: make bench-controller"]
+async fn bench_controller() -> Result<()> {
+    let sizes: Vec<usize> = std::env::var("BENCH_TRAINS")
+        .unwrap_or_else(|_| "100,300,1000".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let mut all = Vec::new();
+    for size in sizes {
+        println!("\n== {size} trains ==");
+        let mut fleet = Fleet::new(size).await?;
+        let first = fleet.wave(&[]).await?;
+        println!("first wave: {}", summary(&first));
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let rest = fleet.at_rest(60).await?;
+        let second = fleet.wave(&failing(size)).await?;
+        println!("second wave: {}", summary(&second));
+        let peak = fleet.proc()?.peak;
+        let resync = fleet.resync().await?;
+        let figures = Figures {
+            size,
+            rest,
+            peak,
+            first,
+            second,
+            resync,
+        };
+        print_size(&figures);
+        all.push(figures);
+        fleet.teardown().await?;
+    }
+    print_table(&all);
+    Ok(())
+}
+
+fn summary(w: &Wave) -> String {
+    format!(
+        "{:.1} s, {} released, {} rolled back, other: {:?}",
+        w.duration.as_secs_f64(),
+        w.released,
+        w.rolled_back,
+        w.other
+    )
+}
+
+fn secs(v: Option<f64>) -> String {
+    v.map_or("-".into(), |v| format!("{v:.3} s"))
+}
+
+fn print_size(f: &Figures) {
+    println!("requests at rest over {:.0} s by verb and resource:", f.rest.seconds);
+    if f.rest.requests.is_empty() {
+        println!("  none");
+    }
+    for (k, v) in &f.rest.requests {
+        println!("  {:<8} {:<24} {v}", k[0], k[1]);
+    }
+    let patch: Vec<f64> = f.second.rollbacks.iter().filter_map(|r| r.to_patch()).collect();
+    let back: Vec<f64> = f.second.rollbacks.iter().filter_map(|r| r.to_back()).collect();
+    println!(
+        "rollbacks watched: {} of {}; failing pod -> patch p50 {} p99 {}; -> back p50 {} p99 {}",
+        patch.len(),
+        f.second.rollbacks.len(),
+        secs(quantile(&patch, 0.5)),
+        secs(quantile(&patch, 0.99)),
+        secs(quantile(&back, 0.5)),
+        secs(quantile(&back, 0.99)),
+    );
+}
+
+fn print_table(all: &[Figures]) {
+    let row = |name: &str, cell: &dyn Fn(&Figures) -> String| {
+        let cells: Vec<String> = all.iter().map(cell).collect();
+        println!("| {name} | {} |", cells.join(" | "));
+    };
+    println!();
+    let heads: Vec<String> = all.iter().map(|f| format!("{} trains", f.size)).collect();
+    println!("| | {} |", heads.join(" | "));
+    println!("|---|{}", "---|".repeat(all.len()));
+    row("resident memory at rest", &|f| format!("{:.1} MiB", mib(f.rest.rss)));
+    row("resident memory at peak", &|f| format!("{:.1} MiB", mib(f.peak)));
+    row("CPU at rest", &|f| format!("{:.2} s/min", f.rest.cpu_seconds_per_minute));
+    row("API requests at rest (60 s)", &|f| {
+        format!("{}", f.rest.requests.values().sum::<f64>())
+    });
+    row("API writes at rest", &|f| format!("{}", f.rest.writes()));
+    row("wave: window open -> all Released", &|f| {
+        format!("{:.1} s", f.first.duration.as_secs_f64())
+    });
+    row("wave: requests per release", &|f| {
+        format!("{:.1}", f.first.requests / f.size as f64)
+    });
+    row("wave: reconcile p50 / p99", &|f| {
+        format!("{} / {}", secs(f.first.reconcile_p50), secs(f.first.reconcile_p99))
+    });
+    row("verdict -> rollback patch p50 / p99 (operator)", &|f| {
+        format!(
+            "{} / {}",
+            secs(f.second.verdict_to_patch_p50),
+            secs(f.second.verdict_to_patch_p99)
+        )
+    });
+    row("failing pod -> rollback patch p50 / p99 (watched)", &|f| {
+        let v: Vec<f64> = f.second.rollbacks.iter().filter_map(|r| r.to_patch()).collect();
+        format!("{} / {}", secs(quantile(&v, 0.5)), secs(quantile(&v, 0.99)))
+    });
+    row("failing pod -> previous image rolled out p50 / p99", &|f| {
+        let v: Vec<f64> = f.second.rollbacks.iter().filter_map(|r| r.to_back()).collect();
+        format!("{} / {}", secs(quantile(&v, 0.5)), secs(quantile(&v, 0.99)))
+    });
+    row("resync after restart", &|f| {
+        format!("{:.1} s", f.resync.duration.as_secs_f64())
+    });
+    row("resync requests (writes)", &|f| {
+        format!("{} ({})", f.resync.requests, f.resync.writes)
+    });
+}
+
+#[test]
+fn measure_reads_counters_and_histograms() {
+    let before = Scrape::parse(
+        "# HELP x\npackit_api_requests_total{verb=\"get\",resource=\"pods\"} 3\n\
+         h_bucket{le=\"0.1\"} 1\nh_bucket{le=\"1.0\"} 1\nh_bucket{le=\"+Inf\"} 1\n",
+    );
+    let after = Scrape::parse(
+        "packit_api_requests_total{verb=\"get\",resource=\"pods\"} 5\n\
+         packit_api_requests_total{verb=\"patch\",resource=\"deployments\"} 1\n\
+         h_bucket{le=\"0.1\"} 1\nh_bucket{le=\"1.0\"} 5\nh_bucket{le=\"+Inf\"} 5\n",
+    );
+    let grown = growth(&before, &after, "packit_api_requests_total", &["verb"]);
+    assert_eq!(grown.get(&vec!["get".to_owned()]), Some(&2.0));
+    assert_eq!(grown.get(&vec!["patch".to_owned()]), Some(&1.0));
+    // Four new observations, all between 0.1 and 1.0.
+    let p50 = histogram_quantile(&before, &after, "h", 0.5).unwrap_or_default();
+    assert!((p50 - 0.55).abs() < 1e-9, "{p50}");
+    assert_eq!(quantile(&[3.0, 1.0, 2.0], 0.5), Some(2.0));
+    assert_eq!(quantile(&[], 0.5), None);
+    let me = ProcStat::read(std::process::id()).expect("this process's /proc");
+    assert!(me.rss > 0 && me.peak >= me.rss, "{me:?}");
+}

@@ -1,0 +1,638 @@
+//! A fleet of release trains for the controller's scale test and benchmark:
+//! `size` trains in one namespace, each with a staging and a production
+//! environment of three workloads (two Deployments and a StatefulSet), one
+//! component built by CI (`External`) from one shared repository, and one
+//! operator running them all. It drives whole waves (release requested,
+//! staging verified, every production window opening in the same minute)
+//! with chosen trains failing during the production soak, and reads what
+//! the operator costs meanwhile.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use chrono::{DateTime, Datelike, TimeDelta, Timelike, Utc};
+use futures::{StreamExt, TryStreamExt, stream};
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, ResourceExt};
+use packit_operator::api::{PackitDeployment, PackitRelease};
+use packit_operator::plan::ReleasePhase;
+use serde_json::{Value, json};
+
+use super::measure::{ProcStat, Scrape, growth, histogram_quantile};
+use super::operator::Operator;
+use super::workloads::{SIM_MODE_LABEL, deployment, deployment_rolled_out, statefulset};
+use super::{GitRepo, SimMode, TestNs, apply_crds, push_image};
+
+/// Marks the first production Deployment of every train, the one broken
+/// on the trains chosen to fail.
+const ROLE: &str = "bench.packit.dev/role";
+const BROKEN_ROLE: &str = "prod-a";
+/// A production window that does not open during a run (1 January,
+/// midnight); each wave moves the windows to its own minute.
+const PARKED: &str = "0 0 0 1 1 *";
+/// Restarts a production pod may have before verification fails.
+const MAX_RESTARTS: i32 = 1;
+/// How many requests to the API server the harness makes at once.
+const PARALLEL: usize = 16;
+
+pub struct Fleet {
+    pub ns: TestNs,
+    pub op: Operator,
+    pub size: usize,
+    repo: GitRepo,
+    registry: String,
+    /// The images of the last wave, by digest (the base image before one).
+    current: String,
+}
+
+/// What a wave did and cost.
+#[derive(Debug, Default)]
+pub struct Wave {
+    /// From the window opening until every release of the wave ended.
+    pub duration: Duration,
+    pub released: usize,
+    pub rolled_back: usize,
+    /// Trains whose release ended otherwise, with the phase and message.
+    pub other: Vec<String>,
+    pub requests: f64,
+    pub writes: f64,
+    pub reconcile_p50: Option<f64>,
+    pub reconcile_p99: Option<f64>,
+    /// The operator's own `packit_rollback_seconds`: from the observation
+    /// that failed verification to the rollback applied.
+    pub verdict_to_patch_p50: Option<f64>,
+    pub verdict_to_patch_p99: Option<f64>,
+    /// As the harness's watches saw it, per failing train.
+    pub rollbacks: Vec<RollbackTimes>,
+}
+
+/// One failing train's rollback, as watched from outside.
+#[derive(Debug, Default, Clone)]
+pub struct RollbackTimes {
+    pub train: String,
+    /// Its broken pod first reported more restarts than allowed.
+    pub failing: Option<Instant>,
+    /// Its Deployment's pod template named the previous image again.
+    pub patched: Option<Instant>,
+    /// Its Deployment had rolled out on the previous image.
+    pub back: Option<Instant>,
+}
+
+impl RollbackTimes {
+    pub fn to_patch(&self) -> Option<f64> {
+        Some(self.patched?.checked_duration_since(self.failing?)?.as_secs_f64())
+    }
+
+    pub fn to_back(&self) -> Option<f64> {
+        Some(self.back?.checked_duration_since(self.failing?)?.as_secs_f64())
+    }
+}
+
+/// What the operator cost while nothing happened.
+#[derive(Debug)]
+pub struct Rest {
+    pub seconds: f64,
+    pub rss: u64,
+    pub cpu_seconds_per_minute: f64,
+    /// Requests by (verb, resource).
+    pub requests: BTreeMap<Vec<String>, f64>,
+}
+
+impl Rest {
+    pub fn writes(&self) -> f64 {
+        self.requests
+            .iter()
+            .filter(|(k, _)| super::measure::is_write(&k[0]))
+            .map(|(_, v)| v)
+            .sum()
+    }
+}
+
+/// A restart with every train present.
+#[derive(Debug)]
+pub struct Resync {
+    /// Until every train was reconciled and its releases counted again.
+    pub duration: Duration,
+    pub requests: f64,
+    pub writes: f64,
+}
+
+impl Fleet {
+    /// Creates the namespace, the workloads, the trains and their operator.
+    pub async fn new(size: usize) -> Result<Self> {
+        apply_crds()?;
+        let ns = TestNs::new("fleet").await?;
+        let registry = ns.registry().to_owned();
+        let repo = GitRepo::new("stable")?;
+        repo.commit("the first commit", &[("app.txt", "0")])?;
+        let base = push_image(&registry, &format!("{}/base", ns.name), "v0", "base").await?;
+        let current = base.by_digest();
+        let fleet_ns = ns.name.clone();
+        let deployments = ns.api::<Deployment>();
+        let statefulsets = ns.api::<StatefulSet>();
+        let names: Vec<String> = (0..size).map(train_name).collect();
+        stream::iter(names.iter().flat_map(|t| {
+            ["stg", "prod"].map(|env| (t.clone(), env))
+        }))
+        .map(|(train, env)| {
+            let (deployments, statefulsets, image) =
+                (deployments.clone(), statefulsets.clone(), current.clone());
+            async move {
+                for part in ["a", "b"] {
+                    let name = format!("{train}-{env}-{part}");
+                    let mut d = deployment(&name, &image, 1, SimMode::Ready)?;
+                    let role = format!("{env}-{part}");
+                    d.labels_mut().insert(ROLE.into(), role.clone());
+                    if let Some(t) = d.spec.as_mut().map(|s| &mut s.template) {
+                        t.metadata
+                            .get_or_insert_default()
+                            .labels
+                            .get_or_insert_default()
+                            .insert(ROLE.into(), role);
+                    }
+                    deployments.create(&PostParams::default(), &d).await?;
+                }
+                let s = statefulset(&format!("{train}-{env}-c"), &image, 1, SimMode::Ready)?;
+                statefulsets.create(&PostParams::default(), &s).await?;
+                anyhow::Ok(())
+            }
+        })
+        .buffer_unordered(PARALLEL)
+        .try_collect::<()>()
+        .await
+        .context("creating the workloads")?;
+        let fleet = Self {
+            op: Operator::start_for_benchmark(&fleet_ns)?,
+            ns,
+            size,
+            repo,
+            registry,
+            current,
+        };
+        let trains = fleet.ns.api::<PackitDeployment>();
+        stream::iter(0..size)
+            .map(|i| {
+                let trains = trains.clone();
+                let spec = fleet.spec(i);
+                async move {
+                    let pkd: PackitDeployment = serde_json::from_value(json!({
+                        "apiVersion": "packit.dev/v1alpha1",
+                        "kind": "PackitDeployment",
+                        "metadata": { "name": train_name(i) },
+                        "spec": spec,
+                    }))?;
+                    trains.create(&PostParams::default(), &pkd).await?;
+                    anyhow::Ok(())
+                }
+            })
+            .buffer_unordered(PARALLEL)
+            .try_collect::<()>()
+            .await
+            .context("creating the trains")?;
+        Ok(fleet)
+    }
+
+    fn spec(&self, i: usize) -> Value {
+        let train = train_name(i);
+        let targets = |env: &str| {
+            json!([
+                { "kind": "Deployment", "name": format!("{train}-{env}-a"), "container": "app", "component": "app" },
+                { "kind": "Deployment", "name": format!("{train}-{env}-b"), "container": "app", "component": "app" },
+                { "kind": "StatefulSet", "name": format!("{train}-{env}-c"), "container": "app", "component": "app" }
+            ])
+        };
+        json!({
+            "components": [{
+                "name": "app",
+                "source": { "url": self.repo.url() },
+                "image": format!("{}/{}/app", self.registry, self.ns.name),
+                "build": { "strategy": "External", "timeout": "30m" }
+            }],
+            "schedule": {
+                "timeZone": "UTC",
+                "production": { "start": PARKED, "duration": "30m" }
+            },
+            "environments": [
+                {
+                    "name": "staging",
+                    "targets": targets("stg"),
+                    "health": { "rolloutTimeout": "20m", "soak": "5s", "maxRestarts": MAX_RESTARTS }
+                },
+                {
+                    "name": "production",
+                    "targets": targets("prod"),
+                    "health": { "rolloutTimeout": "20m", "soak": "30s", "maxRestarts": MAX_RESTARTS }
+                }
+            ]
+        })
+    }
+
+    /// A wave: CI pushes a new commit's image, every train is asked for a
+    /// release, and once all are verified in staging every production
+    /// window opens in the same minute. The trains `failing` crash-loop in
+    /// production during the soak and must roll back.
+    pub async fn wave(&mut self, failing: &[usize]) -> Result<Wave> {
+        let commit = self
+            .repo
+            .commit("a change", &[("app.txt", &Utc::now().to_rfc3339())])?;
+        let image = push_image(
+            &self.registry,
+            &format!("{}/app", self.ns.name),
+            &commit,
+            &commit,
+        )
+        .await?;
+        let asked = Utc::now();
+        self.patch_all(|_| {
+            json!({ "metadata": { "annotations": {
+                "packit.dev/release-requested-at": asked.to_rfc3339()
+            } } })
+        })
+        .await
+        .context("asking for releases")?;
+        let staged = self.size_timeout(Duration::from_secs(120));
+        self.wait_releases(asked, staged, |p| p == ReleasePhase::AwaitingWindow)
+            .await
+            .context("every release verified in staging")?;
+
+        // Every production window opens at the start of one minute, late
+        // enough for the patches to be in.
+        let patch_time = Duration::from_millis(20 * self.size as u64);
+        let opens = next_minute(Utc::now() + TimeDelta::from_std(patch_time)? + TimeDelta::seconds(10));
+        let start = format!(
+            "0 {} {} {} {} *",
+            opens.minute(),
+            opens.hour(),
+            opens.day(),
+            opens.month()
+        );
+        self.patch_all(|_| json!({ "spec": { "schedule": { "production": { "start": start } } } }))
+            .await
+            .context("opening the windows")?;
+        ensure!(
+            Utc::now() < opens,
+            "moving {} windows took past {opens}",
+            self.size
+        );
+        let chosen: Vec<String> = failing.iter().map(|&i| train_name(i)).collect();
+        let watch = RollbackWatch::start(
+            &self.ns,
+            &chosen,
+            &image.by_digest(),
+            &self.current,
+        );
+        let until_open = (opens - Utc::now()).to_std().unwrap_or_default();
+        tokio::time::sleep(until_open).await;
+        let before = self.scrape().await?;
+        let opened = Instant::now();
+        let ended = self
+            .wait_releases(asked, self.size_timeout(Duration::from_secs(300)), |p| {
+                p.is_final()
+            })
+            .await
+            .context("every release of the wave ended")?;
+        let duration = opened.elapsed();
+        let after = self.scrape().await?;
+        // The harness's watches may see the last rollouts a moment later.
+        let rollbacks = watch.finish(Duration::from_secs(60)).await;
+        self.current = image.by_digest();
+
+        let mut wave = Wave {
+            duration,
+            requests: growth(&before, &after, "packit_api_requests_total", &["verb"])
+                .values()
+                .sum(),
+            writes: growth(&before, &after, "packit_api_requests_total", &["verb"])
+                .iter()
+                .filter(|(k, _)| super::measure::is_write(&k[0]))
+                .map(|(_, v)| v)
+                .sum(),
+            reconcile_p50: histogram_quantile(&before, &after, "packit_reconcile_duration_seconds", 0.5),
+            reconcile_p99: histogram_quantile(&before, &after, "packit_reconcile_duration_seconds", 0.99),
+            verdict_to_patch_p50: histogram_quantile(&before, &after, "packit_rollback_seconds", 0.5),
+            verdict_to_patch_p99: histogram_quantile(&before, &after, "packit_rollback_seconds", 0.99),
+            rollbacks,
+            ..Wave::default()
+        };
+        for (train, (phase, message)) in ended {
+            match phase {
+                ReleasePhase::Released if !chosen.contains(&train) => wave.released += 1,
+                ReleasePhase::RolledBack if chosen.contains(&train) => wave.rolled_back += 1,
+                other => wave
+                    .other
+                    .push(format!("{train}: {other:?}: {}", message.unwrap_or_default())),
+            }
+        }
+        Ok(wave)
+    }
+
+    /// Watches the operator do nothing for `seconds`.
+    pub async fn at_rest(&self, seconds: u64) -> Result<Rest> {
+        let pid = self.op.pid().context("the operator is not running")?;
+        let (before, was) = (self.scrape().await?, ProcStat::read(pid)?);
+        let start = Instant::now();
+        tokio::time::sleep(Duration::from_secs(seconds)).await;
+        let (after, now) = (self.scrape().await?, ProcStat::read(pid)?);
+        let elapsed = start.elapsed().as_secs_f64();
+        Ok(Rest {
+            seconds: elapsed,
+            rss: now.rss,
+            cpu_seconds_per_minute: (now.cpu_seconds - was.cpu_seconds) * 60.0 / elapsed,
+            requests: growth(
+                &before,
+                &after,
+                "packit_api_requests_total",
+                &["verb", "resource"],
+            ),
+        })
+    }
+
+    /// Restarts the operator and waits until it has reconciled every train
+    /// (each train's release counts are published by its first reconcile).
+    pub async fn resync(&mut self) -> Result<Resync> {
+        self.op.restart()?;
+        let start = Instant::now();
+        let timeout = self.size_timeout(Duration::from_secs(60));
+        loop {
+            if let Ok(scrape) = self.scrape().await {
+                let seen = scrape
+                    .samples("packit_releases")
+                    .filter(|s| s.labels.get("phase").map(String::as_str) == Some("Released"))
+                    .count();
+                if seen >= self.size {
+                    let by_verb = scrape.by("packit_api_requests_total", &["verb"]);
+                    return Ok(Resync {
+                        duration: start.elapsed(),
+                        requests: by_verb.values().sum(),
+                        writes: by_verb
+                            .iter()
+                            .filter(|(k, _)| super::measure::is_write(&k[0]))
+                            .map(|(_, v)| v)
+                            .sum(),
+                    });
+                }
+            }
+            ensure!(
+                start.elapsed() < timeout,
+                "the restarted operator did not see every train within {timeout:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn scrape(&self) -> Result<Scrape> {
+        Ok(Scrape::parse(&self.op.get("/metrics").await?))
+    }
+
+    pub fn proc(&self) -> Result<ProcStat> {
+        ProcStat::read(self.op.pid().context("the operator is not running")?)
+    }
+
+    /// Deletes the trains while their operator runs, so their finalizers
+    /// go and the namespace can follow.
+    pub async fn teardown(self) -> Result<()> {
+        let trains = self.ns.api::<PackitDeployment>();
+        trains
+            .delete_collection(&DeleteParams::default(), &ListParams::default())
+            .await?;
+        let timeout = self.size_timeout(Duration::from_secs(60));
+        let start = Instant::now();
+        while !trains.list_metadata(&ListParams::default().limit(1)).await?.items.is_empty() {
+            ensure!(start.elapsed() < timeout, "trains still there after {timeout:?}");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        Ok(())
+    }
+
+    /// A timeout that grows with the fleet: `base` plus a second per train.
+    fn size_timeout(&self, base: Duration) -> Duration {
+        base + Duration::from_secs(self.size as u64)
+    }
+
+    async fn patch_all(&self, patch: impl Fn(usize) -> Value) -> Result<()> {
+        let trains = self.ns.api::<PackitDeployment>();
+        stream::iter(0..self.size)
+            .map(|i| {
+                let (trains, patch) = (trains.clone(), patch(i));
+                async move {
+                    trains
+                        .patch(&train_name(i), &PatchParams::default(), &Patch::Merge(&patch))
+                        .await
+                }
+            })
+            .buffer_unordered(PARALLEL)
+            .try_collect::<Vec<_>>()
+            .await?;
+        Ok(())
+    }
+
+    /// Waits until every train's release created after `since` is in a
+    /// phase `done` accepts; returns each train's phase and message. A
+    /// release that ends otherwise is returned too, once all are done or
+    /// ended.
+    async fn wait_releases(
+        &self,
+        since: DateTime<Utc>,
+        timeout: Duration,
+        done: impl Fn(ReleasePhase) -> bool,
+    ) -> Result<BTreeMap<String, (ReleasePhase, Option<String>)>> {
+        let releases = self.ns.api::<PackitRelease>();
+        let start = Instant::now();
+        loop {
+            let mut latest: BTreeMap<String, (ReleasePhase, Option<String>)> = BTreeMap::new();
+            for r in releases.list(&ListParams::default()).await?.items {
+                let created = r.metadata.creation_timestamp.as_ref().map(|t| t.0.as_second());
+                if created.is_none_or(|c| c < since.timestamp() - 1) {
+                    continue;
+                }
+                let status = r.status.unwrap_or_default();
+                if let Some(phase) = status.phase {
+                    latest.insert(r.spec.deployment, (phase, status.message));
+                }
+            }
+            let settled = latest
+                .values()
+                .filter(|(p, _)| done(*p) || p.is_final())
+                .count();
+            if settled == self.size {
+                return Ok(latest);
+            }
+            if start.elapsed() > timeout {
+                let mut phases: BTreeMap<String, usize> = BTreeMap::new();
+                for (p, _) in latest.values() {
+                    *phases.entry(format!("{p:?}")).or_default() += 1;
+                }
+                bail!(
+                    "after {timeout:?}: {} of {} releases exist, by phase {phases:?}",
+                    latest.len(),
+                    self.size
+                );
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+    }
+}
+
+/// `t0000`, `t0001`, ...
+pub fn train_name(i: usize) -> String {
+    format!("t{i:04}")
+}
+
+/// The start of the first minute at or after `t`.
+fn next_minute(t: DateTime<Utc>) -> DateTime<Utc> {
+    let floor = t
+        .with_second(0)
+        .and_then(|t| t.with_nanosecond(0))
+        .unwrap_or(t);
+    if floor == t { t } else { floor + TimeDelta::minutes(1) }
+}
+
+/// Breaks the failing trains' first production Deployment once it has
+/// rolled out the new image (so during the soak), and notes when its pods
+/// fail, when the operator patches it back and when it is back.
+struct RollbackWatch {
+    times: Arc<Mutex<HashMap<String, RollbackTimes>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RollbackWatch {
+    fn start(ns: &TestNs, trains: &[String], new: &str, old: &str) -> Self {
+        let times: HashMap<String, RollbackTimes> = trains
+            .iter()
+            .map(|t| {
+                (
+                    format!("{t}-{BROKEN_ROLE}"),
+                    RollbackTimes {
+                        train: t.clone(),
+                        ..Default::default()
+                    },
+                )
+            })
+            .collect();
+        let times = Arc::new(Mutex::new(times));
+        let config = watcher::Config::default().labels(&format!("{ROLE}={BROKEN_ROLE}"));
+        let (deployments, pods) = (ns.api::<Deployment>(), ns.api::<Pod>());
+        let (new, old) = (new.to_owned(), old.to_owned());
+        let shared = times.clone();
+        let task = tokio::spawn(async move {
+            let broken: Arc<Mutex<Vec<String>>> = Arc::default();
+            let workloads = watcher(deployments, config.clone())
+                .default_backoff()
+                .applied_objects()
+                .map(|d| d.map(Either::Workload));
+            let pod_events = watcher(pods.clone(), config)
+                .default_backoff()
+                .applied_objects()
+                .map(|p| p.map(Either::Pod));
+            let mut events = Box::pin(futures::stream::select(workloads, pod_events));
+            while let Some(event) = events.next().await {
+                let Ok(event) = event else { continue };
+                let now = Instant::now();
+                match event {
+                    Either::Workload(d) => {
+                        let name = d.name_any();
+                        let image = template_image(&d);
+                        let mut times = shared.lock().unwrap_or_else(|e| e.into_inner());
+                        let Some(t) = times.get_mut(&name) else { continue };
+                        let mut broken = broken.lock().unwrap_or_else(|e| e.into_inner());
+                        if image.as_deref() == Some(new.as_str())
+                            && deployment_rolled_out(&d)
+                            && !broken.contains(&name)
+                        {
+                            broken.push(name.clone());
+                            tokio::spawn(break_pods(pods.clone(), name, new.clone()));
+                        } else if image.as_deref() == Some(old.as_str()) && broken.contains(&name) {
+                            t.patched.get_or_insert(now);
+                            if deployment_rolled_out(&d) {
+                                t.back.get_or_insert(now);
+                            }
+                        }
+                    }
+                    Either::Pod(p) => {
+                        let restarts: i32 = p
+                            .status
+                            .as_ref()
+                            .and_then(|s| s.container_statuses.as_ref())
+                            .map(|c| c.iter().map(|c| c.restart_count).sum())
+                            .unwrap_or(0);
+                        let app = p.labels().get("app").cloned().unwrap_or_default();
+                        let mut times = shared.lock().unwrap_or_else(|e| e.into_inner());
+                        if restarts > MAX_RESTARTS
+                            && let Some(t) = times.get_mut(&app)
+                        {
+                            t.failing.get_or_insert(now);
+                        }
+                    }
+                }
+            }
+        });
+        Self { times, task }
+    }
+
+    /// Waits up to `grace` for every failing train to be back, then stops
+    /// watching.
+    async fn finish(self, grace: Duration) -> Vec<RollbackTimes> {
+        let start = Instant::now();
+        loop {
+            let all_back = {
+                let times = self.times.lock().unwrap_or_else(|e| e.into_inner());
+                times.values().all(|t| t.back.is_some())
+            };
+            if all_back || start.elapsed() > grace {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        self.task.abort();
+        let times = self.times.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<RollbackTimes> = times.values().cloned().collect();
+        out.sort_by(|a, b| a.train.cmp(&b.train));
+        out
+    }
+}
+
+enum Either {
+    Workload(Deployment),
+    Pod(Pod),
+}
+
+fn template_image(d: &Deployment) -> Option<String> {
+    d.spec
+        .as_ref()?
+        .template
+        .spec
+        .as_ref()?
+        .containers
+        .first()?
+        .image
+        .clone()
+}
+
+/// Makes the pods of `app` that run `image` crash-loop.
+async fn break_pods(pods: Api<Pod>, app: String, image: String) {
+    let Ok(list) = pods
+        .list(&ListParams::default().labels(&format!("app={app}")))
+        .await
+    else {
+        return;
+    };
+    let patch = json!({ "metadata": { "labels": { SIM_MODE_LABEL: SimMode::CrashLoop.label() } } });
+    for pod in list.items {
+        let runs_new = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.containers.first())
+            .and_then(|c| c.image.as_deref())
+            == Some(image.as_str());
+        if runs_new {
+            let _ = pods
+                .patch(&pod.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+                .await;
+        }
+    }
+}
