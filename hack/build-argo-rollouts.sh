@@ -44,7 +44,7 @@ log "building argo-rollouts $V (a cold build takes 10-20 minutes)"
 # apply. The download also reports a too-old Go ("requires go >= ...").
 info="$(go mod download -json "$MOD@$V" 2>&1)" || true
 err="$(sed -n 's/^\s*"Error": "\(.*\)",*$/\1/p' <<<"$info")"
-[[ -z "$err" ]] || die "argo-rollouts $V: $(sed 's/\\u003e/>/g; s/\\u003c/</g' <<<"$err")"
+[[ -z "$err" ]] || die "argo-rollouts $V: $(sed 's/\\u003e/>/g; s/\\u003c/</g; s/\\n\\t*/ /g' <<<"$err")"
 mod_dir="$(sed -n 's/^\s*"Dir": "\(.*\)",*$/\1/p' <<<"$info")"
 [[ -d "$mod_dir" ]] || die "argo-rollouts $V: go mod download failed: $(head -n1 <<<"$info")"
 
@@ -62,7 +62,9 @@ pkg="$MOD/utils/version"
 ldflags="-s -w -X $pkg.version=${V#v} -X $pkg.gitTag=$V -X $pkg.gitTreeState=clean"
 if ! (cd "$dir" && go build -ldflags "$ldflags" -o out/rollouts-controller ./cmd/rollouts-controller) \
   >"$dir/build.log" 2>&1; then
-  why="$(grep -m1 -E '^go: |error|cannot|undefined' "$dir/build.log" || tail -n1 "$dir/build.log")"
+  # The first error line: not a "go: downloading" progress line, not the
+  # "# package" header of compile errors.
+  why="$(sed -n '/^go: downloading /d; /^# /d; p; q' "$dir/build.log")"
   die "argo-rollouts $V did not build: $why (full log: $dir/build.log)"
 fi
 

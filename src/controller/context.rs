@@ -24,6 +24,8 @@ pub struct Context {
     /// Every PackitRelease the controller watches, kept by a reflector: a
     /// reconcile reads a train's releases from here instead of listing them.
     pub releases: Store<PackitRelease>,
+    /// Whether `releases` has listed once.
+    pub releases_ready: Readiness,
     /// The trains the controller sees, to find others reaching for the
     /// same workload.
     pub trains: Store<PackitDeployment>,
@@ -45,6 +47,35 @@ pub struct Context {
     pub deliveries: Deliveries,
     /// Clients of the remote clusters environments name.
     pub clusters: Clusters,
+}
+
+/// Whether a store has listed once, for any number of waiters. kube's
+/// `Store::wait_until_ready` wakes only the last of several concurrent
+/// waiters (its one-shot channel keeps a single waker): reconciles started
+/// together at start-up would wait forever. So one task waits on the store
+/// and reconciles wait here.
+pub struct Readiness(tokio::sync::watch::Receiver<bool>);
+
+impl Readiness {
+    pub fn of<K>(store: Store<K>) -> Self
+    where
+        K: kube::Resource + Clone + Send + Sync + 'static,
+        K::DynamicType: Eq + std::hash::Hash + Clone + Send + Sync,
+    {
+        let (ready, readiness) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            if store.wait_until_ready().await.is_ok() {
+                let _ = ready.send(true);
+            }
+        });
+        Self(readiness)
+    }
+
+    /// Once the store has listed; an error when its watch was dropped
+    /// before.
+    pub async fn wait(&self) -> Result<(), tokio::sync::watch::error::RecvError> {
+        self.0.clone().wait_for(|ready| *ready).await.map(|_| ())
+    }
 }
 
 /// Where an environment's workloads live: the operator's own cluster, or
@@ -89,3 +120,33 @@ impl std::fmt::Debug for Place {
 
 /// Delivery ids being attempted.
 pub type Deliveries = Arc<Mutex<BTreeSet<String>>>;
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::runtime::{reflector, watcher};
+
+    use super::Readiness;
+
+    #[tokio::test]
+    async fn every_waiter_wakes_once_the_store_has_listed() {
+        let (store, mut writer) = reflector::store::<ConfigMap>();
+        let readiness = std::sync::Arc::new(Readiness::of(store));
+        let waiters: Vec<_> = (0..8)
+            .map(|_| {
+                let readiness = readiness.clone();
+                tokio::spawn(async move { readiness.wait().await })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(waiters.iter().all(|w| !w.is_finished()), "ready too early");
+        writer.apply_watcher_event(&watcher::Event::Init);
+        writer.apply_watcher_event(&watcher::Event::InitDone);
+        for waiter in waiters {
+            let woke = tokio::time::timeout(Duration::from_secs(5), waiter).await;
+            assert!(matches!(woke, Ok(Ok(Ok(())))), "a waiter still waits");
+        }
+    }
+}

@@ -15,6 +15,7 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 
+use super::context::Readiness;
 use super::{Context, Error, MANAGER, reconcile};
 use crate::api::deployment::WorkloadKind;
 use crate::api::{PackitDeployment, PackitRelease};
@@ -167,6 +168,7 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
             controller: MANAGER.into(),
             instance: settings.instance.clone(),
         },
+        releases_ready: Readiness::of(release_store.clone()),
         releases: release_store,
         trains: controller.store(),
         deployments: deployment_store.clone(),

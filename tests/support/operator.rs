@@ -24,7 +24,7 @@ pub struct Operator {
     /// Whose identity it runs under.
     kubeconfig: PathBuf,
     /// `RUST_LOG`.
-    log: &'static str,
+    log: String,
     /// Where this operator serves /metrics, /healthz and /readyz.
     pub metrics_addr: std::net::SocketAddr,
     child: Option<Child>,
@@ -63,11 +63,12 @@ impl Operator {
         Self::start_with(namespace, kubeconfig, &[])
     }
 
-    /// Runs as the chart's default does (logging at `info`), for figures
-    /// that are the operator's own rather than its debug log's.
+    /// Runs as the chart's default does (logging at `info`, or as
+    /// `PACKIT_BENCH_LOG` says), for figures that are the operator's own
+    /// rather than its debug log's.
     pub fn start_for_benchmark(namespace: &str) -> Result<Self> {
         let mut op = Self::prepare(namespace, &cluster().kubeconfig, &[])?;
-        op.log = "info";
+        op.log = std::env::var("PACKIT_BENCH_LOG").unwrap_or_else(|_| "info".into());
         op.spawn()?;
         Ok(op)
     }
@@ -105,7 +106,7 @@ impl Operator {
             dir,
             starts: 0,
             selector: None,
-            log: "info,packit_operator=debug",
+            log: "info,packit_operator=debug".into(),
         })
     }
 
@@ -126,7 +127,7 @@ impl Operator {
             .args(open)
             .args(&self.args)
             .env("KUBECONFIG", &self.kubeconfig)
-            .env("RUST_LOG", self.log)
+            .env("RUST_LOG", &self.log)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)

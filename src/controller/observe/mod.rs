@@ -94,8 +94,8 @@ pub async fn observe(
 ) -> Result<Observation, Error> {
     let namespace = deployment.namespace().ok_or(Error::NoNamespace)?;
     // Until the release watch has listed once, "no release" would be a lie.
-    ctx.releases
-        .wait_until_ready()
+    ctx.releases_ready
+        .wait()
         .await
         .map_err(|_| Error::ReleasesUnavailable)?;
     let releases = releases_of(ctx, &namespace, &deployment.name_any());
