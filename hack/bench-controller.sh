@@ -10,8 +10,11 @@ cd "$REPO_ROOT"
 "$HACK_DIR/build-binaries.sh"
 # Argo Rollouts is the peer; without it the benchmark still prints its own
 # figures, and says why the peer is missing.
-if ! "$HACK_DIR/build-argo-rollouts.sh"; then
-  log "Argo Rollouts could not be built here: its figures are left out"
+if built="$("$HACK_DIR/build-argo-rollouts.sh" 2>&1)"; then
+  export PACKIT_ARGO_ROLLOUTS="$PACKIT_CACHE/bin/argo-rollouts-$ARGO_ROLLOUTS_VERSION"
+else
+  export PACKIT_ARGO_ROLLOUTS_MISSING="${built##*$'\n'}"
+  log "Argo Rollouts could not be built here: $PACKIT_ARGO_ROLLOUTS_MISSING"
 fi
 trap '"$HACK_DIR/cluster-down.sh"' EXIT
 "$HACK_DIR/cluster-up.sh"

@@ -10,8 +10,9 @@ mod support;
 use std::time::Duration;
 
 use anyhow::{Result, ensure};
+use support::argo::{self, ArgoFigures, ArgoFleet};
 use support::fleet::{Fleet, Rest, Resync, Wave};
-use support::measure::{ProcStat, Scrape, growth, histogram_quantile, mib, quantile};
+use support::measure::{ProcStat, Scrape, growth, histogram_quantile, mib, quantile, sum};
 
 /// Every tenth train, at least one.
 fn failing(size: usize) -> Vec<usize> {
@@ -54,6 +55,8 @@ struct Figures {
     first: Wave,
     second: Wave,
     resync: Resync,
+    /// Argo Rollouts with as many Rollouts as the fleet has workloads.
+    argo: Option<ArgoFigures>,
 }
 
 #[tokio::test]
@@ -76,6 +79,20 @@ async fn bench_controller() -> Result<()> {
         println!("second wave: {}", summary(&second));
         let peak = fleet.proc()?.peak;
         let resync = fleet.resync().await?;
+        fleet.teardown().await?;
+        let argo = match argo::built() {
+            Ok(dir) => {
+                println!("Argo Rollouts with {} Rollouts", size * 6);
+                let mut peer = ArgoFleet::new(dir, size).await?;
+                let figures = peer.measure().await?;
+                peer.stop();
+                Some(figures)
+            }
+            Err(why) => {
+                println!("Argo Rollouts left out: {why}");
+                None
+            }
+        };
         let figures = Figures {
             size,
             rest,
@@ -83,10 +100,10 @@ async fn bench_controller() -> Result<()> {
             first,
             second,
             resync,
+            argo,
         };
         print_size(&figures);
         all.push(figures);
-        fleet.teardown().await?;
     }
     print_table(&all);
     Ok(())
@@ -136,18 +153,42 @@ fn print_table(all: &[Figures]) {
     let heads: Vec<String> = all.iter().map(|f| format!("{} trains", f.size)).collect();
     println!("| | {} |", heads.join(" | "));
     println!("|---|{}", "---|".repeat(all.len()));
-    row("resident memory at rest", &|f| format!("{:.1} MiB", mib(f.rest.rss)));
-    row("resident memory at peak", &|f| format!("{:.1} MiB", mib(f.peak)));
-    row("CPU at rest", &|f| format!("{:.2} s/min", f.rest.cpu_seconds_per_minute));
+    // Our figure, and Argo Rollouts' beside it with the ratio.
+    let beside = |ours: f64, theirs: Option<f64>, show: &dyn Fn(f64) -> String| match theirs {
+        Some(t) if t > 0.0 => format!("{} (Argo {}, {:.2}x)", show(ours), show(t), ours / t),
+        Some(t) => format!("{} (Argo {})", show(ours), show(t)),
+        None => show(ours),
+    };
+    let argo = |f: &Figures, pick: &dyn Fn(&ArgoFigures) -> f64| f.argo.as_ref().map(pick);
+    row("resident memory at rest", &|f| {
+        beside(mib(f.rest.rss), argo(f, &|a| mib(a.rss_at_rest)), &|v| format!("{v:.1} MiB"))
+    });
+    row("resident memory at peak", &|f| {
+        beside(mib(f.peak), argo(f, &|a| mib(a.peak)), &|v| format!("{v:.1} MiB"))
+    });
+    row("CPU at rest", &|f| {
+        beside(
+            f.rest.cpu_seconds_per_minute,
+            argo(f, &|a| a.cpu_seconds_per_minute),
+            &|v| format!("{v:.2} s/min"),
+        )
+    });
     row("API requests at rest (60 s)", &|f| {
-        format!("{}", f.rest.requests.values().sum::<f64>())
+        beside(sum(f.rest.requests.values()), argo(f, &|a| a.requests_at_rest), &|v| format!("{v}"))
     });
-    row("API writes at rest", &|f| format!("{}", f.rest.writes()));
-    row("wave: window open -> all Released", &|f| {
-        format!("{:.1} s", f.first.duration.as_secs_f64())
+    row("API writes at rest (60 s)", &|f| {
+        beside(f.rest.writes(), argo(f, &|a| a.writes_at_rest), &|v| format!("{v}"))
     });
-    row("wave: requests per release", &|f| {
-        format!("{:.1}", f.first.requests / f.size as f64)
+    row("wave: window open -> all Released (Argo: image changed -> all Healthy)", &|f| {
+        beside(
+            f.first.duration.as_secs_f64(),
+            argo(f, &|a| a.wave.as_secs_f64()),
+            &|v| format!("{v:.1} s"),
+        )
+    });
+    row("wave: requests per release (Argo: per 6 Rollouts)", &|f| {
+        let per = |v: f64| v / f.size as f64;
+        beside(per(f.first.requests), argo(f, &|a| per(a.wave_requests)), &|v| format!("{v:.1}"))
     });
     row("wave: reconcile p50 / p99", &|f| {
         format!("{} / {}", secs(f.first.reconcile_p50), secs(f.first.reconcile_p99))
@@ -168,11 +209,16 @@ fn print_table(all: &[Figures]) {
         format!("{} / {}", secs(quantile(&v, 0.5)), secs(quantile(&v, 0.99)))
     });
     row("resync after restart", &|f| {
-        format!("{:.1} s", f.resync.duration.as_secs_f64())
+        beside(
+            f.resync.duration.as_secs_f64(),
+            argo(f, &|a| a.resync.as_secs_f64()),
+            &|v| format!("{v:.1} s"),
+        )
     });
-    row("resync requests (writes)", &|f| {
-        format!("{} ({})", f.resync.requests, f.resync.writes)
+    row("resync requests", &|f| {
+        beside(f.resync.requests, argo(f, &|a| a.resync_requests), &|v| format!("{v}"))
     });
+    row("resync writes", &|f| format!("{}", f.resync.writes));
 }
 
 #[test]

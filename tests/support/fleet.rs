@@ -23,7 +23,7 @@ use packit_operator::api::{PackitDeployment, PackitRelease};
 use packit_operator::plan::ReleasePhase;
 use serde_json::{Value, json};
 
-use super::measure::{ProcStat, Scrape, growth, histogram_quantile};
+use super::measure::{ProcStat, Scrape, growth, histogram_quantile, is_write, requests, sum};
 use super::operator::Operator;
 use super::workloads::{SIM_MODE_LABEL, deployment, deployment_rolled_out, statefulset};
 use super::{GitRepo, SimMode, TestNs, apply_crds, push_image};
@@ -37,6 +37,7 @@ const BROKEN_ROLE: &str = "prod-a";
 const PARKED: &str = "0 0 0 1 1 *";
 /// Restarts a production pod may have before verification fails.
 const MAX_RESTARTS: i32 = 1;
+const REQUESTS: &str = "packit_api_requests_total";
 /// How many requests to the API server the harness makes at once.
 const PARALLEL: usize = 16;
 
@@ -105,11 +106,11 @@ pub struct Rest {
 
 impl Rest {
     pub fn writes(&self) -> f64 {
-        self.requests
+        sum(self
+            .requests
             .iter()
-            .filter(|(k, _)| super::measure::is_write(&k[0]))
-            .map(|(_, v)| v)
-            .sum()
+            .filter(|(k, _)| is_write(&k[0]))
+            .map(|(_, v)| v))
     }
 }
 
@@ -256,9 +257,15 @@ impl Fleet {
         .await
         .context("asking for releases")?;
         let staged = self.size_timeout(Duration::from_secs(120));
-        self.wait_releases(asked, staged, |p| p == ReleasePhase::AwaitingWindow)
+        let waiting = self
+            .wait_releases(asked, staged, |p| p == ReleasePhase::AwaitingWindow)
             .await
             .context("every release verified in staging")?;
+        let early: Vec<_> = waiting
+            .iter()
+            .filter(|(_, (p, _))| *p != ReleasePhase::AwaitingWindow)
+            .collect();
+        ensure!(early.is_empty(), "releases not waiting for the window: {early:?}");
 
         // Every production window opens at the start of one minute, late
         // enough for the patches to be in.
@@ -298,20 +305,19 @@ impl Fleet {
             .context("every release of the wave ended")?;
         let duration = opened.elapsed();
         let after = self.scrape().await?;
+        // Closed again, so that the next wave waits for its own minute.
+        self.patch_all(|_| json!({ "spec": { "schedule": { "production": { "start": PARKED } } } }))
+            .await
+            .context("parking the windows")?;
         // The harness's watches may see the last rollouts a moment later.
         let rollbacks = watch.finish(Duration::from_secs(60)).await;
         self.current = image.by_digest();
 
+        let (requests, writes) = requests(&before, &after, REQUESTS);
         let mut wave = Wave {
             duration,
-            requests: growth(&before, &after, "packit_api_requests_total", &["verb"])
-                .values()
-                .sum(),
-            writes: growth(&before, &after, "packit_api_requests_total", &["verb"])
-                .iter()
-                .filter(|(k, _)| super::measure::is_write(&k[0]))
-                .map(|(_, v)| v)
-                .sum(),
+            requests,
+            writes,
             reconcile_p50: histogram_quantile(&before, &after, "packit_reconcile_duration_seconds", 0.5),
             reconcile_p99: histogram_quantile(&before, &after, "packit_reconcile_duration_seconds", 0.99),
             verdict_to_patch_p50: histogram_quantile(&before, &after, "packit_rollback_seconds", 0.5),
@@ -346,7 +352,7 @@ impl Fleet {
             requests: growth(
                 &before,
                 &after,
-                "packit_api_requests_total",
+                REQUESTS,
                 &["verb", "resource"],
             ),
         })
@@ -365,15 +371,12 @@ impl Fleet {
                     .filter(|s| s.labels.get("phase").map(String::as_str) == Some("Released"))
                     .count();
                 if seen >= self.size {
-                    let by_verb = scrape.by("packit_api_requests_total", &["verb"]);
+                    // The new process counts from zero.
+                    let (requests, writes) = requests(&Scrape::default(), &scrape, REQUESTS);
                     return Ok(Resync {
                         duration: start.elapsed(),
-                        requests: by_verb.values().sum(),
-                        writes: by_verb
-                            .iter()
-                            .filter(|(k, _)| super::measure::is_write(&k[0]))
-                            .map(|(_, v)| v)
-                            .sum(),
+                        requests,
+                        writes,
                     });
                 }
             }

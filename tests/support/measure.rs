@@ -218,10 +218,27 @@ pub fn quantile(values: &[f64], q: f64) -> Option<f64> {
     sorted.get(rank - 1).copied()
 }
 
-/// Whether a request verb changes something.
+/// Whether a request verb changes something (in any case: Argo Rollouts
+/// counts `Update`, the operator `update`).
 pub fn is_write(verb: &str) -> bool {
     matches!(
-        verb,
+        verb.to_lowercase().as_str(),
         "create" | "update" | "patch" | "delete" | "deletecollection" | "apply"
     )
+}
+
+/// A sum that is 0, not -0, when empty.
+pub fn sum<'a>(values: impl IntoIterator<Item = &'a f64>) -> f64 {
+    values.into_iter().fold(0.0, |a, b| a + b)
+}
+
+/// All requests of the counter `name` (labelled by `verb`), and the writes
+/// among them, that grew between two scrapes.
+pub fn requests(before: &Scrape, after: &Scrape, name: &str) -> (f64, f64) {
+    let grown = growth(before, after, name, &["verb"]);
+    let writes = grown
+        .iter()
+        .filter(|(k, _)| is_write(&k[0]))
+        .map(|(_, v)| v);
+    (sum(grown.values()), sum(writes))
 }

@@ -19,6 +19,7 @@
 // Each test binary compiles this module and uses only part of it.
 #![allow(dead_code, unused_imports)]
 
+pub mod argo;
 pub mod browser;
 pub mod cluster;
 pub mod fleet;
