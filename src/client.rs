@@ -5,9 +5,12 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use futures::Stream;
 use http::{Method, Request};
+use kube::api::PartialObjectMeta;
 use kube::client::{Body, ClientBuilder};
-use kube::{Client, Config};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Config, Resource};
 use tower::util::MapRequestLayer;
 
 use crate::metrics::{ApiRequestLabels, Metrics};
@@ -31,6 +34,21 @@ pub fn counting_from(config: Config, metrics: Arc<Metrics>) -> Result<Client, ku
         req
     });
     Ok(ClientBuilder::try_from(config)?.with_layer(&count).build())
+}
+
+/// A metadata-only watch of every `K` (with backoff), without the managed
+/// fields: what the stores of labelled workloads and the wake-ups by pods
+/// and Jobs need, at a small part of the objects' size.
+pub fn metadata_watch<K>(
+    client: &Client,
+    config: watcher::Config,
+) -> impl Stream<Item = Result<watcher::Event<PartialObjectMeta<K>>, watcher::Error>> + Send + 'static
+where
+    K: Resource<DynamicType = ()> + Clone + std::fmt::Debug + Send + Sync + 'static,
+{
+    watcher(Api::<PartialObjectMeta<K>>::all(client.clone()), config)
+        .default_backoff()
+        .modify(|m| m.metadata.managed_fields = None)
 }
 
 /// Where the API server listens as this process reaches it: the host of

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
 use kube::Client;
+use kube::api::PartialObjectMeta;
 use kube::runtime::events::Reporter;
 use kube::runtime::reflector::Store;
 
@@ -30,8 +31,8 @@ pub struct Context {
     /// same workload.
     pub trains: Store<PackitDeployment>,
     /// Workloads labelled by a train, to find the ones a train still owns.
-    pub deployments: Store<Deployment>,
-    pub statefulsets: Store<StatefulSet>,
+    pub deployments: Store<PartialObjectMeta<Deployment>>,
+    pub statefulsets: Store<PartialObjectMeta<StatefulSet>>,
     /// Recent writes per workload, to stop a fight with another writer.
     pub writes: std::sync::Mutex<crate::deploy::WriteLog>,
     pub sources: SourceCache,

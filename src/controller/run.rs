@@ -9,6 +9,7 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
+use kube::api::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -20,6 +21,7 @@ use super::{Context, Error, MANAGER, reconcile};
 use crate::api::deployment::WorkloadKind;
 use crate::api::{PackitDeployment, PackitRelease};
 use crate::build::registry::Registry;
+use crate::client::metadata_watch;
 use crate::git::SourceCache;
 use crate::health::{HttpProber, MetricProber};
 use crate::http::AddressPolicy;
@@ -136,20 +138,25 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
     // One watch of the releases feeds both the cache reconciles read and
     // the triggers of their owners.
     let (release_store, release_writer) = reflector::store();
+    // Nothing reads the managed fields of a release from the store.
     let release_events = watcher(releases, watcher::Config::default())
         .default_backoff()
+        .modify(|r| r.managed_fields_mut().clear())
         .reflect(release_writer)
         .touched_objects();
+    // The labelled workloads' stores answer who claims what: metadata is
+    // enough (a reconcile reads its targets whole).
     let (deployment_store, deployment_writer) = reflector::store();
-    let deployment_events = watcher(Api::<Deployment>::all(client.clone()), labelled())
-        .default_backoff()
+    let deployment_events = metadata_watch::<Deployment>(&client, labelled())
         .reflect(deployment_writer)
         .touched_objects();
     let (statefulset_store, statefulset_writer) = reflector::store();
-    let statefulset_events = watcher(Api::<StatefulSet>::all(client.clone()), labelled())
-        .default_backoff()
+    let statefulset_events = metadata_watch::<StatefulSet>(&client, labelled())
         .reflect(statefulset_writer)
         .touched_objects();
+    // Pods and Jobs only wake their train: their labels are enough.
+    let pod_events = metadata_watch::<Pod>(&client, labelled()).touched_objects();
+    let job_events = metadata_watch::<Job>(&client, labelled()).touched_objects();
     let contenders = deployments.clone();
     let controller = Controller::new(deployments, trains_config(settings.selector.as_deref()));
     let policy = AddressPolicy {
@@ -187,7 +194,7 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
         .owns_stream(release_events)
         // Builder and smoke-test Jobs; the latter live in the environments'
         // namespaces, where no owner reference can point to the train.
-        .watches(Api::<Job>::all(client.clone()), labelled(), owner_of)
+        .watches_stream(job_events, owner_of)
         // A train reaching for a workload another owns wakes the owner,
         // which is told in its TargetConflict condition.
         .watches(contenders, trains_config(settings.selector.as_deref()), {
@@ -196,7 +203,7 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
         })
         .watches_stream(deployment_events, owner_of)
         .watches_stream(statefulset_events, owner_of)
-        .watches(Api::<Pod>::all(client.clone()), labelled(), owner_of)
+        .watches_stream(pod_events, owner_of)
         .reconcile_on(remote_events)
         .graceful_shutdown_on(stop.clone())
         .run(reconcile, error_policy, ctx)
@@ -246,8 +253,8 @@ fn trains_config(selector: Option<&str>) -> watcher::Config {
 /// The other trains owning workloads `train` targets (by the watch caches).
 fn owners_reached(
     train: &PackitDeployment,
-    deployments: &Store<Deployment>,
-    statefulsets: &Store<StatefulSet>,
+    deployments: &Store<PartialObjectMeta<Deployment>>,
+    statefulsets: &Store<PartialObjectMeta<StatefulSet>>,
 ) -> Vec<ObjectRef<PackitDeployment>> {
     let Some(own) = train.namespace() else {
         return Vec::new();

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use futures::channel::mpsc::UnboundedSender;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::Secret;
+use kube::api::PartialObjectMeta;
 use kube::config::KubeConfigOptions;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, Config};
@@ -45,8 +46,8 @@ pub struct Remote {
     pub name: String,
     pub client: Client,
     /// Labelled workloads there, kept by the watches.
-    pub deployments: Store<Deployment>,
-    pub statefulsets: Store<StatefulSet>,
+    pub deployments: Store<PartialObjectMeta<Deployment>>,
+    pub statefulsets: Store<PartialObjectMeta<StatefulSet>>,
     /// Whether the last requests got through.
     pub reach: Reach,
     /// The Secret's content this client was built from.

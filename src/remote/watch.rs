@@ -8,14 +8,15 @@ use futures::channel::mpsc::UnboundedSender;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
+use kube::Client;
 use kube::api::PartialObjectMeta;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client};
 use tokio::task::AbortHandle;
 
 use super::train_of;
 use crate::api::PackitDeployment;
+use crate::client::metadata_watch;
 use crate::labels;
 
 type Wake = UnboundedSender<ObjectRef<PackitDeployment>>;
@@ -25,7 +26,11 @@ pub fn start(
     namespace: &str,
     cluster: &str,
     wake: &Wake,
-) -> (Store<Deployment>, Store<StatefulSet>, Vec<AbortHandle>) {
+) -> (
+    Store<PartialObjectMeta<Deployment>>,
+    Store<PartialObjectMeta<StatefulSet>>,
+    Vec<AbortHandle>,
+) {
     let config = || {
         watcher::Config::default().labels(&format!(
             "{},{}={namespace}",
@@ -39,33 +44,27 @@ pub fn start(
         forward(
             cluster,
             wake,
-            watcher(Api::<Deployment>::all(client.clone()), config())
-                .default_backoff()
+            metadata_watch::<Deployment>(client, config())
                 .reflect(deployment_writer)
                 .touched_objects(),
         ),
         forward(
             cluster,
             wake,
-            watcher(Api::<StatefulSet>::all(client.clone()), config())
-                .default_backoff()
+            metadata_watch::<StatefulSet>(client, config())
                 .reflect(statefulset_writer)
                 .touched_objects(),
         ),
-        // Pods and Jobs only wake the train: their labels are enough.
+        // Pods and Jobs only wake the train.
         forward(
             cluster,
             wake,
-            watcher(Api::<PartialObjectMeta<Pod>>::all(client.clone()), config())
-                .default_backoff()
-                .touched_objects(),
+            metadata_watch::<Pod>(client, config()).touched_objects(),
         ),
         forward(
             cluster,
             wake,
-            watcher(Api::<PartialObjectMeta<Job>>::all(client.clone()), config())
-                .default_backoff()
-                .touched_objects(),
+            metadata_watch::<Job>(client, config()).touched_objects(),
         ),
     ];
     (deployments, statefulsets, tasks)

@@ -75,7 +75,8 @@ impl ArgoFleet {
         ])?;
         let ns = TestNs::new("argo").await?;
         let image = push_image(ns.registry(), &format!("{}/app", ns.name), "v1", "v1").await?;
-        let resource = ApiResource::from_gvk(&GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Rollout"));
+        let resource =
+            ApiResource::from_gvk(&GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Rollout"));
         let rollouts: Api<DynamicObject> =
             Api::namespaced_with(ns.client.clone(), &ns.name, &resource);
         let names: Vec<String> = (0..size)
@@ -147,7 +148,13 @@ impl ArgoFleet {
             ..Default::default()
         };
 
-        let image = push_image(self.ns.registry(), &format!("{}/app", self.ns.name), "v2", "v2").await?;
+        let image = push_image(
+            self.ns.registry(),
+            &format!("{}/app", self.ns.name),
+            "v2",
+            "v2",
+        )
+        .await?;
         let before = self.scrape().await?;
         let start = Instant::now();
         let names: Vec<String> = self
@@ -266,7 +273,12 @@ fn spawn(dir: &std::path::Path, namespace: &str, metrics_port: u16) -> Result<Ch
     Command::new(dir.join("rollouts-controller"))
         .args(["--kubeconfig"])
         .arg(&cluster().kubeconfig)
-        .args(["--leader-elect=false", "--namespaced", "--namespace", namespace])
+        .args([
+            "--leader-elect=false",
+            "--namespaced",
+            "--namespace",
+            namespace,
+        ])
         .args(["--metricsPort", &metrics_port.to_string()])
         .args(["--healthzPort", &free_port()?.to_string()])
         .args(["--loglevel", "warn"])
@@ -279,5 +291,7 @@ fn spawn(dir: &std::path::Path, namespace: &str, metrics_port: u16) -> Result<Ch
 }
 
 fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }

@@ -86,11 +86,19 @@ pub struct RollbackTimes {
 
 impl RollbackTimes {
     pub fn to_patch(&self) -> Option<f64> {
-        Some(self.patched?.checked_duration_since(self.failing?)?.as_secs_f64())
+        Some(
+            self.patched?
+                .checked_duration_since(self.failing?)?
+                .as_secs_f64(),
+        )
     }
 
     pub fn to_back(&self) -> Option<f64> {
-        Some(self.back?.checked_duration_since(self.failing?)?.as_secs_f64())
+        Some(
+            self.back?
+                .checked_duration_since(self.failing?)?
+                .as_secs_f64(),
+        )
     }
 }
 
@@ -106,11 +114,7 @@ pub struct Rest {
 
 impl Rest {
     pub fn writes(&self) -> f64 {
-        sum(self
-            .requests
-            .iter()
-            .filter(|(k, _)| is_write(&k[0]))
-            .map(|(_, v)| v))
+        writes(&self.requests)
     }
 }
 
@@ -119,8 +123,18 @@ impl Rest {
 pub struct Resync {
     /// Until every train was reconciled and its releases counted again.
     pub duration: Duration,
-    pub requests: f64,
-    pub writes: f64,
+    /// Requests by (verb, resource).
+    pub requests: BTreeMap<Vec<String>, f64>,
+}
+
+impl Resync {
+    pub fn total(&self) -> f64 {
+        sum(self.requests.values())
+    }
+
+    pub fn writes(&self) -> f64 {
+        writes(&self.requests)
+    }
 }
 
 impl Fleet {
@@ -137,9 +151,11 @@ impl Fleet {
         let deployments = ns.api::<Deployment>();
         let statefulsets = ns.api::<StatefulSet>();
         let names: Vec<String> = (0..size).map(train_name).collect();
-        stream::iter(names.iter().flat_map(|t| {
-            ["stg", "prod"].map(|env| (t.clone(), env))
-        }))
+        stream::iter(
+            names
+                .iter()
+                .flat_map(|t| ["stg", "prod"].map(|env| (t.clone(), env))),
+        )
         .map(|(train, env)| {
             let (deployments, statefulsets, image) =
                 (deployments.clone(), statefulsets.clone(), current.clone());
@@ -265,12 +281,16 @@ impl Fleet {
             .iter()
             .filter(|(_, (p, _))| *p != ReleasePhase::AwaitingWindow)
             .collect();
-        ensure!(early.is_empty(), "releases not waiting for the window: {early:?}");
+        ensure!(
+            early.is_empty(),
+            "releases not waiting for the window: {early:?}"
+        );
 
         // Every production window opens at the start of one minute, late
         // enough for the patches to be in.
         let patch_time = Duration::from_millis(20 * self.size as u64);
-        let opens = next_minute(Utc::now() + TimeDelta::from_std(patch_time)? + TimeDelta::seconds(10));
+        let opens =
+            next_minute(Utc::now() + TimeDelta::from_std(patch_time)? + TimeDelta::seconds(10));
         let start = format!(
             "0 {} {} {} {} *",
             opens.minute(),
@@ -287,12 +307,7 @@ impl Fleet {
             self.size
         );
         let chosen: Vec<String> = failing.iter().map(|&i| train_name(i)).collect();
-        let watch = RollbackWatch::start(
-            &self.ns,
-            &chosen,
-            &image.by_digest(),
-            &self.current,
-        );
+        let watch = RollbackWatch::start(&self.ns, &chosen, &image.by_digest(), &self.current);
         let until_open = (opens - Utc::now()).to_std().unwrap_or_default();
         tokio::time::sleep(until_open).await;
         let before = self.scrape().await?;
@@ -306,9 +321,11 @@ impl Fleet {
         let duration = opened.elapsed();
         let after = self.scrape().await?;
         // Closed again, so that the next wave waits for its own minute.
-        self.patch_all(|_| json!({ "spec": { "schedule": { "production": { "start": PARKED } } } }))
-            .await
-            .context("parking the windows")?;
+        self.patch_all(
+            |_| json!({ "spec": { "schedule": { "production": { "start": PARKED } } } }),
+        )
+        .await
+        .context("parking the windows")?;
         // The harness's watches may see the last rollouts a moment later.
         let rollbacks = watch.finish(Duration::from_secs(60)).await;
         self.current = image.by_digest();
@@ -318,10 +335,30 @@ impl Fleet {
             duration,
             requests,
             writes,
-            reconcile_p50: histogram_quantile(&before, &after, "packit_reconcile_duration_seconds", 0.5),
-            reconcile_p99: histogram_quantile(&before, &after, "packit_reconcile_duration_seconds", 0.99),
-            verdict_to_patch_p50: histogram_quantile(&before, &after, "packit_rollback_seconds", 0.5),
-            verdict_to_patch_p99: histogram_quantile(&before, &after, "packit_rollback_seconds", 0.99),
+            reconcile_p50: histogram_quantile(
+                &before,
+                &after,
+                "packit_reconcile_duration_seconds",
+                0.5,
+            ),
+            reconcile_p99: histogram_quantile(
+                &before,
+                &after,
+                "packit_reconcile_duration_seconds",
+                0.99,
+            ),
+            verdict_to_patch_p50: histogram_quantile(
+                &before,
+                &after,
+                "packit_rollback_seconds",
+                0.5,
+            ),
+            verdict_to_patch_p99: histogram_quantile(
+                &before,
+                &after,
+                "packit_rollback_seconds",
+                0.99,
+            ),
             rollbacks,
             ..Wave::default()
         };
@@ -329,16 +366,39 @@ impl Fleet {
             match phase {
                 ReleasePhase::Released if !chosen.contains(&train) => wave.released += 1,
                 ReleasePhase::RolledBack if chosen.contains(&train) => wave.rolled_back += 1,
-                other => wave
-                    .other
-                    .push(format!("{train}: {other:?}: {}", message.unwrap_or_default())),
+                other => wave.other.push(format!(
+                    "{train}: {other:?}: {}",
+                    message.unwrap_or_default()
+                )),
             }
         }
         Ok(wave)
     }
 
-    /// Watches the operator do nothing for `seconds`.
+    /// Waits until the last wave's echoes (the windows parked again) have
+    /// settled: no reconcile for 5 s.
+    pub async fn settle(&self) -> Result<()> {
+        let reconciles = |s: &Scrape| s.total("packit_reconciles_total");
+        let mut last = reconciles(&self.scrape().await?);
+        let mut quiet_since = Instant::now();
+        let settling = Instant::now();
+        while quiet_since.elapsed() < Duration::from_secs(5) {
+            ensure!(
+                settling.elapsed() < self.size_timeout(Duration::from_secs(60)),
+                "the operator kept reconciling"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let now = reconciles(&self.scrape().await?);
+            if now != last {
+                (last, quiet_since) = (now, Instant::now());
+            }
+        }
+        Ok(())
+    }
+
+    /// Watches the operator do nothing for `seconds`, once settled.
     pub async fn at_rest(&self, seconds: u64) -> Result<Rest> {
+        self.settle().await?;
         let pid = self.op.pid().context("the operator is not running")?;
         let (before, was) = (self.scrape().await?, ProcStat::read(pid)?);
         let start = Instant::now();
@@ -349,18 +409,14 @@ impl Fleet {
             seconds: elapsed,
             rss: now.rss,
             cpu_seconds_per_minute: (now.cpu_seconds - was.cpu_seconds) * 60.0 / elapsed,
-            requests: growth(
-                &before,
-                &after,
-                REQUESTS,
-                &["verb", "resource"],
-            ),
+            requests: growth(&before, &after, REQUESTS, &["verb", "resource"]),
         })
     }
 
     /// Restarts the operator and waits until it has reconciled every train
     /// (each train's release counts are published by its first reconcile).
     pub async fn resync(&mut self) -> Result<Resync> {
+        self.settle().await?;
         self.op.restart()?;
         let start = Instant::now();
         let timeout = self.size_timeout(Duration::from_secs(60));
@@ -372,11 +428,11 @@ impl Fleet {
                     .count();
                 if seen >= self.size {
                     // The new process counts from zero.
-                    let (requests, writes) = requests(&Scrape::default(), &scrape, REQUESTS);
+                    let requests =
+                        growth(&Scrape::default(), &scrape, REQUESTS, &["verb", "resource"]);
                     return Ok(Resync {
                         duration: start.elapsed(),
                         requests,
-                        writes,
                     });
                 }
             }
@@ -405,8 +461,16 @@ impl Fleet {
             .await?;
         let timeout = self.size_timeout(Duration::from_secs(60));
         let start = Instant::now();
-        while !trains.list_metadata(&ListParams::default().limit(1)).await?.items.is_empty() {
-            ensure!(start.elapsed() < timeout, "trains still there after {timeout:?}");
+        while !trains
+            .list_metadata(&ListParams::default().limit(1))
+            .await?
+            .items
+            .is_empty()
+        {
+            ensure!(
+                start.elapsed() < timeout,
+                "trains still there after {timeout:?}"
+            );
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
         Ok(())
@@ -424,7 +488,11 @@ impl Fleet {
                 let (trains, patch) = (trains.clone(), patch(i));
                 async move {
                     trains
-                        .patch(&train_name(i), &PatchParams::default(), &Patch::Merge(&patch))
+                        .patch(
+                            &train_name(i),
+                            &PatchParams::default(),
+                            &Patch::Merge(&patch),
+                        )
                         .await
                 }
             })
@@ -449,7 +517,11 @@ impl Fleet {
         loop {
             let mut latest: BTreeMap<String, (ReleasePhase, Option<String>)> = BTreeMap::new();
             for r in releases.list(&ListParams::default()).await?.items {
-                let created = r.metadata.creation_timestamp.as_ref().map(|t| t.0.as_second());
+                let created = r
+                    .metadata
+                    .creation_timestamp
+                    .as_ref()
+                    .map(|t| t.0.as_second());
                 if created.is_none_or(|c| c < since.timestamp() - 1) {
                     continue;
                 }
@@ -481,6 +553,14 @@ impl Fleet {
     }
 }
 
+/// The writes among requests by (verb, resource).
+fn writes(requests: &BTreeMap<Vec<String>, f64>) -> f64 {
+    sum(requests
+        .iter()
+        .filter(|(k, _)| is_write(&k[0]))
+        .map(|(_, v)| v))
+}
+
 /// `t0000`, `t0001`, ...
 pub fn train_name(i: usize) -> String {
     format!("t{i:04}")
@@ -492,7 +572,11 @@ fn next_minute(t: DateTime<Utc>) -> DateTime<Utc> {
         .with_second(0)
         .and_then(|t| t.with_nanosecond(0))
         .unwrap_or(t);
-    if floor == t { t } else { floor + TimeDelta::minutes(1) }
+    if floor == t {
+        t
+    } else {
+        floor + TimeDelta::minutes(1)
+    }
 }
 
 /// Breaks the failing trains' first production Deployment once it has
@@ -527,11 +611,11 @@ impl RollbackWatch {
             let workloads = watcher(deployments, config.clone())
                 .default_backoff()
                 .applied_objects()
-                .map(|d| d.map(Either::Workload));
+                .map(|d| d.map(|d| Either::Workload(Box::new(d))));
             let pod_events = watcher(pods.clone(), config)
                 .default_backoff()
                 .applied_objects()
-                .map(|p| p.map(Either::Pod));
+                .map(|p| p.map(|p| Either::Pod(Box::new(p))));
             let mut events = Box::pin(futures::stream::select(workloads, pod_events));
             while let Some(event) = events.next().await {
                 let Ok(event) = event else { continue };
@@ -541,7 +625,9 @@ impl RollbackWatch {
                         let name = d.name_any();
                         let image = template_image(&d);
                         let mut times = shared.lock().unwrap_or_else(|e| e.into_inner());
-                        let Some(t) = times.get_mut(&name) else { continue };
+                        let Some(t) = times.get_mut(&name) else {
+                            continue;
+                        };
                         let mut broken = broken.lock().unwrap_or_else(|e| e.into_inner());
                         if image.as_deref() == Some(new.as_str())
                             && deployment_rolled_out(&d)
@@ -600,8 +686,8 @@ impl RollbackWatch {
 }
 
 enum Either {
-    Workload(Deployment),
-    Pod(Pod),
+    Workload(Box<Deployment>),
+    Pod(Box<Pod>),
 }
 
 fn template_image(d: &Deployment) -> Option<String> {
@@ -634,7 +720,11 @@ async fn break_pods(pods: Api<Pod>, app: String, image: String) {
             == Some(image.as_str());
         if runs_new {
             let _ = pods
-                .patch(&pod.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+                .patch(
+                    &pod.name_any(),
+                    &PatchParams::default(),
+                    &Patch::Merge(&patch),
+                )
                 .await;
         }
     }

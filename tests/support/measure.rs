@@ -35,7 +35,10 @@ impl ProcStat {
         let rest = stat.rsplit_once(')').context("/proc/pid/stat")?.1;
         let fields: Vec<&str> = rest.split_whitespace().collect();
         let ticks = |i: usize| -> Result<f64> {
-            Ok(fields.get(i).context("a field of /proc/pid/stat")?.parse()?)
+            Ok(fields
+                .get(i)
+                .context("a field of /proc/pid/stat")?
+                .parse()?)
         };
         Ok(Self {
             rss: kib("VmRSS:")?,

@@ -19,6 +19,11 @@ pub async fn persist(
     if obs.deployment.status.as_ref() == Some(status) {
         return Ok(());
     }
+    tracing::debug!(
+        deployment = %obs.name(),
+        changed = ?changed_fields(obs.deployment.status.as_ref(), status),
+        "persisting the status"
+    );
     let api: Api<PackitDeployment> = Api::namespaced(ctx.client.clone(), &obs.namespace);
     let name = obs.name();
     let patch = json!({
@@ -39,4 +44,21 @@ pub async fn persist(
         Err(kube::Error::Api(e)) if e.code == 409 => Err(Error::Stale),
         Err(e) => Err(e.into()),
     }
+}
+
+/// The top-level status fields that differ, for the debug log.
+fn changed_fields(
+    old: Option<&PackitDeploymentStatus>,
+    new: &PackitDeploymentStatus,
+) -> Vec<String> {
+    let as_map = |s: Option<&PackitDeploymentStatus>| match s.map(serde_json::to_value) {
+        Some(Ok(serde_json::Value::Object(m))) => m,
+        _ => serde_json::Map::new(),
+    };
+    let (old, new) = (as_map(old), as_map(Some(new)));
+    let mut keys: Vec<String> = old.keys().chain(new.keys()).cloned().collect();
+    keys.sort();
+    keys.dedup();
+    keys.retain(|k| old.get(k) != new.get(k));
+    keys
 }

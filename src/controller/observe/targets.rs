@@ -5,6 +5,7 @@
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use kube::ResourceExt;
+use kube::api::PartialObjectMeta;
 use kube::runtime::reflector::{ObjectRef, Store};
 
 use super::Observation;
@@ -286,8 +287,8 @@ pub fn owned(ctx: &Context, owner: &Owner, places: &[Place]) -> Vec<StaleClaim> 
 
 fn claimed_in(
     place: &Place,
-    deployments: &Store<Deployment>,
-    statefulsets: &Store<StatefulSet>,
+    deployments: &Store<PartialObjectMeta<Deployment>>,
+    statefulsets: &Store<PartialObjectMeta<StatefulSet>>,
     owner: &Owner,
 ) -> Vec<StaleClaim> {
     let value = owner.claim_value();
