@@ -16,7 +16,7 @@ use serde_json::json;
 
 use super::fleet::train_name;
 use super::measure::{ProcStat, Scrape, requests};
-use super::{TestNs, cluster, kubectl, push_image};
+use super::{TestNs, cluster, eventually, kubectl, push_image};
 
 const REQUESTS: &str = "controller_clientset_k8s_request_total";
 /// Rollouts per train: the fleet's six workloads.
@@ -67,12 +67,18 @@ impl ArgoFleet {
             "-f",
             crds.to_str().context("a UTF-8 path")?,
         ])?;
-        kubectl(&[
-            "wait",
-            "--for=condition=Established",
-            "crd/rollouts.argoproj.io",
-            "--timeout=60s",
-        ])?;
+        // Right after the apply the CRD may have no conditions yet, which
+        // `kubectl wait` takes for an error.
+        eventually("the Rollout CRD established", Duration::from_secs(60), || async {
+            Ok(kubectl(&[
+                "wait",
+                "--for=condition=Established",
+                "crd/rollouts.argoproj.io",
+                "--timeout=10s",
+            ])
+            .ok())
+        })
+        .await?;
         let ns = TestNs::new("argo").await?;
         let image = push_image(ns.registry(), &format!("{}/app", ns.name), "v1", "v1").await?;
         let resource =
