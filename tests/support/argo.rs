@@ -69,15 +69,19 @@ impl ArgoFleet {
         ])?;
         // Right after the apply the CRD may have no conditions yet, which
         // `kubectl wait` takes for an error.
-        eventually("the Rollout CRD established", Duration::from_secs(60), || async {
-            Ok(kubectl(&[
-                "wait",
-                "--for=condition=Established",
-                "crd/rollouts.argoproj.io",
-                "--timeout=10s",
-            ])
-            .ok())
-        })
+        eventually(
+            "the Rollout CRD established",
+            Duration::from_secs(60),
+            || async {
+                Ok(kubectl(&[
+                    "wait",
+                    "--for=condition=Established",
+                    "crd/rollouts.argoproj.io",
+                    "--timeout=10s",
+                ])
+                .ok())
+            },
+        )
         .await?;
         let ns = TestNs::new("argo").await?;
         let image = push_image(ns.registry(), &format!("{}/app", ns.name), "v1", "v1").await?;

@@ -542,14 +542,85 @@ impl Fleet {
                 for (p, _) in latest.values() {
                     *phases.entry(format!("{p:?}")).or_default() += 1;
                 }
+                let stuck: Vec<String> = latest
+                    .iter()
+                    .filter(|(_, (p, _))| !done(*p) && !p.is_final())
+                    .map(|(train, _)| train.clone())
+                    .take(3)
+                    .collect();
+                let mut seen = String::new();
+                for train in &stuck {
+                    seen.push_str(&self.describe(train).await);
+                }
                 bail!(
-                    "after {timeout:?}: {} of {} releases exist, by phase {phases:?}",
+                    "after {timeout:?}: {} of {} releases exist, by phase {phases:?}; some of those not done:\n{seen}",
                     latest.len(),
                     self.size
                 );
             }
             tokio::time::sleep(Duration::from_secs(2)).await;
         }
+    }
+}
+
+impl Fleet {
+    /// A train's status message and its workloads' and pods' state, for a
+    /// timeout's message.
+    async fn describe(&self, train: &str) -> String {
+        let mut out = String::new();
+        if let Ok(pkd) = self.ns.api::<PackitDeployment>().get(train).await {
+            let status = serde_json::to_string(&pkd.status).unwrap_or_default();
+            out.push_str(&format!("{train}: {status}\n"));
+        }
+        let selector = ListParams::default();
+        if let Ok(list) = self.ns.api::<Deployment>().list(&selector).await {
+            for d in list
+                .items
+                .iter()
+                .filter(|d| d.name_any().starts_with(train))
+            {
+                let status = serde_json::to_string(&d.status).unwrap_or_default();
+                out.push_str(&format!(
+                    "  Deployment {}: {:?} {status}\n",
+                    d.name_any(),
+                    template_image(d)
+                ));
+            }
+        }
+        if let Ok(list) = self.ns.api::<StatefulSet>().list(&selector).await {
+            for s in list
+                .items
+                .iter()
+                .filter(|s| s.name_any().starts_with(train))
+            {
+                let status = serde_json::to_string(&s.status).unwrap_or_default();
+                out.push_str(&format!("  StatefulSet {}: {status}\n", s.name_any()));
+            }
+        }
+        if let Ok(list) = self.ns.api::<Pod>().list(&selector).await {
+            for p in list
+                .items
+                .iter()
+                .filter(|p| p.name_any().starts_with(train))
+            {
+                let phase = p.status.as_ref().and_then(|s| s.phase.clone());
+                let ready = p
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .map(|c| {
+                        c.iter()
+                            .map(|c| format!("{}={}", c.type_, c.status))
+                            .collect::<Vec<_>>()
+                    });
+                out.push_str(&format!(
+                    "  Pod {}: {phase:?} {ready:?} labels {:?}\n",
+                    p.name_any(),
+                    p.labels()
+                ));
+            }
+        }
+        out
     }
 }
 
