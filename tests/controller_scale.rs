@@ -76,6 +76,12 @@ async fn bench_controller() -> Result<()> {
         println!("second wave: {}", summary(&second));
         let peak = fleet.proc()?.peak;
         let resync = fleet.resync().await?;
+        println!(
+            "pods left Pending by the fake kubelet and restarted: {}",
+            fleet
+                .pods_restarted
+                .load(std::sync::atomic::Ordering::Relaxed)
+        );
         fleet.teardown().await?;
         let mut figures = Figures {
             size,

@@ -8,6 +8,7 @@
 //! the operator costs meanwhile.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -38,6 +39,11 @@ const PARKED: &str = "0 0 0 1 1 *";
 /// Restarts a production pod may have before verification fails.
 const MAX_RESTARTS: i32 = 1;
 const REQUESTS: &str = "packit_api_requests_total";
+/// How long a pod may stay `Pending` before the harness restarts it (see
+/// [`Fleet::restart_stuck_pods`]).
+const STUCK: Duration = Duration::from_secs(30);
+/// Every pod of the fleet: they carry the train's label.
+const ROLE_OR_SET: &str = "packit.dev/deployment";
 /// How many requests to the API server the harness makes at once.
 const PARALLEL: usize = 16;
 
@@ -49,6 +55,8 @@ pub struct Fleet {
     registry: String,
     /// The images of the last wave, by digest (the base image before one).
     current: String,
+    /// Pods the fake kubelet left `Pending` that the harness restarted.
+    pub pods_restarted: AtomicUsize,
 }
 
 /// What a wave did and cost.
@@ -190,6 +198,7 @@ impl Fleet {
             repo,
             registry,
             current,
+            pods_restarted: AtomicUsize::new(0),
         };
         let trains = fleet.ns.api::<PackitDeployment>();
         stream::iter(0..size)
@@ -514,6 +523,7 @@ impl Fleet {
     ) -> Result<BTreeMap<String, (ReleasePhase, Option<String>)>> {
         let releases = self.ns.api::<PackitRelease>();
         let start = Instant::now();
+        let mut polls = 0u32;
         loop {
             let mut latest: BTreeMap<String, (ReleasePhase, Option<String>)> = BTreeMap::new();
             for r in releases.list(&ListParams::default()).await?.items {
@@ -558,8 +568,40 @@ impl Fleet {
                     self.size
                 );
             }
+            if start.elapsed() > STUCK && polls % 5 == 0 {
+                self.restart_stuck_pods().await?;
+            }
+            polls += 1;
             tokio::time::sleep(Duration::from_secs(2)).await;
         }
+    }
+
+    /// kwok, the fake kubelet, now and then leaves a pod that a
+    /// StatefulSet recreated under the same name `Pending` for good when
+    /// many are recreated at once (the old pod's deletion and the new
+    /// pod's creation race in its cache). A kubelet would start it; here
+    /// such a pod is deleted so its controller creates it again. Counted
+    /// in `pods_restarted`, which the benchmark prints.
+    async fn restart_stuck_pods(&self) -> Result<()> {
+        let pods = self.ns.api::<Pod>();
+        let now = Utc::now().timestamp();
+        for pod in pods
+            .list(&ListParams::default().labels(ROLE_OR_SET))
+            .await?
+            .items
+        {
+            let pending = pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Pending");
+            let created = pod
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .map(|t| t.0.as_second());
+            if pending && created.is_some_and(|c| now - c > STUCK.as_secs() as i64) {
+                let _ = pods.delete(&pod.name_any(), &DeleteParams::default()).await;
+                self.pods_restarted.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Ok(())
     }
 }
 
