@@ -36,6 +36,8 @@ pub struct Context {
     /// Recent writes per workload, to stop a fight with another writer.
     pub writes: std::sync::Mutex<crate::deploy::WriteLog>,
     pub sources: SourceCache,
+    /// How many changelogs may be computed at once (the cores).
+    pub changelog_slots: tokio::sync::Semaphore,
     /// Whether git sources on the operator's own disk may be used
     /// (`--allow-local-sources`).
     pub allow_local_sources: bool,

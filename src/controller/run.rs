@@ -182,6 +182,9 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
         statefulsets: statefulset_store.clone(),
         writes: Default::default(),
         sources: SourceCache::new(settings.cache_dir.clone()),
+        changelog_slots: tokio::sync::Semaphore::new(
+            std::thread::available_parallelism().map_or(2, |n| n.get()),
+        ),
         allow_local_sources: settings.allow_local_sources,
         registry: Registry::new(),
         metric_prober: MetricProber::new(prober.client().clone(), prober.policy().clone()),

@@ -48,12 +48,16 @@ pub async fn ensure(
     });
     let spec = obs.deployment.spec.changelog.clone();
     let first = release.spec.previous.is_none();
+    // A permit per computation at a time: each holds its repositories'
+    // packs and caches, so a wave of trains at once would only add memory.
+    let permit = ctx.changelog_slots.acquire().await;
     let computed = tokio::task::spawn_blocking(move || compute(&ranges, &spec, first))
         .await
         .unwrap_or_else(|e| ChangelogStatus {
             errors: vec![format!("computing the changelog failed: {e}")],
             ..Default::default()
         });
+    drop(permit);
     let failed = computed.errors.len();
     let release = releases::update_status(&api, &name, |s| {
         s.changelog = Some(computed);
