@@ -77,7 +77,7 @@ async fn bench_controller() -> Result<()> {
         let peak = fleet.proc()?.peak;
         let resync = fleet.resync().await?;
         println!(
-            "pods left Pending by the fake kubelet and restarted: {}",
+            "pods left Pending by the fake kubelet and nudged: {}",
             fleet
                 .pods_restarted
                 .load(std::sync::atomic::Ordering::Relaxed)

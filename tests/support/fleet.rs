@@ -55,7 +55,7 @@ pub struct Fleet {
     registry: String,
     /// The images of the last wave, by digest (the base image before one).
     current: String,
-    /// Pods the fake kubelet left `Pending` that the harness restarted.
+    /// Pods the fake kubelet left `Pending` that the harness nudged.
     pub pods_restarted: AtomicUsize,
 }
 
@@ -568,7 +568,7 @@ impl Fleet {
                     self.size
                 );
             }
-            if start.elapsed() > STUCK && polls % 5 == 0 {
+            if start.elapsed() > STUCK && polls.is_multiple_of(5) {
                 self.restart_stuck_pods().await?;
             }
             polls += 1;
@@ -579,27 +579,39 @@ impl Fleet {
     /// kwok, the fake kubelet, now and then leaves a pod that a
     /// StatefulSet recreated under the same name `Pending` for good when
     /// many are recreated at once (the old pod's deletion and the new
-    /// pod's creation race in its cache). A kubelet would start it; here
-    /// such a pod is deleted so its controller creates it again. Counted
-    /// in `pods_restarted`, which the benchmark prints.
+    /// pod's creation race in its queue, which is keyed by name). Any
+    /// update of the pod makes it look again, so such a pod is annotated;
+    /// one still `Pending` after that is deleted for its controller to
+    /// create again. Counted in `pods_restarted`, which the benchmark
+    /// prints.
     async fn restart_stuck_pods(&self) -> Result<()> {
         let pods = self.ns.api::<Pod>();
         let now = Utc::now().timestamp();
+        let stuck = STUCK.as_secs() as i64;
         for pod in pods
             .list(&ListParams::default().labels(ROLE_OR_SET))
             .await?
             .items
         {
             let pending = pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Pending");
-            let created = pod
+            let age = pod
                 .metadata
                 .creation_timestamp
                 .as_ref()
-                .map(|t| t.0.as_second());
-            if pending && created.is_some_and(|c| now - c > STUCK.as_secs() as i64) {
-                let _ = pods.delete(&pod.name_any(), &DeleteParams::default()).await;
-                self.pods_restarted.fetch_add(1, Ordering::Relaxed);
+                .map_or(0, |t| now - t.0.as_second());
+            if !pending || age <= stuck {
+                continue;
             }
+            let name = pod.name_any();
+            if age > 2 * stuck {
+                let _ = pods.delete(&name, &DeleteParams::default()).await;
+            } else {
+                let nudge = json!({ "metadata": { "annotations": { "bench.packit.dev/nudged": now.to_string() } } });
+                let _ = pods
+                    .patch(&name, &PatchParams::default(), &Patch::Merge(&nudge))
+                    .await;
+            }
+            self.pods_restarted.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
     }
