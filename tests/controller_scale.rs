@@ -77,10 +77,8 @@ async fn bench_controller() -> Result<()> {
         let peak = fleet.proc()?.peak;
         let resync = fleet.resync().await?;
         println!(
-            "pods left Pending by the fake kubelet and nudged: {}",
-            fleet
-                .pods_restarted
-                .load(std::sync::atomic::Ordering::Relaxed)
+            "pods the fake kubelet left Pending, nudged so far: {}",
+            support::kwok::NUDGED.load(std::sync::atomic::Ordering::Relaxed)
         );
         fleet.teardown().await?;
         let mut figures = Figures {

@@ -7,9 +7,7 @@
 //! with chosen trains failing during the production soak, and reads what
 //! the operator costs meanwhile.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
@@ -17,33 +15,28 @@ use chrono::{DateTime, Datelike, TimeDelta, Timelike, Utc};
 use futures::{StreamExt, TryStreamExt, stream};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, ResourceExt};
 use packit_operator::api::{PackitDeployment, PackitRelease};
 use packit_operator::plan::ReleasePhase;
 use serde_json::{Value, json};
 
 use super::measure::{ProcStat, Scrape, growth, histogram_quantile, is_write, requests, sum};
 use super::operator::Operator;
-use super::workloads::{SIM_MODE_LABEL, deployment, deployment_rolled_out, statefulset};
+use super::rollback_watch::{RollbackTimes, RollbackWatch, template_image};
+use super::workloads::{deployment, statefulset};
 use super::{GitRepo, SimMode, TestNs, apply_crds, push_image};
 
 /// Marks the first production Deployment of every train, the one broken
 /// on the trains chosen to fail.
-const ROLE: &str = "bench.packit.dev/role";
-const BROKEN_ROLE: &str = "prod-a";
+pub const ROLE: &str = "bench.packit.dev/role";
+pub const BROKEN_ROLE: &str = "prod-a";
 /// A production window that does not open during a run (1 January,
 /// midnight); each wave moves the windows to its own minute.
 const PARKED: &str = "0 0 0 1 1 *";
 /// Restarts a production pod may have before verification fails.
-const MAX_RESTARTS: i32 = 1;
+pub const MAX_RESTARTS: i32 = 1;
 const REQUESTS: &str = "packit_api_requests_total";
-/// How long a pod may stay `Pending` before the harness restarts it (see
-/// [`Fleet::restart_stuck_pods`]).
-const STUCK: Duration = Duration::from_secs(30);
-/// Every pod of the fleet: they carry the train's label.
-const ROLE_OR_SET: &str = "packit.dev/deployment";
 /// How many requests to the API server the harness makes at once.
 const PARALLEL: usize = 16;
 
@@ -55,8 +48,6 @@ pub struct Fleet {
     registry: String,
     /// The images of the last wave, by digest (the base image before one).
     current: String,
-    /// Pods the fake kubelet left `Pending` that the harness nudged.
-    pub pods_restarted: AtomicUsize,
 }
 
 /// What a wave did and cost.
@@ -78,36 +69,6 @@ pub struct Wave {
     pub verdict_to_patch_p99: Option<f64>,
     /// As the harness's watches saw it, per failing train.
     pub rollbacks: Vec<RollbackTimes>,
-}
-
-/// One failing train's rollback, as watched from outside.
-#[derive(Debug, Default, Clone)]
-pub struct RollbackTimes {
-    pub train: String,
-    /// Its broken pod first reported more restarts than allowed.
-    pub failing: Option<Instant>,
-    /// Its Deployment's pod template named the previous image again.
-    pub patched: Option<Instant>,
-    /// Its Deployment had rolled out on the previous image.
-    pub back: Option<Instant>,
-}
-
-impl RollbackTimes {
-    pub fn to_patch(&self) -> Option<f64> {
-        Some(
-            self.patched?
-                .checked_duration_since(self.failing?)?
-                .as_secs_f64(),
-        )
-    }
-
-    pub fn to_back(&self) -> Option<f64> {
-        Some(
-            self.back?
-                .checked_duration_since(self.failing?)?
-                .as_secs_f64(),
-        )
-    }
 }
 
 /// What the operator cost while nothing happened.
@@ -198,7 +159,6 @@ impl Fleet {
             repo,
             registry,
             current,
-            pods_restarted: AtomicUsize::new(0),
         };
         let trains = fleet.ns.api::<PackitDeployment>();
         stream::iter(0..size)
@@ -523,7 +483,6 @@ impl Fleet {
     ) -> Result<BTreeMap<String, (ReleasePhase, Option<String>)>> {
         let releases = self.ns.api::<PackitRelease>();
         let start = Instant::now();
-        let mut polls = 0u32;
         loop {
             let mut latest: BTreeMap<String, (ReleasePhase, Option<String>)> = BTreeMap::new();
             for r in releases.list(&ListParams::default()).await?.items {
@@ -568,52 +527,8 @@ impl Fleet {
                     self.size
                 );
             }
-            if start.elapsed() > STUCK && polls.is_multiple_of(5) {
-                self.restart_stuck_pods().await?;
-            }
-            polls += 1;
             tokio::time::sleep(Duration::from_secs(2)).await;
         }
-    }
-
-    /// kwok, the fake kubelet, now and then leaves a pod that a
-    /// StatefulSet recreated under the same name `Pending` for good when
-    /// many are recreated at once (the old pod's deletion and the new
-    /// pod's creation race in its queue, which is keyed by name). Any
-    /// update of the pod makes it look again, so such a pod is annotated;
-    /// one still `Pending` after that is deleted for its controller to
-    /// create again. Counted in `pods_restarted`, which the benchmark
-    /// prints.
-    async fn restart_stuck_pods(&self) -> Result<()> {
-        let pods = self.ns.api::<Pod>();
-        let now = Utc::now().timestamp();
-        let stuck = STUCK.as_secs() as i64;
-        for pod in pods
-            .list(&ListParams::default().labels(ROLE_OR_SET))
-            .await?
-            .items
-        {
-            let pending = pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Pending");
-            let age = pod
-                .metadata
-                .creation_timestamp
-                .as_ref()
-                .map_or(0, |t| now - t.0.as_second());
-            if !pending || age <= stuck {
-                continue;
-            }
-            let name = pod.name_any();
-            if age > 2 * stuck {
-                let _ = pods.delete(&name, &DeleteParams::default()).await;
-            } else {
-                let nudge = json!({ "metadata": { "annotations": { "bench.packit.dev/nudged": now.to_string() } } });
-                let _ = pods
-                    .patch(&name, &PatchParams::default(), &Patch::Merge(&nudge))
-                    .await;
-            }
-            self.pods_restarted.fetch_add(1, Ordering::Relaxed);
-        }
-        Ok(())
     }
 }
 
@@ -701,156 +616,5 @@ fn next_minute(t: DateTime<Utc>) -> DateTime<Utc> {
         t
     } else {
         floor + TimeDelta::minutes(1)
-    }
-}
-
-/// Breaks the failing trains' first production Deployment once it has
-/// rolled out the new image (so during the soak), and notes when its pods
-/// fail, when the operator patches it back and when it is back.
-struct RollbackWatch {
-    times: Arc<Mutex<HashMap<String, RollbackTimes>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl RollbackWatch {
-    fn start(ns: &TestNs, trains: &[String], new: &str, old: &str) -> Self {
-        let times: HashMap<String, RollbackTimes> = trains
-            .iter()
-            .map(|t| {
-                (
-                    format!("{t}-{BROKEN_ROLE}"),
-                    RollbackTimes {
-                        train: t.clone(),
-                        ..Default::default()
-                    },
-                )
-            })
-            .collect();
-        let times = Arc::new(Mutex::new(times));
-        let config = watcher::Config::default().labels(&format!("{ROLE}={BROKEN_ROLE}"));
-        let (deployments, pods) = (ns.api::<Deployment>(), ns.api::<Pod>());
-        let (new, old) = (new.to_owned(), old.to_owned());
-        let shared = times.clone();
-        let task = tokio::spawn(async move {
-            let broken: Arc<Mutex<Vec<String>>> = Arc::default();
-            let workloads = watcher(deployments, config.clone())
-                .default_backoff()
-                .applied_objects()
-                .map(|d| d.map(|d| Either::Workload(Box::new(d))));
-            let pod_events = watcher(pods.clone(), config)
-                .default_backoff()
-                .applied_objects()
-                .map(|p| p.map(|p| Either::Pod(Box::new(p))));
-            let mut events = Box::pin(futures::stream::select(workloads, pod_events));
-            while let Some(event) = events.next().await {
-                let Ok(event) = event else { continue };
-                let now = Instant::now();
-                match event {
-                    Either::Workload(d) => {
-                        let name = d.name_any();
-                        let image = template_image(&d);
-                        let mut times = shared.lock().unwrap_or_else(|e| e.into_inner());
-                        let Some(t) = times.get_mut(&name) else {
-                            continue;
-                        };
-                        let mut broken = broken.lock().unwrap_or_else(|e| e.into_inner());
-                        if image.as_deref() == Some(new.as_str())
-                            && deployment_rolled_out(&d)
-                            && !broken.contains(&name)
-                        {
-                            broken.push(name.clone());
-                            tokio::spawn(break_pods(pods.clone(), name, new.clone()));
-                        } else if image.as_deref() == Some(old.as_str()) && broken.contains(&name) {
-                            t.patched.get_or_insert(now);
-                            if deployment_rolled_out(&d) {
-                                t.back.get_or_insert(now);
-                            }
-                        }
-                    }
-                    Either::Pod(p) => {
-                        let restarts: i32 = p
-                            .status
-                            .as_ref()
-                            .and_then(|s| s.container_statuses.as_ref())
-                            .map(|c| c.iter().map(|c| c.restart_count).sum())
-                            .unwrap_or(0);
-                        let app = p.labels().get("app").cloned().unwrap_or_default();
-                        let mut times = shared.lock().unwrap_or_else(|e| e.into_inner());
-                        if restarts > MAX_RESTARTS
-                            && let Some(t) = times.get_mut(&app)
-                        {
-                            t.failing.get_or_insert(now);
-                        }
-                    }
-                }
-            }
-        });
-        Self { times, task }
-    }
-
-    /// Waits up to `grace` for every failing train to be back, then stops
-    /// watching.
-    async fn finish(self, grace: Duration) -> Vec<RollbackTimes> {
-        let start = Instant::now();
-        loop {
-            let all_back = {
-                let times = self.times.lock().unwrap_or_else(|e| e.into_inner());
-                times.values().all(|t| t.back.is_some())
-            };
-            if all_back || start.elapsed() > grace {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        self.task.abort();
-        let times = self.times.lock().unwrap_or_else(|e| e.into_inner());
-        let mut out: Vec<RollbackTimes> = times.values().cloned().collect();
-        out.sort_by(|a, b| a.train.cmp(&b.train));
-        out
-    }
-}
-
-enum Either {
-    Workload(Box<Deployment>),
-    Pod(Box<Pod>),
-}
-
-fn template_image(d: &Deployment) -> Option<String> {
-    d.spec
-        .as_ref()?
-        .template
-        .spec
-        .as_ref()?
-        .containers
-        .first()?
-        .image
-        .clone()
-}
-
-/// Makes the pods of `app` that run `image` crash-loop.
-async fn break_pods(pods: Api<Pod>, app: String, image: String) {
-    let Ok(list) = pods
-        .list(&ListParams::default().labels(&format!("app={app}")))
-        .await
-    else {
-        return;
-    };
-    let patch = json!({ "metadata": { "labels": { SIM_MODE_LABEL: SimMode::CrashLoop.label() } } });
-    for pod in list.items {
-        let runs_new = pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.containers.first())
-            .and_then(|c| c.image.as_deref())
-            == Some(image.as_str());
-        if runs_new {
-            let _ = pods
-                .patch(
-                    &pod.name_any(),
-                    &PatchParams::default(),
-                    &Patch::Merge(&patch),
-                )
-                .await;
-        }
     }
 }
