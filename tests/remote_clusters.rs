@@ -459,6 +459,11 @@ async fn unusable_kubeconfigs_are_refused_by_name_until_the_secret_is_mended() -
 #[tokio::test]
 async fn the_remote_cluster_stopped_mid_release_fails_nothing_and_a_rollback_waits_for_it()
 -> Result<()> {
+    // Last: the other tests of this file take their read lock at once, and
+    // the lock is fair, so they run before the remote cluster is stopped
+    // and started again (a train rolled out on it just after that restart
+    // has been seen not to complete).
+    tokio::time::sleep(Duration::from_secs(3)).await;
     let _down = REMOTE_UP.write().await;
     let r = remote();
     let mut remote_ns = None;
