@@ -27,9 +27,9 @@ use super::rollback_watch::{RollbackTimes, RollbackWatch, template_image};
 use super::workloads::{deployment, statefulset};
 use super::{GitRepo, SimMode, TestNs, apply_crds, push_image};
 
-/// Marks the first production Deployment of every train, the one broken
-/// on the trains chosen to fail.
+/// Each Deployment's role in its train (`stg-a`, `prod-b`, ...).
 pub const ROLE: &str = "bench.packit.dev/role";
+/// The role broken on the trains chosen to fail.
 pub const BROKEN_ROLE: &str = "prod-a";
 /// A production window that does not open during a run (1 January,
 /// midnight); each wave moves the windows to its own minute.
