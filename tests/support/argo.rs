@@ -16,6 +16,7 @@ use serde_json::json;
 
 use super::fleet::train_name;
 use super::measure::{ProcStat, Scrape, requests};
+use super::operator::http_get;
 use super::{TestNs, cluster, eventually, kubectl, push_image};
 
 const REQUESTS: &str = "controller_clientset_k8s_request_total";
@@ -220,15 +221,7 @@ impl ArgoFleet {
 
     async fn scrape(&self) -> Result<Scrape> {
         let url = format!("http://127.0.0.1:{}/metrics", self.metrics_port);
-        let body = reqwest::Client::builder()
-            .no_proxy()
-            .timeout(Duration::from_secs(30))
-            .build()?
-            .get(&url)
-            .send()
-            .await?
-            .text()
-            .await?;
+        let body = http_get(&url).await?;
         Ok(Scrape::parse(&body))
     }
 

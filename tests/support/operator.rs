@@ -139,20 +139,7 @@ impl Operator {
 
     /// GETs one of the operator's HTTP endpoints; returns the body.
     pub async fn get(&self, path: &str) -> Result<String> {
-        let url = format!("http://{}{path}", self.metrics_addr);
-        let response = reqwest::Client::builder()
-            .no_proxy()
-            .timeout(Duration::from_secs(30))
-            .build()?
-            .get(&url)
-            .send()
-            .await?;
-        anyhow::ensure!(
-            response.status().is_success(),
-            "{url}: {}",
-            response.status()
-        );
-        Ok(response.text().await?)
+        http_get(&format!("http://{}{path}", self.metrics_addr)).await
     }
 
     /// Kills the process at once (SIGKILL: no graceful shutdown).
@@ -229,4 +216,21 @@ impl Drop for Operator {
             eprintln!("operator logs for {}:\n{}", self.namespace, self.logs());
         }
     }
+}
+
+/// The body of a successful GET of `url` (a local process's endpoint).
+pub async fn http_get(url: &str) -> Result<String> {
+    let response = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(30))
+        .build()?
+        .get(url)
+        .send()
+        .await?;
+    anyhow::ensure!(
+        response.status().is_success(),
+        "{url}: {}",
+        response.status()
+    );
+    Ok(response.text().await?)
 }
