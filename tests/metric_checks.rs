@@ -198,15 +198,15 @@ async fn a_good_error_rate_releases_and_a_bad_one_rolls_production_back() -> Res
         verdict(&rolled, "staging").map(|v| v.result),
         Some(CheckResult::Pass)
     );
-    let prod = t.images("prod").await?;
-    assert_eq!(
-        prod,
-        (
-            first_images["service"].clone(),
-            first_images["worker"].clone()
-        ),
-        "production runs the first release again"
+    // The phase is written before the workloads are patched back.
+    let first_pair = (
+        first_images["service"].clone(),
+        first_images["worker"].clone(),
     );
+    eventually("production runs the first release again", TIMEOUT, || async {
+        Ok((t.images("prod").await? == first_pair).then_some(()))
+    })
+    .await?;
     let message = eventually("the rollback on Slack", TIMEOUT, || async {
         Ok(slack
             .received()

@@ -7,8 +7,8 @@
 //! Order matters: the status is persisted first (write-ahead, guarded by
 //! the resource version that was observed), then the build's follow-ups,
 //! the checks' verdicts, the smoke tests to start, the phases (with their
-//! notifications queued in the same write), the changelog, the notification
-//! attempts that are due, the environments and the history.
+//! notifications queued in the same write), the changelog, the environments,
+//! the notification attempts that are due, and the history.
 
 mod builds;
 mod changelog;
@@ -158,8 +158,12 @@ async fn carry_out(
         let rel = changelog::ensure(ctx, obs, rel, &mut out.notes).await?;
         upsert(&mut releases, rel);
     }
+    // Workloads first: a slow webhook must not hold a rollback back. The
+    // notifications are delivered even when the workloads fail to converge.
+    let converged =
+        environments::converge(ctx, obs, &d.state, &d.actions, &releases, &mut out.notes).await;
     notify::deliver_due(ctx, obs, &mut releases, events, &mut out.notes).await;
-    environments::converge(ctx, obs, &d.state, &d.actions, &releases, &mut out.notes).await?;
+    converged?;
     claims::release_stale(obs, &mut out.notes).await?;
     out.rolled_back = d.actions.iter().any(|a| {
         matches!(
