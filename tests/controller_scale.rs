@@ -76,10 +76,6 @@ async fn bench_controller() -> Result<()> {
         println!("second wave: {}", summary(&second));
         let peak = fleet.proc()?.peak;
         let resync = fleet.resync().await?;
-        println!(
-            "pods the fake kubelet left Pending, nudged so far: {}",
-            support::kwok::NUDGED.load(std::sync::atomic::Ordering::Relaxed)
-        );
         fleet.teardown().await?;
         let mut figures = Figures {
             size,

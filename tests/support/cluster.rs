@@ -50,12 +50,7 @@ impl Cluster {
 pub fn cluster() -> &'static Cluster {
     static CLUSTER: OnceLock<Cluster> = OnceLock::new();
     CLUSTER.get_or_init(|| match find_or_start_cluster() {
-        Ok(cluster) => {
-            let mut kubeconfigs = vec![cluster.kubeconfig.clone()];
-            kubeconfigs.extend(std::env::var_os("PACKIT_REMOTE_KUBECONFIG").map(PathBuf::from));
-            super::kwok::start_watchdog(kubeconfigs);
-            cluster
-        }
+        Ok(cluster) => cluster,
         Err(err) => panic!("no test cluster: {err:#}"),
     })
 }

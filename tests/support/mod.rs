@@ -24,7 +24,6 @@ pub mod browser;
 pub mod cluster;
 pub mod fleet;
 pub mod git;
-pub mod kwok;
 pub mod measure;
 pub mod operator;
 pub mod prometheus;

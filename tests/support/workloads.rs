@@ -39,10 +39,18 @@ impl SimMode {
 
 /// A pod template with one container `app` running `image`, labelled
 /// `app: <app>` and with the given simulation mode.
+///
+/// Without a grace period a deleted pod is gone at once. With one, kwok
+/// removes it, by name and without a UID precondition: a removal queued for
+/// a StatefulSet's old pod then deletes the new pod of the same name, again
+/// and again, and the StatefulSet never rolls out.
 pub fn pod_template(app: &str, image: &str, mode: SimMode) -> Result<PodTemplateSpec> {
     Ok(serde_json::from_value(json!({
         "metadata": { "labels": { "app": app, SIM_MODE_LABEL: mode.label() } },
-        "spec": { "containers": [{ "name": "app", "image": image }] }
+        "spec": {
+            "terminationGracePeriodSeconds": 0,
+            "containers": [{ "name": "app", "image": image }]
+        }
     }))?)
 }
 
