@@ -200,6 +200,8 @@ async fn main() -> anyhow::Result<()> {
                 duration: lease_duration,
             });
             tracing::info!(cache = %cache_dir.display(), "starting the controller");
+            #[cfg(all(target_os = "linux", target_env = "gnu"))]
+            tokio::spawn(give_back_freed_memory());
             packit_operator::controller::run(packit_operator::controller::Settings {
                 cache_dir,
                 instance,
@@ -317,5 +319,23 @@ fn changelog(
             Err(e).context("writing the changelog")
         }
         _ => Ok(failed),
+    }
+}
+
+/// glibc's malloc keeps the memory a wave of reconciles freed in its
+/// per-thread arenas: at 100 trains at rest, 13 MiB of a 44 MiB heap was in
+/// use. Trimming now and then gives the rest back to the system. (mimalloc,
+/// tried instead, kept more.) At rest there is little to trim, and a trim
+/// costs microseconds.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+async fn give_back_freed_memory() {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(10));
+    loop {
+        every.tick().await;
+        // SAFETY: malloc_trim takes the arenas' locks itself and only
+        // returns free pages; it is safe to call from any thread at any time.
+        unsafe {
+            libc::malloc_trim(0);
+        }
     }
 }

@@ -203,9 +203,11 @@ async fn a_good_error_rate_releases_and_a_bad_one_rolls_production_back() -> Res
         first_images["service"].clone(),
         first_images["worker"].clone(),
     );
-    eventually("production runs the first release again", TIMEOUT, || async {
-        Ok((t.images("prod").await? == first_pair).then_some(()))
-    })
+    eventually(
+        "production runs the first release again",
+        TIMEOUT,
+        || async { Ok((t.images("prod").await? == first_pair).then_some(())) },
+    )
     .await?;
     let message = eventually("the rollback on Slack", TIMEOUT, || async {
         Ok(slack
