@@ -13,7 +13,7 @@ use kube::core::Selector;
 use kube::{Api, Client};
 
 use crate::api::release::TargetImage;
-use crate::deploy::{DeployError, Workload, WorkloadRef, group_images};
+use crate::deploy::{DeployError, Workload, WorkloadImages, WorkloadRef, group_images};
 use crate::plan::WorkloadHealth;
 
 pub use http::HttpProber;
@@ -83,36 +83,53 @@ pub async fn observe(
     namespace: &str,
     images: &[TargetImage],
 ) -> Result<Observation, HealthError> {
+    // The workloads are read together: a failing one is found sooner.
+    let reads = group_images(images)?
+        .into_iter()
+        .map(|group| observe_workload(client, namespace, group));
     let mut observation = Observation {
         images_match: true,
         workloads: Vec::new(),
     };
-    for group in group_images(images)? {
-        let object = Workload::get(client, namespace, &group.workload).await?;
-        for (container, image) in &group.containers {
-            let current = object.container_image(&group.workload, namespace, container)?;
-            observation.images_match &= current == Some(image.as_str());
-        }
-        let rollout = match &object {
-            Workload::Deployment(d) => deployment_rollout(d),
-            Workload::StatefulSet(s) => statefulset_rollout(s),
-        };
-        let selector = pod_selector(&object, &group.workload, namespace)?;
-        let pods = Api::<Pod>::namespaced(client.clone(), namespace)
-            .list(&ListParams::default().labels_from(&selector))
-            .await
-            .map_err(|source| HealthError::ListPods {
-                workload: group.workload.clone(),
-                namespace: namespace.to_owned(),
-                source,
-            })?;
-        observation.workloads.push(WorkloadHealth {
-            name: group.workload.name,
-            rollout,
-            restarts: restarts_since_deploy(&pods.items, &group.containers),
-        });
+    for (images_match, workload) in futures::future::try_join_all(reads).await? {
+        observation.images_match &= images_match;
+        observation.workloads.push(workload);
     }
     Ok(observation)
+}
+
+/// One workload's health, and whether its target containers run the
+/// wanted images.
+async fn observe_workload(
+    client: &Client,
+    namespace: &str,
+    group: WorkloadImages,
+) -> Result<(bool, WorkloadHealth), HealthError> {
+    let object = Workload::get(client, namespace, &group.workload).await?;
+    let mut images_match = true;
+    for (container, image) in &group.containers {
+        let current = object.container_image(&group.workload, namespace, container)?;
+        images_match &= current == Some(image.as_str());
+    }
+    let rollout = match &object {
+        Workload::Deployment(d) => deployment_rollout(d),
+        Workload::StatefulSet(s) => statefulset_rollout(s),
+    };
+    let selector = pod_selector(&object, &group.workload, namespace)?;
+    let pods = Api::<Pod>::namespaced(client.clone(), namespace)
+        .list(&ListParams::default().labels_from(&selector))
+        .await
+        .map_err(|source| HealthError::ListPods {
+            workload: group.workload.clone(),
+            namespace: namespace.to_owned(),
+            source,
+        })?;
+    let health = WorkloadHealth {
+        name: group.workload.name,
+        rollout,
+        restarts: restarts_since_deploy(&pods.items, &group.containers),
+    };
+    Ok((images_match, health))
 }
 
 fn pod_selector(

@@ -145,17 +145,21 @@ async fn read_workloads(
     wanted: &[deploy::WorkloadImages],
 ) -> Result<Vec<ObservedWorkload>, Result<Unreachable, Error>> {
     let namespace = &targets.namespace;
-    let mut workloads = Vec::new();
-    for (kind, name) in env.workloads() {
+    // Read together: a reconcile that finds a failed check waits for these
+    // reads before it rolls back.
+    let reads = env.workloads().into_iter().map(|(kind, name)| async move {
         let workload = WorkloadRef {
             kind,
             name: name.to_owned(),
         };
-        let object = match Workload::get(&place.client, namespace, &workload).await {
-            Ok(o) => Some(o),
-            Err(DeployError::NotFound { .. }) => None,
-            Err(e) => return Err(unreachable(place, &e).ok_or_else(|| e.into())),
-        };
+        match Workload::get(&place.client, namespace, &workload).await {
+            Ok(o) => Ok((workload, Some(o))),
+            Err(DeployError::NotFound { .. }) => Ok((workload, None)),
+            Err(e) => Err(unreachable(place, &e).ok_or_else(|| e.into())),
+        }
+    });
+    let mut workloads = Vec::new();
+    for (workload, object) in futures::future::try_join_all(reads).await? {
         let claim = object
             .as_ref()
             .map_or(Claim::Free, |o| deploy::claim_of(o, owner));
