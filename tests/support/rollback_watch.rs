@@ -3,21 +3,19 @@
 //! (so during the soak), and the watch notes when its pods fail, when the
 //! operator patches it back and when it is back.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{ListParams, Patch, PatchParams};
+use kube::ResourceExt;
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, ResourceExt};
-use serde_json::json;
 
 use super::TestNs;
 use super::fleet::{BROKEN_ROLE, MAX_RESTARTS, ROLE};
-use super::workloads::{SIM_MODE_LABEL, SimMode, deployment_rolled_out};
+use super::workloads::{crash_loop_pods, deployment_rolled_out};
 
 /// One failing train's rollback, as watched from outside.
 #[derive(Debug, Default, Clone)]
@@ -77,7 +75,7 @@ impl RollbackWatch {
         let (new, old) = (new.to_owned(), old.to_owned());
         let shared = times.clone();
         let task = tokio::spawn(async move {
-            let broken: Arc<Mutex<Vec<String>>> = Arc::default();
+            let mut broken = HashSet::new();
             let workloads = watcher(deployments, config.clone())
                 .default_backoff()
                 .applied_objects()
@@ -98,13 +96,15 @@ impl RollbackWatch {
                         let Some(t) = times.get_mut(&name) else {
                             continue;
                         };
-                        let mut broken = broken.lock().unwrap_or_else(|e| e.into_inner());
                         if image.as_deref() == Some(new.as_str())
                             && deployment_rolled_out(&d)
                             && !broken.contains(&name)
                         {
-                            broken.push(name.clone());
-                            tokio::spawn(break_pods(pods.clone(), name, new.clone()));
+                            broken.insert(name.clone());
+                            let (pods, new) = (pods.clone(), new.clone());
+                            tokio::spawn(async move {
+                                let _ = crash_loop_pods(&pods, &name, Some(&new)).await;
+                            });
                         } else if image.as_deref() == Some(old.as_str()) && broken.contains(&name) {
                             t.patched.get_or_insert(now);
                             if deployment_rolled_out(&d) {
@@ -170,32 +170,4 @@ pub fn template_image(d: &Deployment) -> Option<String> {
         .first()?
         .image
         .clone()
-}
-
-/// Makes the pods of `app` that run `image` crash-loop.
-async fn break_pods(pods: Api<Pod>, app: String, image: String) {
-    let Ok(list) = pods
-        .list(&ListParams::default().labels(&format!("app={app}")))
-        .await
-    else {
-        return;
-    };
-    let patch = json!({ "metadata": { "labels": { SIM_MODE_LABEL: SimMode::CrashLoop.label() } } });
-    for pod in list.items {
-        let runs_new = pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.containers.first())
-            .and_then(|c| c.image.as_deref())
-            == Some(image.as_str());
-        if runs_new {
-            let _ = pods
-                .patch(
-                    &pod.name_any(),
-                    &PatchParams::default(),
-                    &Patch::Merge(&patch),
-                )
-                .await;
-        }
-    }
 }

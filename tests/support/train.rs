@@ -17,7 +17,7 @@ use packit_operator::plan::ReleasePhase;
 use serde_json::{Value, json};
 
 use super::operator::Operator;
-use super::workloads::{deployment, statefulset};
+use super::workloads::{crash_loop_pods, deployment, statefulset};
 use super::{GitRepo, SimMode, TestNs, apply_crds, eventually, push_image};
 
 pub const TIMEOUT: Duration = Duration::from_secs(120);
@@ -376,30 +376,6 @@ impl Train {
     /// Makes the running pods of a workload crash-loop, as a bad release
     /// would after it rolled out.
     pub async fn break_pods(&self, app: &str) -> Result<()> {
-        let pods = self
-            .ns
-            .api::<Pod>()
-            .list(&ListParams::default().labels(&format!("app={app}")))
-            .await?;
-        let patch = json!({ "metadata": { "labels": { "sim.packit.dev/mode": "crash-loop" } } });
-        for pod in pods.items {
-            let patched = self
-                .ns
-                .api::<Pod>()
-                .patch(
-                    &pod.name_any(),
-                    &PatchParams::default(),
-                    &Patch::Merge(&patch),
-                )
-                .await;
-            match patched {
-                // An old pod of the rollout may be gone by now.
-                Err(kube::Error::Api(s)) if s.is_not_found() => {}
-                other => {
-                    other?;
-                }
-            }
-        }
-        Ok(())
+        Ok(crash_loop_pods(&self.ns.api::<Pod>(), app, None).await?)
     }
 }

@@ -6,6 +6,8 @@ use anyhow::Result;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentCondition, StatefulSet};
 use k8s_openapi::api::batch::v1::{Job, JobCondition};
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::{Api, ResourceExt};
 use serde_json::json;
 
 /// The pod label the kwok Stages read.
@@ -52,6 +54,40 @@ pub fn pod_template(app: &str, image: &str, mode: SimMode) -> Result<PodTemplate
             "containers": [{ "name": "app", "image": image }]
         }
     }))?)
+}
+
+/// Makes the pods of `app` crash-loop (with `image`, only those running
+/// it), as a bad release would after it rolled out. A pod gone meanwhile
+/// (an old one of a rollout) is skipped.
+pub async fn crash_loop_pods(pods: &Api<Pod>, app: &str, image: Option<&str>) -> kube::Result<()> {
+    let list = pods
+        .list(&ListParams::default().labels(&format!("app={app}")))
+        .await?;
+    let patch = json!({ "metadata": { "labels": { SIM_MODE_LABEL: SimMode::CrashLoop.label() } } });
+    for pod in list.items {
+        let runs = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.containers.first())
+            .and_then(|c| c.image.as_deref());
+        if image.is_some_and(|wanted| runs != Some(wanted)) {
+            continue;
+        }
+        match pods
+            .patch(
+                &pod.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await
+        {
+            Err(kube::Error::Api(s)) if s.is_not_found() => {}
+            other => {
+                other?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A Deployment of `replicas` pods of `image`, selecting `app: <name>`.
