@@ -13,11 +13,12 @@ use serde_json::{Value, json};
 
 use packit_operator::api::deployment::{Target, WorkloadKind};
 use packit_operator::api::release::TargetImage;
+use packit_operator::client::trim_pod;
 use packit_operator::deploy::{
     self, Applied, DEPLOYMENT_LABEL, DEPLOYMENT_NAMESPACE_LABEL, DeployError, FIELD_MANAGER, Owner,
     WorkloadRef, apply_images, current_images,
 };
-use packit_operator::health::{HealthError, Observation, observe};
+use packit_operator::health::{self, HealthError, Observation};
 use packit_operator::plan::Rollout;
 
 use support::workloads::{
@@ -53,6 +54,28 @@ fn owner(ns: &TestNs) -> Owner {
         name: "packit".into(),
         namespace: ns.name.clone(),
     }
+}
+
+/// `health::observe` over the namespace's pods, trimmed as the
+/// operator's pod cache keeps them.
+async fn observe(
+    client: &kube::Client,
+    namespace: &str,
+    images: &[TargetImage],
+) -> std::result::Result<Observation, HealthError> {
+    let pods = kube::Api::<Pod>::namespaced(client.clone(), namespace)
+        .list(&ListParams::default())
+        .await
+        .expect("listing pods");
+    let pods: Vec<_> = pods
+        .items
+        .into_iter()
+        .map(|mut p| {
+            trim_pod(&mut p);
+            std::sync::Arc::new(p)
+        })
+        .collect();
+    health::observe(client, namespace, &pods, images).await
 }
 
 /// Workloads are created by another field manager, as a person or their

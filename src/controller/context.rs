@@ -10,9 +10,11 @@ use kube::runtime::events::Reporter;
 use kube::runtime::reflector::Store;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::Pod;
 
 use crate::api::{PackitDeployment, PackitRelease};
 use crate::build::registry::Registry;
+use crate::client::Readiness;
 use crate::git::SourceCache;
 use crate::health::{HttpProber, MetricProber};
 use crate::metrics::Metrics;
@@ -27,6 +29,10 @@ pub struct Context {
     pub releases: Store<PackitRelease>,
     /// Whether `releases` has listed once.
     pub releases_ready: Readiness,
+    /// The labelled pods, trimmed to what the health checks read
+    /// (`client::pod_watch`).
+    pub pods: Store<Pod>,
+    pub pods_ready: Readiness,
     /// The trains the controller sees, to find others reaching for the
     /// same workload.
     pub trains: Store<PackitDeployment>,
@@ -52,40 +58,14 @@ pub struct Context {
     pub clusters: Clusters,
 }
 
-/// Whether a store has listed once, for any number of waiters. kube's
-/// `Store::wait_until_ready` wakes only the last of several concurrent
-/// waiters (its one-shot channel keeps a single waker): reconciles started
-/// together at start-up would wait forever. So one task waits on the store
-/// and reconciles wait here.
-pub struct Readiness(tokio::sync::watch::Receiver<bool>);
-
-impl Readiness {
-    pub fn of<K>(store: Store<K>) -> Self
-    where
-        K: kube::Resource + Clone + Send + Sync + 'static,
-        K::DynamicType: Eq + std::hash::Hash + Clone + Send + Sync,
-    {
-        let (ready, readiness) = tokio::sync::watch::channel(false);
-        tokio::spawn(async move {
-            if store.wait_until_ready().await.is_ok() {
-                let _ = ready.send(true);
-            }
-        });
-        Self(readiness)
-    }
-
-    /// Once the store has listed; an error when its watch was dropped
-    /// before.
-    pub async fn wait(&self) -> Result<(), tokio::sync::watch::error::RecvError> {
-        self.0.clone().wait_for(|ready| *ready).await.map(|_| ())
-    }
-}
-
 /// Where an environment's workloads live: the operator's own cluster, or
 /// a remote one.
 #[derive(Clone)]
 pub struct Place {
     pub client: Client,
+    /// The place's pod cache, and whether it has listed once.
+    pub pods: Store<Pod>,
+    pub pods_ready: Readiness,
     pub remote: Option<Arc<Remote>>,
 }
 
@@ -93,6 +73,8 @@ impl Place {
     pub fn home(ctx: &Context) -> Place {
         Place {
             client: ctx.client.clone(),
+            pods: ctx.pods.clone(),
+            pods_ready: ctx.pods_ready.clone(),
             remote: None,
         }
     }
@@ -100,6 +82,8 @@ impl Place {
     pub fn on(remote: Arc<Remote>) -> Place {
         Place {
             client: remote.client.clone(),
+            pods: remote.pods.clone(),
+            pods_ready: remote.pods_ready.clone(),
             remote: Some(remote),
         }
     }

@@ -8,7 +8,6 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Pod;
 use kube::api::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::Reporter;
@@ -16,12 +15,11 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 
-use super::context::Readiness;
 use super::{Context, Error, MANAGER, reconcile};
 use crate::api::deployment::WorkloadKind;
 use crate::api::{PackitDeployment, PackitRelease};
 use crate::build::registry::Registry;
-use crate::client::metadata_watch;
+use crate::client::{Readiness, metadata_watch, pod_watch};
 use crate::git::SourceCache;
 use crate::health::{HttpProber, MetricProber};
 use crate::http::AddressPolicy;
@@ -154,8 +152,12 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
     let statefulset_events = metadata_watch::<StatefulSet>(&client, labelled())
         .reflect(statefulset_writer)
         .touched_objects();
-    // Pods and Jobs only wake their train: their labels are enough.
-    let pod_events = metadata_watch::<Pod>(&client, labelled()).touched_objects();
+    // Pods wake their train and fill the cache the health checks count
+    // restarts from; Jobs only wake their train: their labels are enough.
+    let (pod_store, pod_writer) = reflector::store();
+    let pod_events = pod_watch(&client, labelled())
+        .reflect(pod_writer)
+        .touched_objects();
     let job_events = metadata_watch::<Job>(&client, labelled()).touched_objects();
     let contenders = deployments.clone();
     let controller = Controller::new(deployments, trains_config(settings.selector.as_deref()));
@@ -176,6 +178,8 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
             instance: settings.instance.clone(),
         },
         releases_ready: Readiness::of(release_store.clone()),
+        pods_ready: Readiness::of(pod_store.clone()),
+        pods: pod_store,
         releases: release_store,
         trains: controller.store(),
         deployments: deployment_store.clone(),

@@ -7,10 +7,11 @@ mod restarts;
 mod rollout;
 pub mod smoke;
 
+use std::sync::Arc;
+
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::ListParams;
+use kube::Client;
 use kube::core::Selector;
-use kube::{Api, Client};
 
 use crate::api::release::TargetImage;
 use crate::deploy::{DeployError, Workload, WorkloadImages, WorkloadRef, group_images};
@@ -18,7 +19,7 @@ use crate::plan::WorkloadHealth;
 
 pub use http::HttpProber;
 pub use prometheus::{MetricProber, MetricQuery, PrometheusAuth};
-pub use restarts::{restarts_since_deploy, runs_image};
+pub use restarts::{restarts_since_deploy, runs_image, selected};
 pub use rollout::{PROGRESS_DEADLINE_EXCEEDED, deployment_rollout, statefulset_rollout};
 
 /// What `observe` saw.
@@ -44,13 +45,6 @@ pub enum HealthError {
         namespace: String,
         reason: String,
     },
-    #[error("listing the pods of {workload} in namespace {namespace}: {source}")]
-    ListPods {
-        workload: WorkloadRef,
-        namespace: String,
-        #[source]
-        source: kube::Error,
-    },
     #[error("building the HTTP client: {0}")]
     HttpClient(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -62,7 +56,6 @@ impl HealthError {
             HealthError::Workload(e) => {
                 matches!(&**e, DeployError::Read { source, .. } if crate::remote::is_unreachable(source))
             }
-            HealthError::ListPods { source, .. } => crate::remote::is_unreachable(source),
             _ => false,
         }
     }
@@ -74,19 +67,21 @@ impl From<DeployError> for HealthError {
     }
 }
 
-/// Reads the workloads of `images` and their pods (by each workload's
-/// selector) and reports, per workload, the rollout state and the restarts
-/// of the target containers that run the wanted image. A missing workload
-/// or container is an error.
+/// Reads the workloads of `images` and reports, per workload, the rollout
+/// state and the restarts of the target containers that run the wanted
+/// image, counted over the workload's pods among `pods` (the train's, from
+/// the pod cache; each workload's selector picks its own). A missing
+/// workload or container is an error.
 pub async fn observe(
     client: &Client,
     namespace: &str,
+    pods: &[Arc<Pod>],
     images: &[TargetImage],
 ) -> Result<Observation, HealthError> {
     // The workloads are read together: a failing one is found sooner.
     let reads = group_images(images)?
         .into_iter()
-        .map(|group| observe_workload(client, namespace, group));
+        .map(|group| observe_workload(client, namespace, pods, group));
     let mut observation = Observation {
         images_match: true,
         workloads: Vec::new(),
@@ -103,6 +98,7 @@ pub async fn observe(
 async fn observe_workload(
     client: &Client,
     namespace: &str,
+    pods: &[Arc<Pod>],
     group: WorkloadImages,
 ) -> Result<(bool, WorkloadHealth), HealthError> {
     let object = Workload::get(client, namespace, &group.workload).await?;
@@ -116,18 +112,10 @@ async fn observe_workload(
         Workload::StatefulSet(s) => statefulset_rollout(s),
     };
     let selector = pod_selector(&object, &group.workload, namespace)?;
-    let pods = Api::<Pod>::namespaced(client.clone(), namespace)
-        .list(&ListParams::default().labels_from(&selector))
-        .await
-        .map_err(|source| HealthError::ListPods {
-            workload: group.workload.clone(),
-            namespace: namespace.to_owned(),
-            source,
-        })?;
     let health = WorkloadHealth {
         name: group.workload.name,
         rollout,
-        restarts: restarts_since_deploy(&pods.items, &group.containers),
+        restarts: restarts_since_deploy(selected(pods, namespace, &selector), &group.containers),
     };
     Ok((images_match, health))
 }

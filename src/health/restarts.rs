@@ -1,13 +1,31 @@
 //! Container restarts of a workload's pods since a deploy: pure.
 
+use std::sync::Arc;
+
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+use kube::ResourceExt;
+use kube::core::{Selector, SelectorExt};
+
+/// The pods of `namespace` that `selector` picks: a workload's.
+pub fn selected<'a>(
+    pods: &'a [Arc<Pod>],
+    namespace: &'a str,
+    selector: &'a Selector,
+) -> impl Iterator<Item = &'a Pod> {
+    pods.iter().map(|p| &**p).filter(move |p| {
+        p.namespace().as_deref() == Some(namespace) && selector.matches(p.labels())
+    })
+}
 
 /// Sums `restartCount` of the given `(container, image)` pairs over `pods`,
 /// counting only containers that run the wanted image: restarts of pods
 /// from before the deploy do not count against it.
-pub fn restarts_since_deploy(pods: &[Pod], containers: &[(String, String)]) -> u32 {
+pub fn restarts_since_deploy<'a>(
+    pods: impl IntoIterator<Item = &'a Pod>,
+    containers: &[(String, String)],
+) -> u32 {
     let statuses = pods
-        .iter()
+        .into_iter()
         .filter_map(|p| p.status.as_ref()?.container_statuses.as_ref())
         .flatten();
     statuses

@@ -17,7 +17,7 @@ fn prober_and_futures_are_shareable() {
     };
     // Never called: no client is made.
     let _futures = |c: kube::Client| {
-        send(super::observe(&c, "ns", &[]));
+        send(super::observe(&c, "ns", &[], &[]));
         send(crate::deploy::apply_images(&c, "ns", &owner, &[]));
         send(crate::deploy::current_images(&c, "ns", &[]));
     };

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use futures::channel::mpsc::UnboundedSender;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::PartialObjectMeta;
 use kube::config::KubeConfigOptions;
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -21,6 +21,7 @@ use kube::{Api, Client, Config};
 
 use crate::api::PackitDeployment;
 use crate::api::deployment::ClusterRef;
+use crate::client::Readiness;
 use crate::http::AddressPolicy;
 use crate::metrics::Metrics;
 pub use reach::{Reach, is_unreachable};
@@ -48,6 +49,10 @@ pub struct Remote {
     /// Labelled workloads there, kept by the watches.
     pub deployments: Store<PartialObjectMeta<Deployment>>,
     pub statefulsets: Store<PartialObjectMeta<StatefulSet>>,
+    /// Labelled pods there, trimmed for the health checks, and whether
+    /// their watch has listed once.
+    pub pods: Store<Pod>,
+    pub pods_ready: Readiness,
     /// Whether the last requests got through.
     pub reach: Reach,
     /// The Secret's content this client was built from.
@@ -171,16 +176,17 @@ impl Clusters {
                 .map_err(|e| ClusterError::Invalid(format!("{at}: {e}")))?;
         let client = crate::client::counting_from(config, self.metrics.clone())
             .map_err(|e| ClusterError::Invalid(format!("{at}: {e}")))?;
-        let (deployments, statefulsets, watches) =
-            watch::start(&client, &key.namespace, &key.secret, &self.wake);
+        let watches = watch::start(&client, &key.namespace, &key.secret, &self.wake);
         Ok(Remote {
             name: key.secret.clone(),
             client,
-            deployments,
-            statefulsets,
+            pods_ready: Readiness::of(watches.pods.clone()),
+            deployments: watches.deployments,
+            statefulsets: watches.statefulsets,
+            pods: watches.pods,
             reach: Reach::default(),
             version,
-            watches,
+            watches: watches.tasks,
         })
     }
 

@@ -1,6 +1,6 @@
 //! The watches of one remote cluster: labelled workloads (kept in stores
-//! for the claims), their pods and the smoke-test Jobs, each event sent as
-//! the train to reconcile. Only objects labelled for trains of the
+//! for the claims), their pods (kept in a store for the health checks) and
+//! the smoke-test Jobs, each event sent as the train to reconcile. Only objects labelled for trains of the
 //! Secret's namespace are watched: no other tenant's train is woken.
 
 use futures::StreamExt;
@@ -16,21 +16,20 @@ use tokio::task::AbortHandle;
 
 use super::train_of;
 use crate::api::PackitDeployment;
-use crate::client::metadata_watch;
+use crate::client::{metadata_watch, pod_watch};
 use crate::labels;
 
 type Wake = UnboundedSender<ObjectRef<PackitDeployment>>;
 
-pub fn start(
-    client: &Client,
-    namespace: &str,
-    cluster: &str,
-    wake: &Wake,
-) -> (
-    Store<PartialObjectMeta<Deployment>>,
-    Store<PartialObjectMeta<StatefulSet>>,
-    Vec<AbortHandle>,
-) {
+/// The stores the watches keep, and the watches.
+pub struct Watches {
+    pub deployments: Store<PartialObjectMeta<Deployment>>,
+    pub statefulsets: Store<PartialObjectMeta<StatefulSet>>,
+    pub pods: Store<Pod>,
+    pub tasks: Vec<AbortHandle>,
+}
+
+pub fn start(client: &Client, namespace: &str, cluster: &str, wake: &Wake) -> Watches {
     let config = || {
         watcher::Config::default().labels(&format!(
             "{},{}={namespace}",
@@ -40,6 +39,7 @@ pub fn start(
     };
     let (deployments, deployment_writer) = reflector::store();
     let (statefulsets, statefulset_writer) = reflector::store();
+    let (pods, pod_writer) = reflector::store();
     let tasks = vec![
         forward(
             cluster,
@@ -55,19 +55,26 @@ pub fn start(
                 .reflect(statefulset_writer)
                 .touched_objects(),
         ),
-        // Pods and Jobs only wake the train.
         forward(
             cluster,
             wake,
-            metadata_watch::<Pod>(client, config()).touched_objects(),
+            pod_watch(client, config())
+                .reflect(pod_writer)
+                .touched_objects(),
         ),
+        // Jobs only wake the train.
         forward(
             cluster,
             wake,
             metadata_watch::<Job>(client, config()).touched_objects(),
         ),
     ];
-    (deployments, statefulsets, tasks)
+    Watches {
+        deployments,
+        statefulsets,
+        pods,
+        tasks,
+    }
 }
 
 /// Sends each touched object's train to `wake` until aborted.

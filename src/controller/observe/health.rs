@@ -13,7 +13,13 @@ use crate::api::duration;
 use crate::controller::targets::{namespace_of, wanted_images};
 use crate::controller::{Context, Error};
 use crate::health::{self, MetricQuery, PrometheusAuth};
+use crate::labels;
 use crate::plan::HealthReport;
+
+/// How long a reconcile waits for a pod cache's first list (a remote
+/// cluster's may be slow to answer) before it gives no verdict this time:
+/// the list's events wake the train again.
+const POD_CACHE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Health of `env_name` for `release`, or none while its workloads do not
 /// run the release yet (a stale report must not count).
@@ -49,7 +55,19 @@ pub async fn observe(
         return Ok(None);
     }
     let place = obs.place(ctx, &env.name);
-    let observation = match health::observe(&place.client, &namespace, &images).await {
+    // Until the pod cache has listed, restarts would read as none.
+    let listed = tokio::time::timeout(POD_CACHE_WAIT, place.pods_ready.wait()).await;
+    if !matches!(listed, Ok(Ok(()))) {
+        tracing::debug!(namespace, cluster = ?place.cluster(), "the pod cache has not listed yet");
+        return Ok(None);
+    }
+    let (train, train_namespace) = (obs.name(), obs.namespace.as_str());
+    let pods = place.pods.state_filter(|p| {
+        let labels = p.labels();
+        labels.get(labels::DEPLOYMENT) == Some(&train)
+            && labels.get(labels::DEPLOYMENT_NAMESPACE).map(String::as_str) == Some(train_namespace)
+    });
+    let observation = match health::observe(&place.client, &namespace, &pods, &images).await {
         Ok(o) => o,
         Err(e) if place.remote.is_some() && e.is_unreachable() => return Ok(None),
         Err(e) => return Err(e.into()),

@@ -1,6 +1,6 @@
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod, PodStatus};
 
-use crate::health::{restarts_since_deploy, runs_image};
+use crate::health::{restarts_since_deploy, runs_image, selected};
 
 fn status(name: &str, image: &str, image_id: &str, restarts: i32) -> ContainerStatus {
     ContainerStatus {
@@ -97,4 +97,29 @@ fn images_by_digest_match_normalised_references() {
     ));
     // "sha256:..." without '@' (an image ID) is no reference digest.
     assert!(!runs_image(&status("c", "x", "sha256:abcd", 0), wanted));
+}
+
+#[test]
+fn a_workload_counts_only_the_pods_its_selector_picks_in_its_namespace() {
+    use std::sync::Arc;
+
+    use kube::core::{Expression, Selector};
+
+    let labelled = |namespace: &str, app: &str, restarts| {
+        let mut p = pod(vec![status("service", NEW, "", restarts)]);
+        p.metadata.namespace = Some(namespace.into());
+        p.metadata.labels = Some([("app".to_owned(), app.to_owned())].into());
+        Arc::new(p)
+    };
+    let pods = [
+        labelled("prod", "web", 1),
+        labelled("prod", "web", 2),
+        labelled("prod", "worker", 10),
+        labelled("stg", "web", 100),
+    ];
+    let web: Selector = Expression::Equal("app".into(), "web".into()).into();
+    let count = |namespace| restarts_since_deploy(selected(&pods, namespace, &web), &wanted());
+    assert_eq!(count("prod"), 3);
+    assert_eq!(count("stg"), 100);
+    assert_eq!(count("other"), 0);
 }
