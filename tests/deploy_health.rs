@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use packit_operator::api::deployment::{Target, WorkloadKind};
 use packit_operator::api::release::TargetImage;
-use packit_operator::client::trim_pod;
+use packit_operator::client::CachedPod;
 use packit_operator::deploy::{
     self, Applied, DEPLOYMENT_LABEL, DEPLOYMENT_NAMESPACE_LABEL, DeployError, FIELD_MANAGER, Owner,
     WorkloadRef, apply_images, current_images,
@@ -56,25 +56,18 @@ fn owner(ns: &TestNs) -> Owner {
     }
 }
 
-/// `health::observe` over the namespace's pods, trimmed as the
-/// operator's pod cache keeps them.
+/// `health::observe` over the namespace's pods, read as the operator's pod
+/// cache reads them.
 async fn observe(
     client: &kube::Client,
     namespace: &str,
     images: &[TargetImage],
 ) -> std::result::Result<Observation, HealthError> {
-    let pods = kube::Api::<Pod>::namespaced(client.clone(), namespace)
+    let pods = kube::Api::<CachedPod>::namespaced(client.clone(), namespace)
         .list(&ListParams::default())
         .await
         .expect("listing pods");
-    let pods: Vec<_> = pods
-        .items
-        .into_iter()
-        .map(|mut p| {
-            trim_pod(&mut p);
-            std::sync::Arc::new(p)
-        })
-        .collect();
+    let pods: Vec<_> = pods.items.into_iter().map(std::sync::Arc::new).collect();
     health::observe(client, namespace, &pods, images).await
 }
 

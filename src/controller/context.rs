@@ -10,11 +10,10 @@ use kube::runtime::events::Reporter;
 use kube::runtime::reflector::Store;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::Pod;
 
 use crate::api::{PackitDeployment, PackitRelease};
 use crate::build::registry::Registry;
-use crate::client::Readiness;
+use crate::client::{CachedPod, Readiness};
 use crate::git::SourceCache;
 use crate::health::{HttpProber, MetricProber};
 use crate::metrics::Metrics;
@@ -29,9 +28,9 @@ pub struct Context {
     pub releases: Store<PackitRelease>,
     /// Whether `releases` has listed once.
     pub releases_ready: Readiness,
-    /// The labelled pods, trimmed to what the health checks read
+    /// The labelled pods, as much as the health checks read
     /// (`client::pod_watch`).
-    pub pods: Store<Pod>,
+    pub pods: Store<CachedPod>,
     pub pods_ready: Readiness,
     /// The trains the controller sees, to find others reaching for the
     /// same workload.
@@ -64,7 +63,7 @@ pub struct Context {
 pub struct Place {
     pub client: Client,
     /// The place's pod cache, and whether it has listed once.
-    pub pods: Store<Pod>,
+    pub pods: Store<CachedPod>,
     pub pods_ready: Readiness,
     pub remote: Option<Arc<Remote>>,
 }

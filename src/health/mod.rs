@@ -9,11 +9,11 @@ pub mod smoke;
 
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::Pod;
 use kube::Client;
 use kube::core::Selector;
 
 use crate::api::release::TargetImage;
+use crate::client::CachedPod;
 use crate::deploy::{DeployError, Workload, WorkloadImages, WorkloadRef, group_images};
 use crate::plan::WorkloadHealth;
 
@@ -75,7 +75,7 @@ impl From<DeployError> for HealthError {
 pub async fn observe(
     client: &Client,
     namespace: &str,
-    pods: &[Arc<Pod>],
+    pods: &[Arc<CachedPod>],
     images: &[TargetImage],
 ) -> Result<Observation, HealthError> {
     // The workloads are read together: a failing one is found sooner.
@@ -98,7 +98,7 @@ pub async fn observe(
 async fn observe_workload(
     client: &Client,
     namespace: &str,
-    pods: &[Arc<Pod>],
+    pods: &[Arc<CachedPod>],
     group: WorkloadImages,
 ) -> Result<(bool, WorkloadHealth), HealthError> {
     let object = Workload::get(client, namespace, &group.workload).await?;

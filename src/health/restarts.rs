@@ -2,16 +2,17 @@
 
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use kube::ResourceExt;
 use kube::core::{Selector, SelectorExt};
 
+use crate::client::{CachedPod, ContainerRestarts};
+
 /// The pods of `namespace` that `selector` picks: a workload's.
 pub fn selected<'a>(
-    pods: &'a [Arc<Pod>],
+    pods: &'a [Arc<CachedPod>],
     namespace: &'a str,
     selector: &'a Selector,
-) -> impl Iterator<Item = &'a Pod> {
+) -> impl Iterator<Item = &'a CachedPod> {
     pods.iter().map(|p| &**p).filter(move |p| {
         p.namespace().as_deref() == Some(namespace) && selector.matches(p.labels())
     })
@@ -21,13 +22,10 @@ pub fn selected<'a>(
 /// counting only containers that run the wanted image: restarts of pods
 /// from before the deploy do not count against it.
 pub fn restarts_since_deploy<'a>(
-    pods: impl IntoIterator<Item = &'a Pod>,
+    pods: impl IntoIterator<Item = &'a CachedPod>,
     containers: &[(String, String)],
 ) -> u32 {
-    let statuses = pods
-        .into_iter()
-        .filter_map(|p| p.status.as_ref()?.container_statuses.as_ref())
-        .flatten();
+    let statuses = pods.into_iter().flat_map(CachedPod::containers);
     statuses
         .filter(|s| {
             containers
@@ -41,7 +39,7 @@ pub fn restarts_since_deploy<'a>(
 /// Whether a container status shows the wanted image. Runtimes may report a
 /// normalised reference (`docker.io/library/...`), so a wanted image by
 /// digest also matches the same digest in `image` or `imageID`.
-pub fn runs_image(status: &ContainerStatus, wanted: &str) -> bool {
+pub fn runs_image(status: &ContainerRestarts, wanted: &str) -> bool {
     if status.image == wanted {
         return true;
     }

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use futures::channel::mpsc::UnboundedSender;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::api::core::v1::Secret;
 use kube::api::PartialObjectMeta;
 use kube::config::KubeConfigOptions;
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -21,7 +21,7 @@ use kube::{Api, Client, Config};
 
 use crate::api::PackitDeployment;
 use crate::api::deployment::ClusterRef;
-use crate::client::Readiness;
+use crate::client::{CachedPod, Readiness};
 use crate::http::AddressPolicy;
 use crate::metrics::Metrics;
 pub use reach::{Reach, is_unreachable};
@@ -49,9 +49,9 @@ pub struct Remote {
     /// Labelled workloads there, kept by the watches.
     pub deployments: Store<PartialObjectMeta<Deployment>>,
     pub statefulsets: Store<PartialObjectMeta<StatefulSet>>,
-    /// Labelled pods there, trimmed for the health checks, and whether
+    /// Labelled pods there, as the health checks read them, and whether
     /// their watch has listed once.
-    pub pods: Store<Pod>,
+    pub pods: Store<CachedPod>,
     pub pods_ready: Readiness,
     /// Whether the last requests got through.
     pub reach: Reach,

@@ -7,7 +7,6 @@ use futures::StreamExt;
 use futures::channel::mpsc::UnboundedSender;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Pod;
 use kube::Client;
 use kube::api::PartialObjectMeta;
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -16,7 +15,7 @@ use tokio::task::AbortHandle;
 
 use super::train_of;
 use crate::api::PackitDeployment;
-use crate::client::{metadata_watch, pod_watch};
+use crate::client::{CachedPod, metadata_watch, pod_watch};
 use crate::labels;
 
 type Wake = UnboundedSender<ObjectRef<PackitDeployment>>;
@@ -25,7 +24,7 @@ type Wake = UnboundedSender<ObjectRef<PackitDeployment>>;
 pub struct Watches {
     pub deployments: Store<PartialObjectMeta<Deployment>>,
     pub statefulsets: Store<PartialObjectMeta<StatefulSet>>,
-    pub pods: Store<Pod>,
+    pub pods: Store<CachedPod>,
     pub tasks: Vec<AbortHandle>,
 }
 

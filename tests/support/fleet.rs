@@ -1,6 +1,7 @@
 //! A fleet of release trains for the controller's scale test and benchmark:
 //! `size` trains in one namespace, each with a staging and a production
-//! environment of three workloads (two Deployments and a StatefulSet), one
+//! environment of three workloads (two Deployments and a StatefulSet, in
+//! namespaces of [`TRAINS_PER_NAMESPACE`] trains' workloads each), one
 //! component built by CI (`External`) from one shared repository, and one
 //! operator running them all. It drives whole waves (release requested,
 //! staging verified, every production window opening in the same minute)
@@ -39,9 +40,18 @@ pub const MAX_RESTARTS: i32 = 1;
 const REQUESTS: &str = "packit_api_requests_total";
 /// How many requests to the API server the harness makes at once.
 const PARALLEL: usize = 16;
+/// The workloads of this many trains share a namespace. The controller
+/// manager's Deployment controller lists every ReplicaSet and pod of a
+/// Deployment's namespace for each sync: with the workloads of 1,000
+/// trains in one namespace it fell behind by thousands of syncs and no
+/// rollout completed, which measures the controller manager, not the
+/// operator.
+pub const TRAINS_PER_NAMESPACE: usize = 50;
 
 pub struct Fleet {
     pub ns: TestNs,
+    /// The workloads' namespaces, opted in for the trains of `ns`.
+    pub workload_namespaces: Vec<TestNs>,
     pub op: Operator,
     pub size: usize,
     repo: GitRepo,
@@ -117,44 +127,54 @@ impl Fleet {
         let base = push_image(&registry, &format!("{}/base", ns.name), "v0", "base").await?;
         let current = base.by_digest();
         let fleet_ns = ns.name.clone();
-        let deployments = ns.api::<Deployment>();
-        let statefulsets = ns.api::<StatefulSet>();
-        let names: Vec<String> = (0..size).map(train_name).collect();
-        stream::iter(
-            names
-                .iter()
-                .flat_map(|t| ["stg", "prod"].map(|env| (t.clone(), env))),
-        )
-        .map(|(train, env)| {
-            let (deployments, statefulsets, image) =
-                (deployments.clone(), statefulsets.clone(), current.clone());
-            async move {
-                for part in ["a", "b"] {
-                    let name = format!("{train}-{env}-{part}");
-                    let mut d = deployment(&name, &image, 1, SimMode::Ready)?;
-                    let role = format!("{env}-{part}");
-                    d.labels_mut().insert(ROLE.into(), role.clone());
-                    if let Some(t) = d.spec.as_mut().map(|s| &mut s.template) {
-                        t.metadata
-                            .get_or_insert_default()
-                            .labels
-                            .get_or_insert_default()
-                            .insert(ROLE.into(), role);
+        let mut workload_namespaces = Vec::new();
+        for _ in 0..size.div_ceil(TRAINS_PER_NAMESPACE) {
+            let workload_ns = TestNs::new("fleet-w").await?;
+            workload_ns.kubectl(&[
+                "annotate",
+                "namespace",
+                &workload_ns.name,
+                &format!("packit.dev/allow-from={fleet_ns}"),
+            ])?;
+            workload_namespaces.push(workload_ns);
+        }
+        stream::iter((0..size).flat_map(|i| ["stg", "prod"].map(|env| (i, env))))
+            .map(|(i, env)| {
+                let train = train_name(i);
+                let workload_ns = &workload_namespaces[i / TRAINS_PER_NAMESPACE];
+                let (deployments, statefulsets, image) = (
+                    workload_ns.api::<Deployment>(),
+                    workload_ns.api::<StatefulSet>(),
+                    current.clone(),
+                );
+                async move {
+                    for part in ["a", "b"] {
+                        let name = format!("{train}-{env}-{part}");
+                        let mut d = deployment(&name, &image, 1, SimMode::Ready)?;
+                        let role = format!("{env}-{part}");
+                        d.labels_mut().insert(ROLE.into(), role.clone());
+                        if let Some(t) = d.spec.as_mut().map(|s| &mut s.template) {
+                            t.metadata
+                                .get_or_insert_default()
+                                .labels
+                                .get_or_insert_default()
+                                .insert(ROLE.into(), role);
+                        }
+                        deployments.create(&PostParams::default(), &d).await?;
                     }
-                    deployments.create(&PostParams::default(), &d).await?;
+                    let s = statefulset(&format!("{train}-{env}-c"), &image, 1, SimMode::Ready)?;
+                    statefulsets.create(&PostParams::default(), &s).await?;
+                    anyhow::Ok(())
                 }
-                let s = statefulset(&format!("{train}-{env}-c"), &image, 1, SimMode::Ready)?;
-                statefulsets.create(&PostParams::default(), &s).await?;
-                anyhow::Ok(())
-            }
-        })
-        .buffer_unordered(PARALLEL)
-        .try_collect::<()>()
-        .await
-        .context("creating the workloads")?;
+            })
+            .buffer_unordered(PARALLEL)
+            .try_collect::<()>()
+            .await
+            .context("creating the workloads")?;
         let fleet = Self {
             op: Operator::start_for_benchmark(&fleet_ns)?,
             ns,
+            workload_namespaces,
             size,
             repo,
             registry,
@@ -183,8 +203,14 @@ impl Fleet {
         Ok(fleet)
     }
 
+    /// The namespace of train `i`'s workloads.
+    fn workload_ns(&self, i: usize) -> &TestNs {
+        &self.workload_namespaces[i / TRAINS_PER_NAMESPACE]
+    }
+
     fn spec(&self, i: usize) -> Value {
         let train = train_name(i);
+        let namespace = &self.workload_ns(i).name;
         let targets = |env: &str| {
             json!([
                 { "kind": "Deployment", "name": format!("{train}-{env}-a"), "container": "app", "component": "app" },
@@ -206,11 +232,13 @@ impl Fleet {
             "environments": [
                 {
                     "name": "staging",
+                    "namespace": namespace,
                     "targets": targets("stg"),
                     "health": { "rolloutTimeout": "20m", "soak": "5s", "maxRestarts": MAX_RESTARTS }
                 },
                 {
                     "name": "production",
+                    "namespace": namespace,
                     "targets": targets("prod"),
                     "health": { "rolloutTimeout": "20m", "soak": "30s", "maxRestarts": MAX_RESTARTS }
                 }
@@ -276,7 +304,16 @@ impl Fleet {
             self.size
         );
         let chosen: Vec<String> = failing.iter().map(|&i| train_name(i)).collect();
-        let watch = RollbackWatch::start(&self.ns, &chosen, &image.by_digest(), &self.current);
+        let watch = RollbackWatch::start(
+            &self.ns.client,
+            self.workload_namespaces
+                .iter()
+                .map(|ns| ns.name.clone())
+                .collect(),
+            &chosen,
+            &image.by_digest(),
+            &self.current,
+        );
         let until_open = (opens - Utc::now()).to_std().unwrap_or_default();
         tokio::time::sleep(until_open).await;
         let before = self.scrape().await?;
@@ -542,7 +579,9 @@ impl Fleet {
             out.push_str(&format!("{train}: {status}\n"));
         }
         let selector = ListParams::default();
-        if let Ok(list) = self.ns.api::<Deployment>().list(&selector).await {
+        let index = train.trim_start_matches('t').parse::<usize>().unwrap_or(0);
+        let workload_ns = self.workload_ns(index);
+        if let Ok(list) = workload_ns.api::<Deployment>().list(&selector).await {
             for d in list
                 .items
                 .iter()
@@ -556,7 +595,7 @@ impl Fleet {
                 ));
             }
         }
-        if let Ok(list) = self.ns.api::<StatefulSet>().list(&selector).await {
+        if let Ok(list) = workload_ns.api::<StatefulSet>().list(&selector).await {
             for s in list
                 .items
                 .iter()
@@ -566,7 +605,7 @@ impl Fleet {
                 out.push_str(&format!("  StatefulSet {}: {status}\n", s.name_any()));
             }
         }
-        if let Ok(list) = self.ns.api::<Pod>().list(&selector).await {
+        if let Ok(list) = workload_ns.api::<Pod>().list(&selector).await {
             for p in list
                 .items
                 .iter()

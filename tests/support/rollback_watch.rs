@@ -10,10 +10,9 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
-use kube::ResourceExt;
 use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, ResourceExt};
 
-use super::TestNs;
 use super::fleet::{BROKEN_ROLE, MAX_RESTARTS, ROLE};
 use super::workloads::{crash_loop_pods, deployment_rolled_out};
 
@@ -56,7 +55,14 @@ pub struct RollbackWatch {
 }
 
 impl RollbackWatch {
-    pub fn start(ns: &TestNs, trains: &[String], new: &str, old: &str) -> Self {
+    /// Watches the Deployments and pods of `namespaces`.
+    pub fn start(
+        client: &Client,
+        namespaces: HashSet<String>,
+        trains: &[String],
+        new: &str,
+        old: &str,
+    ) -> Self {
         let times: HashMap<String, RollbackTimes> = trains
             .iter()
             .map(|t| {
@@ -71,9 +77,13 @@ impl RollbackWatch {
             .collect();
         let times = Arc::new(Mutex::new(times));
         let config = watcher::Config::default().labels(&format!("{ROLE}={BROKEN_ROLE}"));
-        let (deployments, pods) = (ns.api::<Deployment>(), ns.api::<Pod>());
+        let (deployments, pods) = (
+            Api::<Deployment>::all(client.clone()),
+            Api::<Pod>::all(client.clone()),
+        );
         let (new, old) = (new.to_owned(), old.to_owned());
         let shared = times.clone();
+        let client = client.clone();
         let task = tokio::spawn(async move {
             let mut broken = HashSet::new();
             let workloads = watcher(deployments, config.clone())
@@ -88,6 +98,13 @@ impl RollbackWatch {
             while let Some(event) = events.next().await {
                 let Ok(event) = event else { continue };
                 let now = Instant::now();
+                let namespace = match &event {
+                    Either::Workload(d) => d.namespace(),
+                    Either::Pod(p) => p.namespace(),
+                };
+                if !namespace.is_some_and(|ns| namespaces.contains(&ns)) {
+                    continue;
+                }
                 match event {
                     Either::Workload(d) => {
                         let name = d.name_any();
@@ -101,7 +118,11 @@ impl RollbackWatch {
                             && !broken.contains(&name)
                         {
                             broken.insert(name.clone());
-                            let (pods, new) = (pods.clone(), new.clone());
+                            let pods = Api::<Pod>::namespaced(
+                                client.clone(),
+                                &d.namespace().unwrap_or_default(),
+                            );
+                            let new = new.clone();
                             tokio::spawn(async move {
                                 let _ = crash_loop_pods(&pods, &name, Some(&new)).await;
                             });

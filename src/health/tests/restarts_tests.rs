@@ -1,22 +1,20 @@
-use k8s_openapi::api::core::v1::{ContainerStatus, Pod, PodStatus};
+use crate::client::{CachedPod, CachedPodStatus, ContainerRestarts};
 
 use crate::health::{restarts_since_deploy, runs_image, selected};
 
-fn status(name: &str, image: &str, image_id: &str, restarts: i32) -> ContainerStatus {
-    ContainerStatus {
+fn status(name: &str, image: &str, image_id: &str, restarts: i32) -> ContainerRestarts {
+    ContainerRestarts {
         name: name.into(),
         image: image.into(),
         image_id: image_id.into(),
         restart_count: restarts,
-        ..Default::default()
     }
 }
 
-fn pod(statuses: Vec<ContainerStatus>) -> Pod {
-    Pod {
-        status: Some(PodStatus {
+fn pod(statuses: Vec<ContainerRestarts>) -> CachedPod {
+    CachedPod {
+        status: Some(CachedPodStatus {
             container_statuses: Some(statuses),
-            ..Default::default()
         }),
         ..Default::default()
     }
@@ -47,7 +45,7 @@ fn counts_only_target_containers_running_the_wanted_image() {
         // Old pod from before the deploy: its restarts are not ours.
         pod(vec![status("service", OLD, "", 40)]),
         // A pod without status yet.
-        Pod::default(),
+        CachedPod::default(),
         // Another new pod.
         pod(vec![status("service", NEW, "", 3)]),
     ];

@@ -1,13 +1,17 @@
 //! The operator's Kubernetes client: kube's default stack with one more
 //! layer, which counts every request by verb and resource in
-//! `packit_api_requests_total`, so the cost of a reconcile can be seen.
+//! `packit_api_requests_total`, so the cost of a reconcile can be seen;
+//! and the watches that keep its caches.
+
+mod pods;
+
+pub use pods::{CachedPod, CachedPodStatus, ContainerRestarts, pod_watch};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use futures::Stream;
 use http::{Method, Request};
-use k8s_openapi::api::core::v1::{ContainerStatus, Pod, PodStatus};
 use kube::api::PartialObjectMeta;
 use kube::client::{Body, ClientBuilder};
 use kube::runtime::reflector::Store;
@@ -51,51 +55,6 @@ where
     watcher(Api::<PartialObjectMeta<K>>::all(client.clone()), config)
         .default_backoff()
         .modify(|m| m.metadata.managed_fields = None)
-}
-
-/// A watch of every labelled pod (with backoff) that keeps only what the
-/// health checks read: the labels, and each container's name, image and
-/// restart count. Its store answers a reconcile's restart counts, so that
-/// no reconcile lists pods (the API server would filter every pod of the
-/// namespace for each list).
-pub fn pod_watch(
-    client: &Client,
-    config: watcher::Config,
-) -> impl Stream<Item = Result<watcher::Event<Pod>, watcher::Error>> + Send + 'static {
-    watcher(Api::<Pod>::all(client.clone()), config)
-        .default_backoff()
-        .modify(trim_pod)
-}
-
-/// What [`pod_watch`] keeps of a pod.
-pub fn trim_pod(pod: &mut Pod) {
-    let meta = &mut pod.metadata;
-    meta.managed_fields = None;
-    meta.annotations = None;
-    meta.owner_references = None;
-    meta.finalizers = None;
-    pod.spec = None;
-    let statuses = pod
-        .status
-        .take()
-        .and_then(|s| s.container_statuses)
-        .map(|statuses| {
-            statuses
-                .into_iter()
-                .map(|s| ContainerStatus {
-                    name: s.name,
-                    image: s.image,
-                    image_id: s.image_id,
-                    restart_count: s.restart_count,
-                    ready: s.ready,
-                    ..ContainerStatus::default()
-                })
-                .collect()
-        });
-    pod.status = Some(PodStatus {
-        container_statuses: statuses,
-        ..PodStatus::default()
-    });
 }
 
 /// Whether a store has listed once, for any number of waiters. kube's
@@ -216,41 +175,6 @@ pub fn classify(method: &Method, uri: &http::Uri) -> (&'static str, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_pod_cache_keeps_labels_and_what_restarts_are_counted_by() {
-        let mut pod: Pod = serde_json::from_value(serde_json::json!({
-            "metadata": {
-                "name": "web-1", "namespace": "prod",
-                "labels": {"app": "web"},
-                "annotations": {"big": "x".repeat(1000)},
-                "managedFields": [{"manager": "kubelet"}],
-            },
-            "spec": {"containers": [{"name": "web", "image": "web:2"}]},
-            "status": {
-                "phase": "Running",
-                "conditions": [{"type": "Ready", "status": "True"}],
-                "containerStatuses": [{
-                    "name": "web", "image": "web:2", "imageID": "web@sha256:2",
-                    "restartCount": 4, "ready": true,
-                    "state": {"running": {"startedAt": "2026-12-07T10:00:00Z"}},
-                }],
-            },
-        }))
-        .unwrap();
-        trim_pod(&mut pod);
-        assert_eq!(
-            serde_json::to_value(&pod).unwrap(),
-            serde_json::json!({
-                "apiVersion": "v1", "kind": "Pod",
-                "metadata": {"name": "web-1", "namespace": "prod", "labels": {"app": "web"}},
-                "status": {"containerStatuses": [{
-                    "name": "web", "image": "web:2", "imageID": "web@sha256:2",
-                    "restartCount": 4, "ready": true,
-                }]},
-            })
-        );
-    }
 
     fn c(method: Method, uri: &str) -> (&'static str, String) {
         classify(&method, &uri.parse().unwrap())

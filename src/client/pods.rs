@@ -1,0 +1,109 @@
+//! The pod cache: the labelled pods as the health checks read them (their
+//! labels, and each container's image and restart count), deserialized
+//! straight from the API server's JSON, so that nothing else of a pod is
+//! ever decoded into memory or kept. A reconcile counts restarts from it
+//! instead of listing pods: the API server would filter every pod of the
+//! namespace for each list.
+
+use futures::Stream;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource};
+use serde::Deserialize;
+
+/// A pod, as much of it as the health checks read.
+#[derive(Resource, Clone, Debug, Default, PartialEq, Deserialize)]
+#[resource(inherit = Pod)]
+pub struct CachedPod {
+    pub metadata: ObjectMeta,
+    #[serde(default)]
+    pub status: Option<CachedPodStatus>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CachedPodStatus {
+    #[serde(default)]
+    pub container_statuses: Option<Vec<ContainerRestarts>>,
+}
+
+/// A container's status: its name, the image it runs and its restarts.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerRestarts {
+    pub name: String,
+    #[serde(default)]
+    pub image: String,
+    #[serde(default, rename = "imageID")]
+    pub image_id: String,
+    #[serde(default)]
+    pub restart_count: i32,
+}
+
+impl CachedPod {
+    /// The container statuses, none before the kubelet reports.
+    pub fn containers(&self) -> &[ContainerRestarts] {
+        self.status
+            .as_ref()
+            .and_then(|s| s.container_statuses.as_deref())
+            .unwrap_or_default()
+    }
+}
+
+/// A watch of every pod `config` selects (with backoff), as [`CachedPod`]s
+/// without the metadata nobody reads.
+pub fn pod_watch(
+    client: &Client,
+    config: watcher::Config,
+) -> impl Stream<Item = Result<watcher::Event<CachedPod>, watcher::Error>> + Send + 'static {
+    watcher(Api::<CachedPod>::all(client.clone()), config)
+        .default_backoff()
+        .modify(|pod| {
+            let meta = &mut pod.metadata;
+            meta.managed_fields = None;
+            meta.annotations = None;
+            meta.owner_references = None;
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pod_is_read_as_its_labels_images_and_restart_counts() {
+        let pod: CachedPod = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "web-1", "namespace": "prod", "labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "web", "image": "web:2"}]},
+            "status": {
+                "phase": "Running",
+                "conditions": [{"type": "Ready", "status": "True"}],
+                "containerStatuses": [{
+                    "name": "web", "image": "web:2", "imageID": "web@sha256:2",
+                    "restartCount": 4, "ready": true,
+                    "state": {"running": {"startedAt": "2026-12-07T10:00:00Z"}},
+                }],
+            },
+        }))
+        .unwrap();
+        assert_eq!(
+            pod.metadata.labels,
+            Some([("app".into(), "web".into())].into())
+        );
+        assert_eq!(
+            pod.containers(),
+            [ContainerRestarts {
+                name: "web".into(),
+                image: "web:2".into(),
+                image_id: "web@sha256:2".into(),
+                restart_count: 4,
+            }]
+        );
+        // A pod the scheduler has not placed yet has no status.
+        let pending: CachedPod =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": "web-2"}})).unwrap();
+        assert_eq!(pending.containers(), []);
+    }
+}
