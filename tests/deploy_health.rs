@@ -56,19 +56,28 @@ fn owner(ns: &TestNs) -> Owner {
     }
 }
 
-/// `health::observe` over the namespace's pods, read as the operator's pod
-/// cache reads them.
+/// `health::assess` over the workloads as read now and the namespace's
+/// pods, read as the operator's pod cache reads them.
 async fn observe(
     client: &kube::Client,
     namespace: &str,
     images: &[TargetImage],
 ) -> std::result::Result<Observation, HealthError> {
+    let mut workloads = Vec::new();
+    for group in deploy::group_images(images)? {
+        match deploy::Workload::get(client, namespace, &group.workload).await {
+            Ok(object) => workloads.push((group.workload, object)),
+            Err(DeployError::NotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
     let pods = kube::Api::<CachedPod>::namespaced(client.clone(), namespace)
         .list(&ListParams::default())
         .await
         .expect("listing pods");
     let pods: Vec<_> = pods.items.into_iter().map(std::sync::Arc::new).collect();
-    health::observe(client, namespace, &pods, images).await
+    let find = |w: &WorkloadRef| workloads.iter().find(|(r, _)| r == w).map(|(_, o)| o);
+    health::assess(namespace, find, &pods, images)
 }
 
 /// Workloads are created by another field manager, as a person or their

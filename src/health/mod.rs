@@ -9,12 +9,11 @@ pub mod smoke;
 
 use std::sync::Arc;
 
-use kube::Client;
 use kube::core::Selector;
 
 use crate::api::release::TargetImage;
 use crate::client::CachedPod;
-use crate::deploy::{DeployError, Workload, WorkloadImages, WorkloadRef, group_images};
+use crate::deploy::{DeployError, Workload, WorkloadRef, group_images};
 use crate::plan::WorkloadHealth;
 
 pub use http::HttpProber;
@@ -49,75 +48,52 @@ pub enum HealthError {
     HttpClient(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
-impl HealthError {
-    /// The cluster did not answer (see `remote::is_unreachable`).
-    pub fn is_unreachable(&self) -> bool {
-        match self {
-            HealthError::Workload(e) => {
-                matches!(&**e, DeployError::Read { source, .. } if crate::remote::is_unreachable(source))
-            }
-            _ => false,
-        }
-    }
-}
-
 impl From<DeployError> for HealthError {
     fn from(error: DeployError) -> Self {
         Self::Workload(Box::new(error))
     }
 }
 
-/// Reads the workloads of `images` and reports, per workload, the rollout
-/// state and the restarts of the target containers that run the wanted
-/// image, counted over the workload's pods among `pods` (the train's, from
-/// the pod cache; each workload's selector picks its own). A missing
-/// workload or container is an error.
-pub async fn observe(
-    client: &Client,
+/// Reports, per workload of `images`, the rollout state and the restarts
+/// of the target containers that run the wanted image: `find` gives the
+/// workloads as the reconcile read them (none for a missing one, which is
+/// an error, as is a missing container), and the restarts are counted over
+/// each workload's pods among `pods` (the train's, from the pod cache; the
+/// workload's selector picks its own).
+pub fn assess<'a>(
     namespace: &str,
+    find: impl Fn(&WorkloadRef) -> Option<&'a Workload>,
     pods: &[Arc<CachedPod>],
     images: &[TargetImage],
 ) -> Result<Observation, HealthError> {
-    // The workloads are read together: a failing one is found sooner.
-    let reads = group_images(images)?
-        .into_iter()
-        .map(|group| observe_workload(client, namespace, pods, group));
     let mut observation = Observation {
         images_match: true,
         workloads: Vec::new(),
     };
-    for (images_match, workload) in futures::future::try_join_all(reads).await? {
-        observation.images_match &= images_match;
-        observation.workloads.push(workload);
+    for group in group_images(images)? {
+        let object = find(&group.workload).ok_or_else(|| DeployError::NotFound {
+            workload: group.workload.clone(),
+            namespace: namespace.to_owned(),
+        })?;
+        for (container, image) in &group.containers {
+            let current = object.container_image(&group.workload, namespace, container)?;
+            observation.images_match &= current == Some(image.as_str());
+        }
+        let rollout = match object {
+            Workload::Deployment(d) => deployment_rollout(d),
+            Workload::StatefulSet(s) => statefulset_rollout(s),
+        };
+        let selector = pod_selector(object, &group.workload, namespace)?;
+        observation.workloads.push(WorkloadHealth {
+            restarts: restarts_since_deploy(
+                selected(pods, namespace, &selector),
+                &group.containers,
+            ),
+            name: group.workload.name,
+            rollout,
+        });
     }
     Ok(observation)
-}
-
-/// One workload's health, and whether its target containers run the
-/// wanted images.
-async fn observe_workload(
-    client: &Client,
-    namespace: &str,
-    pods: &[Arc<CachedPod>],
-    group: WorkloadImages,
-) -> Result<(bool, WorkloadHealth), HealthError> {
-    let object = Workload::get(client, namespace, &group.workload).await?;
-    let mut images_match = true;
-    for (container, image) in &group.containers {
-        let current = object.container_image(&group.workload, namespace, container)?;
-        images_match &= current == Some(image.as_str());
-    }
-    let rollout = match &object {
-        Workload::Deployment(d) => deployment_rollout(d),
-        Workload::StatefulSet(s) => statefulset_rollout(s),
-    };
-    let selector = pod_selector(&object, &group.workload, namespace)?;
-    let health = WorkloadHealth {
-        name: group.workload.name,
-        rollout,
-        restarts: restarts_since_deploy(selected(pods, namespace, &selector), &group.containers),
-    };
-    Ok((images_match, health))
 }
 
 fn pod_selector(

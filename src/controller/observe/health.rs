@@ -12,6 +12,7 @@ use crate::api::deployment::Environment;
 use crate::api::duration;
 use crate::controller::targets::{namespace_of, wanted_images};
 use crate::controller::{Context, Error};
+use crate::deploy::WorkloadRef;
 use crate::health::{self, MetricQuery, PrometheusAuth};
 use crate::labels;
 use crate::plan::HealthReport;
@@ -50,8 +51,10 @@ pub async fn observe(
     }
     let namespace = namespace_of(&obs.namespace, env);
     // A cluster that does not answer gives no verdict: the planner waits.
-    let targets = obs.targets.iter().find(|t| t.environment == env.name);
-    if targets.is_some_and(|t| t.unreachable.is_some()) {
+    let Some(targets) = obs.targets.iter().find(|t| t.environment == env.name) else {
+        return Ok(None);
+    };
+    if targets.unreachable.is_some() {
         return Ok(None);
     }
     let place = obs.place(ctx, &env.name);
@@ -67,11 +70,15 @@ pub async fn observe(
         labels.get(labels::DEPLOYMENT) == Some(&train)
             && labels.get(labels::DEPLOYMENT_NAMESPACE).map(String::as_str) == Some(train_namespace)
     });
-    let observation = match health::observe(&place.client, &namespace, &pods, &images).await {
-        Ok(o) => o,
-        Err(e) if place.remote.is_some() && e.is_unreachable() => return Ok(None),
-        Err(e) => return Err(e.into()),
+    // The workloads as this reconcile read them for its targets.
+    let find = |workload: &WorkloadRef| {
+        targets
+            .workloads
+            .iter()
+            .find(|w| w.workload == *workload)
+            .and_then(|w| w.object.as_ref())
     };
+    let observation = health::assess(&namespace, find, &pods, &images)?;
     if !observation.images_match {
         return Ok(None);
     }
