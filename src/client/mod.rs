@@ -5,7 +5,7 @@
 
 mod pods;
 
-pub use pods::{CachedPod, CachedPodStatus, ContainerRestarts, pod_watch};
+pub use pods::{CachedPod, CachedPodStatus, ContainerRestarts, pod_watch, restart_state};
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -29,7 +29,7 @@ pub struct CachedPodStatus {
 }
 
 /// A container's status: its name, the image it runs and its restarts.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ContainerRestarts {
     pub name: String,
@@ -51,6 +51,18 @@ impl CachedPod {
     }
 }
 
+/// What of a pod may change a health verdict: its containers' images and
+/// restart counts. Readiness is left out: it reaches the verdict through
+/// the workload's status, whose changes wake the train themselves. As a
+/// wake-up filter (`predicate_filter`) this keeps a rollout's many pod
+/// updates (scheduled, started, ready...) from each costing a reconcile.
+pub fn restart_state(pod: &CachedPod) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    pod.containers().hash(&mut hasher);
+    Some(hasher.finish())
+}
+
 /// A watch of every pod `config` selects (with backoff), as [`CachedPod`]s
 /// without the metadata nobody reads.
 pub fn pod_watch(
@@ -70,6 +82,25 @@ pub fn pod_watch(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_images_and_restarts_change_the_restart_state() {
+        let pod = |ready: bool, restarts: i32| -> CachedPod {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "web-1"},
+                "status": {"containerStatuses": [
+                    {"name": "web", "image": "web:2", "imageID": "", "ready": ready, "restartCount": restarts},
+                ]},
+            }))
+            .unwrap()
+        };
+        assert_eq!(restart_state(&pod(false, 0)), restart_state(&pod(true, 0)));
+        assert_ne!(restart_state(&pod(true, 0)), restart_state(&pod(true, 1)));
+        assert_ne!(
+            restart_state(&CachedPod::default()),
+            restart_state(&pod(false, 0))
+        );
+    }
 
     #[test]
     fn a_pod_is_read_as_its_labels_images_and_restart_counts() {

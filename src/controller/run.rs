@@ -19,7 +19,7 @@ use super::{Context, Error, MANAGER, reconcile};
 use crate::api::deployment::WorkloadKind;
 use crate::api::{PackitDeployment, PackitRelease};
 use crate::build::registry::Registry;
-use crate::client::{Readiness, metadata_watch, pod_watch};
+use crate::client::{Readiness, metadata_watch, pod_watch, restart_state};
 use crate::git::SourceCache;
 use crate::health::{HttpProber, MetricProber};
 use crate::http::AddressPolicy;
@@ -152,12 +152,14 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
     let statefulset_events = metadata_watch::<StatefulSet>(&client, labelled())
         .reflect(statefulset_writer)
         .touched_objects();
-    // Pods wake their train and fill the cache the health checks count
-    // restarts from; Jobs only wake their train: their labels are enough.
+    // Pods fill the cache the health checks count restarts from, and wake
+    // their train when a restart count changes; Jobs only wake their
+    // train: their labels are enough.
     let (pod_store, pod_writer) = reflector::store();
     let pod_events = pod_watch(&client, labelled())
         .reflect(pod_writer)
-        .touched_objects();
+        .touched_objects()
+        .predicate_filter(restart_state, Default::default());
     let job_events = metadata_watch::<Job>(&client, labelled()).touched_objects();
     let contenders = deployments.clone();
     let controller = Controller::new(deployments, trains_config(settings.selector.as_deref()));

@@ -15,7 +15,7 @@ use tokio::task::AbortHandle;
 
 use super::train_of;
 use crate::api::PackitDeployment;
-use crate::client::{CachedPod, metadata_watch, pod_watch};
+use crate::client::{CachedPod, metadata_watch, pod_watch, restart_state};
 use crate::labels;
 
 type Wake = UnboundedSender<ObjectRef<PackitDeployment>>;
@@ -59,7 +59,8 @@ pub fn start(client: &Client, namespace: &str, cluster: &str, wake: &Wake) -> Wa
             wake,
             pod_watch(client, config())
                 .reflect(pod_writer)
-                .touched_objects(),
+                .touched_objects()
+                .predicate_filter(restart_state, Default::default()),
         ),
         // Jobs only wake the train.
         forward(
