@@ -14,7 +14,7 @@ use chrono::Utc;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, Secret};
-use kube::api::{ListParams, Patch, PatchParams};
+use kube::api::ListParams;
 use kube::{Api, ResourceExt};
 use packit_operator::api::PackitDeployment;
 use packit_operator::api::checks::JobResult;
@@ -25,7 +25,7 @@ use tokio::sync::RwLock;
 use support::operator::Operator;
 use support::remote::remote;
 use support::train::{PKD, TIMEOUT, Train};
-use support::workloads::{deployment, statefulset};
+use support::workloads::{crash_loop_pods, deployment, statefulset};
 use support::{SimMode, TestNs, cluster, eventually};
 
 /// Held for writing by the test that stops the remote cluster; the others
@@ -169,24 +169,8 @@ async fn second_in_remote_production(t: &Train) -> Result<String> {
 /// Makes the remote production pods crash-loop.
 async fn break_remote_pods(ns: &str) -> Result<()> {
     let pods = Api::<Pod>::namespaced(remote().client().await?, ns);
-    let patch = json!({ "metadata": { "labels": { "sim.packit.dev/mode": "crash-loop" } } });
     for app in ["service-prod", "worker-prod"] {
-        let list = pods
-            .list(&ListParams::default().labels(&format!("app={app}")))
-            .await?;
-        for pod in list.items {
-            match pods
-                .patch(
-                    &pod.name_any(),
-                    &PatchParams::default(),
-                    &Patch::Merge(&patch),
-                )
-                .await
-            {
-                Err(kube::Error::Api(s)) if s.is_not_found() => {}
-                other => drop(other?),
-            }
-        }
+        crash_loop_pods(&pods, app, None).await?;
     }
     Ok(())
 }

@@ -5,7 +5,7 @@
 
 mod pods;
 
-pub use pods::{CachedPod, CachedPodStatus, ContainerRestarts, pod_watch, restart_state};
+pub use pods::{CachedPod, CachedPodStatus, ContainerRestarts, PodCache, pod_cache};
 
 use std::net::SocketAddr;
 use std::sync::Arc;

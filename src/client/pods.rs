@@ -8,9 +8,12 @@
 use futures::Stream;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
 use serde::Deserialize;
+
+use super::Readiness;
 
 /// A pod, as much of it as the health checks read.
 #[derive(Resource, Clone, Debug, Default, PartialEq, Deserialize)]
@@ -63,20 +66,38 @@ pub fn restart_state(pod: &CachedPod) -> Option<u64> {
     Some(hasher.finish())
 }
 
-/// A watch of every pod `config` selects (with backoff), as [`CachedPod`]s
-/// without the metadata nobody reads.
-pub fn pod_watch(
+/// A cluster's pod cache, and whether it has listed once.
+#[derive(Clone)]
+pub struct PodCache {
+    pub store: Store<CachedPod>,
+    pub ready: Readiness,
+}
+
+/// The cache of every pod `config` selects, and the watch (with backoff)
+/// that fills it as it is polled. The watch yields the pods whose
+/// [`restart_state`] changed, for their trains to be woken.
+pub fn pod_cache(
     client: &Client,
     config: watcher::Config,
-) -> impl Stream<Item = Result<watcher::Event<CachedPod>, watcher::Error>> + Send + 'static {
-    watcher(Api::<CachedPod>::all(client.clone()), config)
+) -> (
+    PodCache,
+    impl Stream<Item = Result<CachedPod, watcher::Error>> + Send + 'static,
+) {
+    let (store, writer) = reflector::store();
+    let changes = watcher(Api::<CachedPod>::all(client.clone()), config)
         .default_backoff()
         .modify(|pod| {
+            // Nobody reads these.
             let meta = &mut pod.metadata;
             meta.managed_fields = None;
             meta.annotations = None;
             meta.owner_references = None;
         })
+        .reflect(writer)
+        .touched_objects()
+        .predicate_filter(restart_state, Default::default());
+    let ready = Readiness::of(store.clone());
+    (PodCache { store, ready }, changes)
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 
 use crate::api::{PackitDeployment, PackitRelease};
 use crate::build::registry::Registry;
-use crate::client::{CachedPod, Readiness};
+use crate::client::{PodCache, Readiness};
 use crate::git::SourceCache;
 use crate::health::{HttpProber, MetricProber};
 use crate::metrics::Metrics;
@@ -29,9 +29,8 @@ pub struct Context {
     /// Whether `releases` has listed once.
     pub releases_ready: Readiness,
     /// The labelled pods, as much as the health checks read
-    /// (`client::pod_watch`).
-    pub pods: Store<CachedPod>,
-    pub pods_ready: Readiness,
+    /// (`client::pod_cache`).
+    pub pods: PodCache,
     /// The trains the controller sees, to find others reaching for the
     /// same workload.
     pub trains: Store<PackitDeployment>,
@@ -62,9 +61,7 @@ pub struct Context {
 #[derive(Clone)]
 pub struct Place {
     pub client: Client,
-    /// The place's pod cache, and whether it has listed once.
-    pub pods: Store<CachedPod>,
-    pub pods_ready: Readiness,
+    pub pods: PodCache,
     pub remote: Option<Arc<Remote>>,
 }
 
@@ -73,7 +70,6 @@ impl Place {
         Place {
             client: ctx.client.clone(),
             pods: ctx.pods.clone(),
-            pods_ready: ctx.pods_ready.clone(),
             remote: None,
         }
     }
@@ -82,7 +78,6 @@ impl Place {
         Place {
             client: remote.client.clone(),
             pods: remote.pods.clone(),
-            pods_ready: remote.pods_ready.clone(),
             remote: Some(remote),
         }
     }

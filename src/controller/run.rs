@@ -19,7 +19,7 @@ use super::{Context, Error, MANAGER, reconcile};
 use crate::api::deployment::WorkloadKind;
 use crate::api::{PackitDeployment, PackitRelease};
 use crate::build::registry::Registry;
-use crate::client::{Readiness, metadata_watch, pod_watch, restart_state};
+use crate::client::{Readiness, metadata_watch, pod_cache};
 use crate::git::SourceCache;
 use crate::health::{HttpProber, MetricProber};
 use crate::http::AddressPolicy;
@@ -155,11 +155,7 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
     // Pods fill the cache the health checks count restarts from, and wake
     // their train when a restart count changes; Jobs only wake their
     // train: their labels are enough.
-    let (pod_store, pod_writer) = reflector::store();
-    let pod_events = pod_watch(&client, labelled())
-        .reflect(pod_writer)
-        .touched_objects()
-        .predicate_filter(restart_state, Default::default());
+    let (pods, pod_events) = pod_cache(&client, labelled());
     let job_events = metadata_watch::<Job>(&client, labelled()).touched_objects();
     let contenders = deployments.clone();
     let controller = Controller::new(deployments, trains_config(settings.selector.as_deref()));
@@ -180,8 +176,7 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
             instance: settings.instance.clone(),
         },
         releases_ready: Readiness::of(release_store.clone()),
-        pods_ready: Readiness::of(pod_store.clone()),
-        pods: pod_store,
+        pods,
         releases: release_store,
         trains: controller.store(),
         deployments: deployment_store.clone(),

@@ -21,7 +21,7 @@ use kube::{Api, Client, Config};
 
 use crate::api::PackitDeployment;
 use crate::api::deployment::ClusterRef;
-use crate::client::{CachedPod, Readiness};
+use crate::client::PodCache;
 use crate::http::AddressPolicy;
 use crate::metrics::Metrics;
 pub use reach::{Reach, is_unreachable};
@@ -49,10 +49,8 @@ pub struct Remote {
     /// Labelled workloads there, kept by the watches.
     pub deployments: Store<PartialObjectMeta<Deployment>>,
     pub statefulsets: Store<PartialObjectMeta<StatefulSet>>,
-    /// Labelled pods there, as the health checks read them, and whether
-    /// their watch has listed once.
-    pub pods: Store<CachedPod>,
-    pub pods_ready: Readiness,
+    /// Labelled pods there, as the health checks read them.
+    pub pods: PodCache,
     /// Whether the last requests got through.
     pub reach: Reach,
     /// The Secret's content this client was built from.
@@ -180,7 +178,6 @@ impl Clusters {
         Ok(Remote {
             name: key.secret.clone(),
             client,
-            pods_ready: Readiness::of(watches.pods.clone()),
             deployments: watches.deployments,
             statefulsets: watches.statefulsets,
             pods: watches.pods,

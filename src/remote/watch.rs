@@ -1,7 +1,8 @@
 //! The watches of one remote cluster: labelled workloads (kept in stores
-//! for the claims), their pods (kept in a store for the health checks) and
-//! the smoke-test Jobs, each event sent as the train to reconcile. Only objects labelled for trains of the
-//! Secret's namespace are watched: no other tenant's train is woken.
+//! for the claims), their pods (kept in a cache for the health checks) and
+//! the smoke-test Jobs, each event sent as the train to reconcile. Only
+//! objects labelled for trains of the Secret's namespace are watched: no
+//! other tenant's train is woken.
 
 use futures::StreamExt;
 use futures::channel::mpsc::UnboundedSender;
@@ -15,7 +16,7 @@ use tokio::task::AbortHandle;
 
 use super::train_of;
 use crate::api::PackitDeployment;
-use crate::client::{CachedPod, metadata_watch, pod_watch, restart_state};
+use crate::client::{PodCache, metadata_watch, pod_cache};
 use crate::labels;
 
 type Wake = UnboundedSender<ObjectRef<PackitDeployment>>;
@@ -24,7 +25,7 @@ type Wake = UnboundedSender<ObjectRef<PackitDeployment>>;
 pub struct Watches {
     pub deployments: Store<PartialObjectMeta<Deployment>>,
     pub statefulsets: Store<PartialObjectMeta<StatefulSet>>,
-    pub pods: Store<CachedPod>,
+    pub pods: PodCache,
     pub tasks: Vec<AbortHandle>,
 }
 
@@ -38,7 +39,7 @@ pub fn start(client: &Client, namespace: &str, cluster: &str, wake: &Wake) -> Wa
     };
     let (deployments, deployment_writer) = reflector::store();
     let (statefulsets, statefulset_writer) = reflector::store();
-    let (pods, pod_writer) = reflector::store();
+    let (pods, pod_events) = pod_cache(client, config());
     let tasks = vec![
         forward(
             cluster,
@@ -54,14 +55,7 @@ pub fn start(client: &Client, namespace: &str, cluster: &str, wake: &Wake) -> Wa
                 .reflect(statefulset_writer)
                 .touched_objects(),
         ),
-        forward(
-            cluster,
-            wake,
-            pod_watch(client, config())
-                .reflect(pod_writer)
-                .touched_objects()
-                .predicate_filter(restart_state, Default::default()),
-        ),
+        forward(cluster, wake, pod_events),
         // Jobs only wake the train.
         forward(
             cluster,

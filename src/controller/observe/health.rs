@@ -59,13 +59,13 @@ pub async fn observe(
     }
     let place = obs.place(ctx, &env.name);
     // Until the pod cache has listed, restarts would read as none.
-    let listed = tokio::time::timeout(POD_CACHE_WAIT, place.pods_ready.wait()).await;
+    let listed = tokio::time::timeout(POD_CACHE_WAIT, place.pods.ready.wait()).await;
     if !matches!(listed, Ok(Ok(()))) {
         tracing::debug!(namespace, cluster = ?place.cluster(), "the pod cache has not listed yet");
         return Ok(None);
     }
     let (train, train_namespace) = (obs.name(), obs.namespace.as_str());
-    let pods = place.pods.state_filter(|p| {
+    let pods = place.pods.store.state_filter(|p| {
         let labels = p.labels();
         labels.get(labels::DEPLOYMENT) == Some(&train)
             && labels.get(labels::DEPLOYMENT_NAMESPACE).map(String::as_str) == Some(train_namespace)
