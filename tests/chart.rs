@@ -702,6 +702,7 @@ async fn chart_rbac_allows_what_the_operator_needs_and_nothing_more() -> Result<
         ("list", "packitdeployments.packit.dev", None),
         ("get", "deployments.apps", o),
         ("get", "namespaces", None),
+        ("watch", "namespaces", None),
     ];
     let denied = [
         ("get", "secrets", o),

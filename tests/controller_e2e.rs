@@ -354,6 +354,23 @@ async fn bad_input_is_reported_and_touches_nothing() -> Result<()> {
         "{}",
         cond.message
     );
+    // Opting in afterwards is noticed by itself: the namespace's change
+    // wakes the train, which an invalid spec otherwise waits for.
+    other.kubectl(&[
+        "annotate",
+        "namespace",
+        &other.name,
+        &format!("packit.dev/allow-from={}", t.ns.name),
+    ])?;
+    eventually("the opt-in to clear InvalidSpec", TIMEOUT, || async {
+        let status = t.pkd().await?.status.unwrap_or_default();
+        Ok(status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "InvalidSpec" && c.status == "False")
+            .then_some(()))
+    })
+    .await?;
 
     // A target naming an undeclared component never gets in.
     let bad = json!({ "spec": { "environments": [{ "name": "production",

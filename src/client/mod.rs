@@ -80,6 +80,11 @@ impl Readiness {
         Self(readiness)
     }
 
+    /// Whether the store has listed, without waiting.
+    pub fn is_ready(&self) -> bool {
+        *self.0.borrow()
+    }
+
     /// Once the store has listed; an error when its watch was dropped
     /// before.
     pub async fn wait(&self) -> Result<(), tokio::sync::watch::error::RecvError> {

@@ -4,16 +4,16 @@
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
+use k8s_openapi::api::core::v1::Namespace;
 use kube::Client;
 use kube::api::PartialObjectMeta;
 use kube::runtime::events::Reporter;
 use kube::runtime::reflector::Store;
 
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-
 use crate::api::{PackitDeployment, PackitRelease};
 use crate::build::registry::Registry;
 use crate::client::{PodCache, Readiness};
+use crate::deploy::WorkloadCache;
 use crate::git::SourceCache;
 use crate::health::{HttpProber, MetricProber};
 use crate::metrics::Metrics;
@@ -34,9 +34,11 @@ pub struct Context {
     /// The trains the controller sees, to find others reaching for the
     /// same workload.
     pub trains: Store<PackitDeployment>,
-    /// Workloads labelled by a train, to find the ones a train still owns.
-    pub deployments: Store<PartialObjectMeta<Deployment>>,
-    pub statefulsets: Store<PartialObjectMeta<StatefulSet>>,
+    /// Workloads labelled by a train, trimmed: a reconcile reads its
+    /// targets from here, and finds the ones a train still owns.
+    pub workloads: WorkloadCache,
+    /// Every namespace's metadata: their `packit.dev/allow-from` opt-in.
+    pub namespaces: Store<PartialObjectMeta<Namespace>>,
     /// Recent writes per workload, to stop a fight with another writer.
     pub writes: std::sync::Mutex<crate::deploy::WriteLog>,
     pub sources: SourceCache,
@@ -61,6 +63,7 @@ pub struct Context {
 #[derive(Clone)]
 pub struct Place {
     pub client: Client,
+    pub workloads: WorkloadCache,
     pub pods: PodCache,
     pub remote: Option<Arc<Remote>>,
 }
@@ -69,6 +72,7 @@ impl Place {
     pub fn home(ctx: &Context) -> Place {
         Place {
             client: ctx.client.clone(),
+            workloads: ctx.workloads.clone(),
             pods: ctx.pods.clone(),
             remote: None,
         }
@@ -77,9 +81,17 @@ impl Place {
     pub fn on(remote: Arc<Remote>) -> Place {
         Place {
             client: remote.client.clone(),
+            workloads: remote.workloads.clone(),
             pods: remote.pods.clone(),
             remote: Some(remote),
         }
+    }
+
+    /// The cache to read targets from: at home only. A remote cluster's
+    /// cache cannot tell a cluster that stopped answering from one where
+    /// nothing changed, so there each read asks the cluster.
+    pub fn cached(&self) -> Option<&WorkloadCache> {
+        self.remote.is_none().then_some(&self.workloads)
     }
 
     /// The remote cluster's name; none at home.

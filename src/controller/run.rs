@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Namespace;
 use kube::api::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::Reporter;
@@ -20,6 +20,7 @@ use crate::api::deployment::WorkloadKind;
 use crate::api::{PackitDeployment, PackitRelease};
 use crate::build::registry::Registry;
 use crate::client::{Readiness, metadata_watch, pod_cache};
+use crate::deploy::{WorkloadCache, workload_cache};
 use crate::git::SourceCache;
 use crate::health::{HttpProber, MetricProber};
 use crate::http::AddressPolicy;
@@ -142,23 +143,23 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
         .modify(|r| r.managed_fields_mut().clear())
         .reflect(release_writer)
         .touched_objects();
-    // The labelled workloads' stores answer who claims what: metadata is
-    // enough (a reconcile reads its targets whole).
-    let (deployment_store, deployment_writer) = reflector::store();
-    let deployment_events = metadata_watch::<Deployment>(&client, labelled())
-        .reflect(deployment_writer)
-        .touched_objects();
-    let (statefulset_store, statefulset_writer) = reflector::store();
-    let statefulset_events = metadata_watch::<StatefulSet>(&client, labelled())
-        .reflect(statefulset_writer)
-        .touched_objects();
+    // The labelled workloads, trimmed: the targets reconciles read, and
+    // who claims what.
+    let (workloads, deployment_events, statefulset_events) = workload_cache(&client, labelled());
     // Pods fill the cache the health checks count restarts from, and wake
     // their train when a restart count changes; Jobs only wake their
     // train: their labels are enough.
     let (pods, pod_events) = pod_cache(&client, labelled());
     let job_events = metadata_watch::<Job>(&client, labelled()).touched_objects();
+    // Namespaces' opt-ins; a change wakes the trains deploying there.
+    let (namespace_store, namespace_writer) = reflector::store();
+    let namespace_events = metadata_watch::<Namespace>(&client, watcher::Config::default())
+        .reflect(namespace_writer)
+        .touched_objects()
+        .predicate_filter(opt_in, Default::default());
     let contenders = deployments.clone();
     let controller = Controller::new(deployments, trains_config(settings.selector.as_deref()));
+    let controller_trains = controller.store();
     let policy = AddressPolicy {
         allow: settings.allow_cidrs.clone(),
         deny: settings.deny_cidrs.clone(),
@@ -178,9 +179,9 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
         releases_ready: Readiness::of(release_store.clone()),
         pods,
         releases: release_store,
-        trains: controller.store(),
-        deployments: deployment_store.clone(),
-        statefulsets: statefulset_store.clone(),
+        trains: controller_trains.clone(),
+        workloads: workloads.clone(),
+        namespaces: namespace_store,
         writes: Default::default(),
         sources: SourceCache::new(settings.cache_dir.clone()),
         changelog_slots: tokio::sync::Semaphore::new(
@@ -202,12 +203,15 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
         // A train reaching for a workload another owns wakes the owner,
         // which is told in its TargetConflict condition.
         .watches(contenders, trains_config(settings.selector.as_deref()), {
-            let (deployments, statefulsets) = (deployment_store.clone(), statefulset_store.clone());
-            move |train: PackitDeployment| owners_reached(&train, &deployments, &statefulsets)
+            move |train: PackitDeployment| owners_reached(&train, &workloads)
         })
         .watches_stream(deployment_events, owner_of)
         .watches_stream(statefulset_events, owner_of)
         .watches_stream(pod_events, owner_of)
+        .watches_stream(namespace_events, {
+            let trains = controller_trains.clone();
+            move |ns| deploying_into(&trains, &ns.name_any())
+        })
         .reconcile_on(remote_events)
         .graceful_shutdown_on(stop.clone())
         .run(reconcile, error_policy, ctx)
@@ -257,8 +261,7 @@ fn trains_config(selector: Option<&str>) -> watcher::Config {
 /// The other trains owning workloads `train` targets (by the watch caches).
 fn owners_reached(
     train: &PackitDeployment,
-    deployments: &Store<PartialObjectMeta<Deployment>>,
-    statefulsets: &Store<PartialObjectMeta<StatefulSet>>,
+    workloads: &WorkloadCache,
 ) -> Vec<ObjectRef<PackitDeployment>> {
     let Some(own) = train.namespace() else {
         return Vec::new();
@@ -269,10 +272,12 @@ fn owners_reached(
         let ns = crate::controller::targets::namespace_of(&own, env);
         for t in &env.targets {
             let meta = match t.kind {
-                WorkloadKind::Deployment => deployments
+                WorkloadKind::Deployment => workloads
+                    .deployments
                     .get(&ObjectRef::new(&t.name).within(&ns))
                     .map(|d| d.metadata.clone()),
-                WorkloadKind::StatefulSet => statefulsets
+                WorkloadKind::StatefulSet => workloads
+                    .statefulsets
                     .get(&ObjectRef::new(&t.name).within(&ns))
                     .map(|s| s.metadata.clone()),
             };
@@ -288,6 +293,30 @@ fn owners_reached(
         }
     }
     owners
+}
+
+/// What of a namespace may change whether trains may deploy there.
+fn opt_in(ns: &PartialObjectMeta<Namespace>) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    ns.annotations().get(labels::ALLOW_FROM).hash(&mut hasher);
+    Some(hasher.finish())
+}
+
+/// The trains with an environment in namespace `ns` (not their own).
+fn deploying_into(trains: &Store<PackitDeployment>, ns: &str) -> Vec<ObjectRef<PackitDeployment>> {
+    trains
+        .state()
+        .iter()
+        .filter(|t| {
+            let own = t.namespace().unwrap_or_default();
+            own != ns
+                && t.spec.environments.iter().any(|e| {
+                    e.cluster.is_none() && crate::controller::targets::namespace_of(&own, e) == ns
+                })
+        })
+        .map(|t| ObjectRef::from_obj(t.as_ref()))
+        .collect()
 }
 
 /// Maps a labelled workload, pod or Job to its PackitDeployment.

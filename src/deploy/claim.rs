@@ -133,7 +133,7 @@ fn image_writer(object: &Workload, container: &str) -> Option<String> {
         .find(|e| {
             e.fields_v1
                 .as_ref()
-                .and_then(|f| f.0.pointer("/f:spec/f:template/f:spec/f:containers"))
+                .and_then(|f| f.0.pointer(super::patch::CONTAINERS_FIELDS))
                 .and_then(|c| c.get(&key))
                 .and_then(|c| c.get("f:image"))
                 .is_some()

@@ -7,6 +7,7 @@
 //! apply merges `containers` by name, so other containers and every other
 //! field stay with whoever set them.
 
+mod cache;
 mod claim;
 mod patch;
 mod workload;
@@ -19,6 +20,7 @@ use serde_json::json;
 use crate::api::deployment::{Target, WorkloadKind};
 use crate::api::release::TargetImage;
 
+pub use cache::{WorkloadCache, workload_cache};
 pub use claim::{
     Claim, Drift, WriteLog, claim_of, drift, fighting_with, held_value, hold_of, release,
     set_annotation,
@@ -180,6 +182,20 @@ pub async fn apply_images(
     owner: &Owner,
     images: &[TargetImage],
 ) -> Result<Applied, DeployError> {
+    apply_observed(client, None, namespace, owner, images, |_| None).await
+}
+
+/// [`apply_images`] over workloads the caller has just read (`observed`;
+/// the others are read here), remembering each write in `cache` so that it
+/// is not answered from there before it shows the write.
+pub async fn apply_observed<'a>(
+    client: &Client,
+    cache: Option<&WorkloadCache>,
+    namespace: &str,
+    owner: &Owner,
+    images: &[TargetImage],
+    observed: impl Fn(&WorkloadRef) -> Option<&'a Workload>,
+) -> Result<Applied, DeployError> {
     check_label_value(&owner.name)?;
     check_label_value(&owner.namespace)?;
     let groups = group_images(images)?;
@@ -187,29 +203,96 @@ pub async fn apply_images(
         (DEPLOYMENT_LABEL, owner.name.as_str()),
         (DEPLOYMENT_NAMESPACE_LABEL, owner.namespace.as_str()),
     ];
-    // Read and check every workload before writing any, so a missing
-    // workload or container stops the deploy before it starts.
+    // Check every workload before writing any, so a missing workload or
+    // container stops the deploy before it starts.
     let mut plans = Vec::with_capacity(groups.len());
     for group in &groups {
-        let object = Workload::get(client, namespace, &group.workload).await?;
-        plans.push(plan_write(&object, group, namespace, owner, &labels)?);
+        let plan = match observed(&group.workload) {
+            Some(object) => plan_write(object, group, namespace, owner, &labels)?,
+            None => {
+                let object = Workload::get(client, namespace, &group.workload).await?;
+                plan_write(&object, group, namespace, owner, &labels)?
+            }
+        };
+        plans.push(plan);
     }
-
+    let write = Write {
+        client,
+        namespace,
+        owner,
+        labels: &labels,
+    };
+    // Side by side: a rollback waits for the slowest write, not their sum.
+    let outcomes = futures::future::try_join_all(
+        groups
+            .iter()
+            .zip(plans)
+            .map(|(group, plan)| write.one(group, plan)),
+    )
+    .await?;
     let mut applied = Applied::default();
-    let owner_value = owner.claim_value();
-    for (group, mut plan) in groups.iter().zip(plans) {
+    for (group, outcome) in groups.iter().zip(outcomes) {
+        let workload = group.workload.clone();
+        match outcome {
+            Outcome::Unchanged => applied.unchanged.push(workload),
+            Outcome::Written {
+                claimed,
+                generation,
+            } => {
+                if let (Some(cache), Some(generation)) = (cache, generation) {
+                    cache.wrote(namespace, &workload, generation);
+                }
+                if claimed {
+                    applied.claimed.push(workload.clone());
+                }
+                applied.written.push(workload);
+            }
+        }
+    }
+    Ok(applied)
+}
+
+/// One workload's apply.
+enum Outcome {
+    Unchanged,
+    /// The generation the write made (when the API server said).
+    Written {
+        claimed: bool,
+        generation: Option<i64>,
+    },
+}
+
+struct Write<'a> {
+    client: &'a Client,
+    namespace: &'a str,
+    owner: &'a Owner,
+    labels: &'a [(&'a str, &'a str)],
+}
+
+impl Write<'_> {
+    async fn one(
+        &self,
+        group: &WorkloadImages,
+        mut plan: WritePlan,
+    ) -> Result<Outcome, DeployError> {
+        let (client, namespace) = (self.client, self.namespace);
+        let owner_value = self.owner.claim_value();
         let mut attempts = 0;
         loop {
             let Some(containers) = &plan.containers else {
-                applied.unchanged.push(group.workload.clone());
-                break;
+                return Ok(Outcome::Unchanged);
             };
-            let mut patch = workload_patch(&group.workload, &labels, &owner_value, containers);
+            let mut patch = workload_patch(&group.workload, self.labels, &owner_value, containers);
             if let Some(rv) = &plan.claim_on {
                 patch["metadata"]["resourceVersion"] = json!(rv);
             }
             match server_side_apply(client, namespace, &group.workload, &patch).await {
-                Ok(()) => {}
+                Ok(generation) => {
+                    return Ok(Outcome::Written {
+                        claimed: plan.claim_on.is_some(),
+                        generation,
+                    });
+                }
                 // A claim on a version that is gone (controllers write
                 // status all the time): read again; another train may have
                 // won it meanwhile.
@@ -219,19 +302,12 @@ pub async fn apply_images(
                 }) if s.code == 409 && plan.claim_on.is_some() && attempts < CLAIM_ATTEMPTS => {
                     attempts += 1;
                     let object = Workload::get(client, namespace, &group.workload).await?;
-                    plan = plan_write(&object, group, namespace, owner, &labels)?;
-                    continue;
+                    plan = plan_write(&object, group, namespace, self.owner, self.labels)?;
                 }
                 Err(e) => return Err(e),
             }
-            if plan.claim_on.is_some() {
-                applied.claimed.push(group.workload.clone());
-            }
-            applied.written.push(group.workload.clone());
-            break;
         }
     }
-    Ok(applied)
 }
 
 /// How often a claim is tried again on a fresh read.
@@ -270,23 +346,24 @@ fn plan_write(
     })
 }
 
+/// Applies `patch`; the generation the write made.
 async fn server_side_apply(
     client: &Client,
     namespace: &str,
     workload: &WorkloadRef,
     patch: &serde_json::Value,
-) -> Result<(), DeployError> {
+) -> Result<Option<i64>, DeployError> {
     let params = PatchParams::apply(FIELD_MANAGER).force();
     let name = workload.name.as_str();
     let result = match workload.kind {
         WorkloadKind::Deployment => Api::<Deployment>::namespaced(client.clone(), namespace)
             .patch(name, &params, &Patch::Apply(patch))
             .await
-            .map(drop),
+            .map(|d| d.metadata.generation),
         WorkloadKind::StatefulSet => Api::<StatefulSet>::namespaced(client.clone(), namespace)
             .patch(name, &params, &Patch::Apply(patch))
             .await
-            .map(drop),
+            .map(|s| s.metadata.generation),
     };
     result.map_err(|source| DeployError::Apply {
         workload: workload.clone(),

@@ -7,6 +7,9 @@ use serde_json::{Map, Value, json};
 
 use super::workload::{WorkloadRef, kind_name};
 
+/// Where managed fields record the template containers' fields.
+pub(super) const CONTAINERS_FIELDS: &str = "/f:spec/f:template/f:spec/f:containers";
+
 /// The partial object applied to a workload: its identity, `labels` on the
 /// workload and on the pod template, the owner annotation (`owner`, applied
 /// every time: it is this manager's, so an apply without it would remove
@@ -55,7 +58,7 @@ pub fn owned_container_images(metadata: &ObjectMeta, manager: &str) -> BTreeSet<
         let containers = entry
             .fields_v1
             .as_ref()
-            .and_then(|f| f.0.pointer("/f:spec/f:template/f:spec/f:containers"))
+            .and_then(|f| f.0.pointer(CONTAINERS_FIELDS))
             .and_then(Value::as_object);
         for (key, fields) in containers.into_iter().flatten() {
             // List-map entries are keyed `k:{"name":"<container>"}`.

@@ -12,16 +12,15 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use futures::channel::mpsc::UnboundedSender;
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::PartialObjectMeta;
 use kube::config::KubeConfigOptions;
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Client, Config};
 
 use crate::api::PackitDeployment;
 use crate::api::deployment::ClusterRef;
 use crate::client::PodCache;
+use crate::deploy::WorkloadCache;
 use crate::http::AddressPolicy;
 use crate::metrics::Metrics;
 pub use reach::{Reach, is_unreachable};
@@ -47,8 +46,7 @@ pub struct Remote {
     pub name: String,
     pub client: Client,
     /// Labelled workloads there, kept by the watches.
-    pub deployments: Store<PartialObjectMeta<Deployment>>,
-    pub statefulsets: Store<PartialObjectMeta<StatefulSet>>,
+    pub workloads: WorkloadCache,
     /// Labelled pods there, as the health checks read them.
     pub pods: PodCache,
     /// Whether the last requests got through.
@@ -178,8 +176,7 @@ impl Clusters {
         Ok(Remote {
             name: key.secret.clone(),
             client,
-            deployments: watches.deployments,
-            statefulsets: watches.statefulsets,
+            workloads: watches.workloads,
             pods: watches.pods,
             reach: Reach::default(),
             version,

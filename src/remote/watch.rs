@@ -6,25 +6,23 @@
 
 use futures::StreamExt;
 use futures::channel::mpsc::UnboundedSender;
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use kube::Client;
-use kube::api::PartialObjectMeta;
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{WatchStreamExt, watcher};
 use tokio::task::AbortHandle;
 
 use super::train_of;
 use crate::api::PackitDeployment;
 use crate::client::{PodCache, metadata_watch, pod_cache};
+use crate::deploy::{WorkloadCache, workload_cache};
 use crate::labels;
 
 type Wake = UnboundedSender<ObjectRef<PackitDeployment>>;
 
 /// The stores the watches keep, and the watches.
 pub struct Watches {
-    pub deployments: Store<PartialObjectMeta<Deployment>>,
-    pub statefulsets: Store<PartialObjectMeta<StatefulSet>>,
+    pub workloads: WorkloadCache,
     pub pods: PodCache,
     pub tasks: Vec<AbortHandle>,
 }
@@ -37,24 +35,11 @@ pub fn start(client: &Client, namespace: &str, cluster: &str, wake: &Wake) -> Wa
             labels::DEPLOYMENT_NAMESPACE
         ))
     };
-    let (deployments, deployment_writer) = reflector::store();
-    let (statefulsets, statefulset_writer) = reflector::store();
+    let (workloads, deployment_events, statefulset_events) = workload_cache(client, config());
     let (pods, pod_events) = pod_cache(client, config());
     let tasks = vec![
-        forward(
-            cluster,
-            wake,
-            metadata_watch::<Deployment>(client, config())
-                .reflect(deployment_writer)
-                .touched_objects(),
-        ),
-        forward(
-            cluster,
-            wake,
-            metadata_watch::<StatefulSet>(client, config())
-                .reflect(statefulset_writer)
-                .touched_objects(),
-        ),
+        forward(cluster, wake, deployment_events),
+        forward(cluster, wake, statefulset_events),
         forward(cluster, wake, pod_events),
         // Jobs only wake the train.
         forward(
@@ -64,8 +49,7 @@ pub fn start(client: &Client, namespace: &str, cluster: &str, wake: &Wake) -> Wa
         ),
     ];
     Watches {
-        deployments,
-        statefulsets,
+        workloads,
         pods,
         tasks,
     }

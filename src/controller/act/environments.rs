@@ -106,14 +106,16 @@ impl Write<'_> {
         let (env, targets, release, wanted) = (self.env, self.targets, self.release, self.wanted);
         let name = &release.name_any();
         let owner = owner(&obs.deployment, &obs.namespace);
-        let client = obs.place(ctx, &env.name).client;
-        let current = deploy::images_of(&targets.namespace, &env.targets, |w| {
+        let place = obs.place(ctx, &env.name);
+        let client = place.client.clone();
+        let observed = |w: &deploy::WorkloadRef| {
             targets
                 .workloads
                 .iter()
                 .find(|o| &o.workload == w)
                 .and_then(|o| o.object.as_ref())
-        })?;
+        };
+        let current = deploy::images_of(&targets.namespace, &env.targets, observed)?;
         if current == *wanted {
             // Up to date; a workload still nobody's is claimed all the same.
             if targets.workloads.iter().all(|w| w.claim == Claim::Ours) {
@@ -155,9 +157,16 @@ impl Write<'_> {
             }
         }
         claims::prepare(ctx, obs, targets).await?;
-        let applied = deploy::apply_images(&client, &targets.namespace, &owner, wanted)
-            .await
-            .map_err(claims::lost_race)?;
+        let applied = deploy::apply_observed(
+            &client,
+            place.cached(),
+            &targets.namespace,
+            &owner,
+            wanted,
+            observed,
+        )
+        .await
+        .map_err(claims::lost_race)?;
         claims::claimed(targets, &applied, notes);
         tracing::info!(env = %env.name, release = %name, ?applied, "applied images");
         Ok(())

@@ -2,7 +2,9 @@
 //! may not use, and environments in namespaces that did not opt in.
 
 use k8s_openapi::api::core::v1::Namespace;
-use kube::{Api, ResourceExt};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::Api;
+use kube::runtime::reflector::ObjectRef;
 
 use crate::api::PackitDeployment;
 use crate::api::validate::validate;
@@ -59,7 +61,9 @@ pub async fn check(
 }
 
 /// Tenant isolation: another namespace must name this deployment's
-/// namespace in its `packit.dev/allow-from` annotation.
+/// namespace in its `packit.dev/allow-from` annotation. Read from the
+/// namespaces' cache; one that has not opted in there is read again, as
+/// the cache may not show a fresh opt-in yet.
 async fn check_namespaces(
     ctx: &Context,
     deployment: &PackitDeployment,
@@ -72,17 +76,26 @@ async fn check_namespaces(
         if ns == own || env.cluster.is_some() {
             continue;
         }
+        let opted_in = |meta: &ObjectMeta| {
+            meta.annotations
+                .as_ref()
+                .and_then(|a| a.get(labels::ALLOW_FROM))
+                .is_some_and(|v| v.split(',').any(|n| n.trim() == own))
+        };
+        if ctx
+            .namespaces
+            .get(&ObjectRef::new(&ns))
+            .is_some_and(|n| opted_in(&n.metadata))
+        {
+            continue;
+        }
         let field = format!("spec.environments[{i}].namespace");
         let found = namespaces
             .get_opt(&ns)
             .await
             .map_err(|e| format!("{field}: cannot read namespace {ns:?}: {e}"))?
             .ok_or_else(|| format!("{field}: namespace {ns:?} does not exist"))?;
-        let allowed = found
-            .annotations()
-            .get(labels::ALLOW_FROM)
-            .is_some_and(|v| v.split(',').any(|n| n.trim() == own));
-        if !allowed {
+        if !opted_in(&found.metadata) {
             return Err(format!(
                 "{field}: namespace {ns:?} has not opted in; annotate it with {}={own} to let this deployment manage its workloads",
                 labels::ALLOW_FROM,

@@ -3,10 +3,8 @@
 //! other trains reaching for the same workloads. Reads workloads; writes
 //! nothing.
 
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use kube::ResourceExt;
-use kube::api::PartialObjectMeta;
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::ObjectRef;
 
 use super::Observation;
 use crate::api::PackitDeployment;
@@ -152,6 +150,9 @@ async fn read_workloads(
             kind,
             name: name.to_owned(),
         };
+        if let Some(cached) = place.cached().and_then(|c| c.get(namespace, &workload)) {
+            return Ok((workload, Some(cached)));
+        }
         match Workload::get(&place.client, namespace, &workload).await {
             Ok(o) => Ok((workload, Some(o))),
             Err(DeployError::NotFound { .. }) => Ok((workload, None)),
@@ -267,34 +268,19 @@ pub fn stale_claims(ctx: &Context, obs: &Observation, current: &[EnvTargets]) ->
 /// Every workload the watch caches show claimed by `owner`, at home and
 /// on the remote clusters of `places`.
 pub fn owned(ctx: &Context, owner: &Owner, places: &[Place]) -> Vec<StaleClaim> {
-    let mut out = claimed_in(
-        &Place::home(ctx),
-        &ctx.deployments,
-        &ctx.statefulsets,
-        owner,
-    );
+    let mut out = claimed_in(&Place::home(ctx), owner);
     let mut seen = Vec::new();
     for remote in places.iter().filter_map(|p| p.remote.as_ref()) {
         if seen.contains(&remote.name) {
             continue;
         }
         seen.push(remote.name.clone());
-        out.extend(claimed_in(
-            &Place::on(remote.clone()),
-            &remote.deployments,
-            &remote.statefulsets,
-            owner,
-        ));
+        out.extend(claimed_in(&Place::on(remote.clone()), owner));
     }
     out
 }
 
-fn claimed_in(
-    place: &Place,
-    deployments: &Store<PartialObjectMeta<Deployment>>,
-    statefulsets: &Store<PartialObjectMeta<StatefulSet>>,
-    owner: &Owner,
-) -> Vec<StaleClaim> {
+fn claimed_in(place: &Place, owner: &Owner) -> Vec<StaleClaim> {
     let value = owner.claim_value();
     let mine = |meta: &kube::api::ObjectMeta| {
         meta.annotations
@@ -313,8 +299,8 @@ fn claimed_in(
             resource_version: meta.resource_version.clone(),
         })
     };
-    let deployments = deployments.state();
-    let statefulsets = statefulsets.state();
+    let deployments = place.workloads.deployments.state();
+    let statefulsets = place.workloads.statefulsets.state();
     deployments
         .iter()
         .filter(|d| mine(&d.metadata))

@@ -1,0 +1,282 @@
+//! The workload cache: a cluster's labelled Deployments and StatefulSets,
+//! trimmed to what the operator reads of them (metadata, which manager
+//! owns which container image, the spec without the pod template's other
+//! fields, the status). A reconcile reads its targets from here instead
+//! of a GET each, so the controller manager's status writes during a
+//! rollout, each of which wakes the train, cost no request.
+//!
+//! The cache lags behind the API server by a watch event. That matters
+//! after the operator's own write: the old object would read as a change
+//! someone else made, or as a finished rollout of the old template. So
+//! each write's generation is remembered, and until the cache shows it the
+//! workload is not answered from here (the caller reads it).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use futures::Stream;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntry, ObjectMeta};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client};
+use serde_json::{Map, Value, json};
+
+use super::patch::CONTAINERS_FIELDS;
+use super::workload::{Workload, WorkloadRef};
+use crate::api::deployment::WorkloadKind;
+use crate::client::Readiness;
+
+/// A cluster's labelled workloads, as the watches keep them.
+#[derive(Clone)]
+pub struct WorkloadCache {
+    pub deployments: Store<Deployment>,
+    pub statefulsets: Store<StatefulSet>,
+    ready: [Readiness; 2],
+    /// The generation of each workload this process last wrote, until the
+    /// cache shows it.
+    written: Arc<Mutex<BTreeMap<(String, WorkloadRef), i64>>>,
+}
+
+/// The cache of the workloads `config` selects, and the watches (with
+/// backoff) that fill it as they are polled; they yield each changed
+/// workload, for its train to be woken.
+pub fn workload_cache(
+    client: &Client,
+    config: watcher::Config,
+) -> (
+    WorkloadCache,
+    impl Stream<Item = Result<Deployment, watcher::Error>> + Send + 'static,
+    impl Stream<Item = Result<StatefulSet, watcher::Error>> + Send + 'static,
+) {
+    let (deployments, deployment_writer) = reflector::store();
+    let deployment_events = watcher(Api::<Deployment>::all(client.clone()), config.clone())
+        .default_backoff()
+        .modify(|d| {
+            trim_metadata(&mut d.metadata);
+            if let Some(spec) = &mut d.spec {
+                trim_template(&mut spec.template);
+            }
+        })
+        .reflect(deployment_writer)
+        .touched_objects();
+    let (statefulsets, statefulset_writer) = reflector::store();
+    let statefulset_events = watcher(Api::<StatefulSet>::all(client.clone()), config)
+        .default_backoff()
+        .modify(|s| {
+            trim_metadata(&mut s.metadata);
+            if let Some(spec) = &mut s.spec {
+                trim_template(&mut spec.template);
+                spec.volume_claim_templates = None;
+            }
+        })
+        .reflect(statefulset_writer)
+        .touched_objects();
+    let cache = WorkloadCache {
+        ready: [
+            Readiness::of(deployments.clone()),
+            Readiness::of(statefulsets.clone()),
+        ],
+        deployments,
+        statefulsets,
+        written: Default::default(),
+    };
+    (cache, deployment_events, statefulset_events)
+}
+
+impl WorkloadCache {
+    /// The workload as cached. `None` when the cache cannot answer: it has
+    /// not listed yet, the workload is not labelled (nobody's yet, or it
+    /// does not exist), or the cache is behind this process's last write.
+    pub fn get(&self, namespace: &str, workload: &WorkloadRef) -> Option<Workload> {
+        if !self.ready.iter().all(Readiness::is_ready) {
+            return None;
+        }
+        let (name, ns) = (workload.name.as_str(), namespace);
+        let found = match workload.kind {
+            WorkloadKind::Deployment => self
+                .deployments
+                .get(&ObjectRef::new(name).within(ns))
+                .map(|d| Workload::Deployment(Box::new(d.as_ref().clone()))),
+            WorkloadKind::StatefulSet => self
+                .statefulsets
+                .get(&ObjectRef::new(name).within(ns))
+                .map(|s| Workload::StatefulSet(Box::new(s.as_ref().clone()))),
+        }?;
+        let generation = found.metadata().generation.unwrap_or_default();
+        let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
+        let id = (namespace.to_owned(), workload.clone());
+        match written.get(&id) {
+            Some(wrote) if generation < *wrote => None,
+            Some(_) => {
+                written.remove(&id);
+                Some(found)
+            }
+            None => Some(found),
+        }
+    }
+
+    /// Remembers a write of `workload`, which made it `generation`.
+    pub fn wrote(&self, namespace: &str, workload: &WorkloadRef, generation: i64) {
+        self.written
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((namespace.to_owned(), workload.clone()), generation);
+    }
+}
+
+/// Drops what nobody reads: kubectl's copy of the last applied object and
+/// managed fields other than who set which container image.
+fn trim_metadata(meta: &mut ObjectMeta) {
+    if let Some(annotations) = &mut meta.annotations {
+        annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
+    meta.managed_fields = meta
+        .managed_fields
+        .take()
+        .map(|entries| entries.into_iter().filter_map(image_fields).collect());
+}
+
+/// A managed-fields entry cut down to the container images it owns; none
+/// when it owns no image.
+fn image_fields(mut entry: ManagedFieldsEntry) -> Option<ManagedFieldsEntry> {
+    let containers = entry.fields_v1.as_ref()?.0.pointer(CONTAINERS_FIELDS)?;
+    let images: Map<String, Value> = containers
+        .as_object()?
+        .iter()
+        .filter(|(_, fields)| fields.get("f:image").is_some())
+        .map(|(key, _)| (key.clone(), json!({ "f:image": {} })))
+        .collect();
+    if images.is_empty() {
+        return None;
+    }
+    entry.fields_v1 = Some(FieldsV1(
+        json!({ "f:spec": { "f:template": { "f:spec": { "f:containers": images } } } }),
+    ));
+    Some(entry)
+}
+
+/// Keeps the pod template's labels and its containers' names and images.
+fn trim_template(template: &mut PodTemplateSpec) {
+    if let Some(meta) = &mut template.metadata {
+        *meta = ObjectMeta {
+            labels: meta.labels.take(),
+            ..Default::default()
+        };
+    }
+    if let Some(spec) = &mut template.spec {
+        let containers = std::mem::take(&mut spec.containers)
+            .into_iter()
+            .map(|c| Container {
+                name: c.name,
+                image: c.image,
+                ..Default::default()
+            })
+            .collect();
+        *spec = PodSpec {
+            containers,
+            ..Default::default()
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::deploy::{FIELD_MANAGER, owned_container_images};
+
+    fn deployment() -> Deployment {
+        serde_json::from_value(json!({
+            "metadata": {
+                "name": "web", "namespace": "prod", "generation": 3,
+                "labels": {"packit.dev/deployment": "shop"},
+                "annotations": {
+                    "packit.dev/owner": "team/shop",
+                    "kubectl.kubernetes.io/last-applied-configuration": "{...}",
+                },
+                "managedFields": [
+                    {"manager": FIELD_MANAGER, "operation": "Apply", "fieldsType": "FieldsV1",
+                     "fieldsV1": {"f:metadata": {"f:labels": {}}, "f:spec": {"f:template": {"f:spec": {
+                        "f:containers": {"k:{\"name\":\"web\"}": {".": {}, "f:image": {}, "f:name": {}}}}}}}},
+                    {"manager": "kube-controller-manager", "operation": "Update", "subresource": "status",
+                     "fieldsType": "FieldsV1", "fieldsV1": {"f:status": {"f:replicas": {}}}},
+                    {"manager": "kubectl", "operation": "Update", "fieldsType": "FieldsV1",
+                     "fieldsV1": {"f:spec": {"f:template": {"f:spec": {"f:containers": {
+                        "k:{\"name\":\"web\"}": {"f:env": {}},
+                        "k:{\"name\":\"sidecar\"}": {"f:image": {}}}}}}}},
+                ],
+            },
+            "spec": {
+                "replicas": 2,
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {
+                    "metadata": {"labels": {"app": "web"}, "annotations": {"a": "b"}},
+                    "spec": {
+                        "containers": [
+                            {"name": "web", "image": "web:2", "env": [{"name": "A", "value": "1"}]},
+                            {"name": "sidecar", "image": "proxy:1"},
+                        ],
+                        "volumes": [{"name": "data", "emptyDir": {}}],
+                    },
+                },
+            },
+            "status": {"observedGeneration": 3, "replicas": 2, "readyReplicas": 2},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_trimmed_workload_reads_as_the_whole_one_does() {
+        let whole = Workload::Deployment(Box::new(deployment()));
+        let mut d = deployment();
+        trim_metadata(&mut d.metadata);
+        trim_template(&mut d.spec.as_mut().unwrap().template);
+        let trimmed = Workload::Deployment(Box::new(d.clone()));
+
+        for w in [&whole, &trimmed] {
+            assert_eq!(
+                owned_container_images(w.metadata(), FIELD_MANAGER),
+                ["web".to_owned()].into()
+            );
+            let ours = WorkloadRef {
+                kind: WorkloadKind::Deployment,
+                name: "web".into(),
+            };
+            assert_eq!(
+                w.container_image(&ours, "prod", "sidecar").unwrap(),
+                Some("proxy:1")
+            );
+            assert_eq!(w.selector(), whole.selector());
+        }
+        // kubectl's image of the sidecar is still known; the status entry
+        // and what is not an image are gone.
+        let managers: Vec<_> = d
+            .metadata
+            .managed_fields
+            .iter()
+            .flatten()
+            .map(|e| e.manager.clone().unwrap_or_default())
+            .collect();
+        assert_eq!(managers, [FIELD_MANAGER, "kubectl"]);
+        let kubectl = &d.metadata.managed_fields.as_ref().unwrap()[1];
+        assert_eq!(
+            kubectl
+                .fields_v1
+                .as_ref()
+                .unwrap()
+                .0
+                .pointer(CONTAINERS_FIELDS),
+            Some(&json!({"k:{\"name\":\"sidecar\"}": {"f:image": {}}}))
+        );
+        let annotations = d.metadata.annotations.as_ref().unwrap();
+        assert_eq!(annotations.len(), 1);
+        let template = &d.spec.as_ref().unwrap().template;
+        assert_eq!(template.metadata.as_ref().unwrap().annotations, None);
+        let spec = template.spec.as_ref().unwrap();
+        assert!(spec.volumes.is_none() && spec.containers[0].env.is_none());
+        // What the rollout is judged by stays.
+        assert_eq!(d.status, deployment().status);
+        assert_eq!(d.spec.unwrap().replicas, Some(2));
+    }
+}
