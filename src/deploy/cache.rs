@@ -117,6 +117,15 @@ impl WorkloadCache {
         }
     }
 
+    /// Once the cache has listed both kinds (an error when a watch was
+    /// dropped before).
+    pub async fn listed(&self) -> Result<(), tokio::sync::watch::error::RecvError> {
+        for ready in &self.ready {
+            ready.wait().await?;
+        }
+        Ok(())
+    }
+
     /// Remembers a write of `workload`, which made it `generation`.
     pub fn wrote(&self, namespace: &str, workload: &WorkloadRef, generation: i64) {
         self.written

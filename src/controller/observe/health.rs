@@ -5,7 +5,7 @@
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, ResourceExt};
 
-use super::Observation;
+use super::{CACHE_WAIT, Observation};
 use crate::api::PackitRelease;
 use crate::api::checks::{MetricCheck, fill_query};
 use crate::api::deployment::Environment;
@@ -16,11 +16,6 @@ use crate::deploy::WorkloadRef;
 use crate::health::{self, MetricQuery, PrometheusAuth};
 use crate::labels;
 use crate::plan::HealthReport;
-
-/// How long a reconcile waits for a pod cache's first list (a remote
-/// cluster's may be slow to answer) before it gives no verdict this time:
-/// the list's events wake the train again.
-const POD_CACHE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Health of `env_name` for `release`, or none while its workloads do not
 /// run the release yet (a stale report must not count).
@@ -58,8 +53,9 @@ pub async fn observe(
         return Ok(None);
     }
     let place = obs.place(ctx, &env.name);
-    // Until the pod cache has listed, restarts would read as none.
-    let listed = tokio::time::timeout(POD_CACHE_WAIT, place.pods.ready.wait()).await;
+    // Until the pod cache has listed, restarts would read as none: no
+    // verdict this time (the list's events wake the train again).
+    let listed = tokio::time::timeout(CACHE_WAIT, place.pods.ready.wait()).await;
     if !matches!(listed, Ok(Ok(()))) {
         tracing::debug!(namespace, cluster = ?place.cluster(), "the pod cache has not listed yet");
         return Ok(None);

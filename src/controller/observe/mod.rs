@@ -23,6 +23,11 @@ use crate::api::{PackitDeployment, PackitRelease};
 use crate::labels;
 use crate::plan::{HealthReport, Requests, Stage, TrainState};
 
+/// How long a reconcile waits for a cache's first list (a remote
+/// cluster's may be slow to answer, and at start-up every train
+/// reconciles at once) before it does without.
+const CACHE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 pub use build::{BuildObservation, NewRelease};
 pub use requests::BadRequest;
 pub use spec::SpecProblem;

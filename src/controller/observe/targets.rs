@@ -6,7 +6,7 @@
 use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
 
-use super::Observation;
+use super::{CACHE_WAIT, Observation};
 use crate::api::PackitDeployment;
 use crate::api::deployment::{Environment, WorkloadKind};
 use crate::controller::targets::{namespace_of, wanted_images};
@@ -143,6 +143,11 @@ async fn read_workloads(
     wanted: &[deploy::WorkloadImages],
 ) -> Result<Vec<ObservedWorkload>, Result<Unreachable, Error>> {
     let namespace = &targets.namespace;
+    if let Some(cache) = place.cached() {
+        // Until the cache has listed, every target would be read from the
+        // API server: at start-up, every target of every train at once.
+        let _ = tokio::time::timeout(CACHE_WAIT, cache.listed()).await;
+    }
     // Read together: a reconcile that finds a failed check waits for these
     // reads before it rolls back.
     let reads = env.workloads().into_iter().map(|(kind, name)| async move {
