@@ -158,8 +158,15 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
         .touched_objects()
         .predicate_filter(opt_in, Default::default());
     let contenders = deployments.clone();
-    let controller = Controller::new(deployments, trains_config(settings.selector.as_deref()));
-    let controller_trains = controller.store();
+    // The trains' own watch, with a store that keeps no managed fields
+    // (nothing reads them; a train's are about a quarter of it).
+    let (controller_trains, train_writer) = reflector::store();
+    let trains = watcher(deployments, trains_config(settings.selector.as_deref()))
+        .default_backoff()
+        .modify(|d| d.managed_fields_mut().clear())
+        .reflect(train_writer)
+        .applied_objects();
+    let controller = Controller::for_stream(trains, controller_trains.clone());
     let policy = AddressPolicy {
         allow: settings.allow_cidrs.clone(),
         deny: settings.deny_cidrs.clone(),

@@ -73,19 +73,23 @@ pub fn workload_cache(
         })
         .reflect(statefulset_writer)
         .touched_objects();
-    let cache = WorkloadCache {
-        ready: [
-            Readiness::of(deployments.clone()),
-            Readiness::of(statefulsets.clone()),
-        ],
-        deployments,
-        statefulsets,
-        written: Default::default(),
-    };
+    let cache = WorkloadCache::new(deployments, statefulsets);
     (cache, deployment_events, statefulset_events)
 }
 
 impl WorkloadCache {
+    fn new(deployments: Store<Deployment>, statefulsets: Store<StatefulSet>) -> Self {
+        WorkloadCache {
+            ready: [
+                Readiness::of(deployments.clone()),
+                Readiness::of(statefulsets.clone()),
+            ],
+            deployments,
+            statefulsets,
+            written: Default::default(),
+        }
+    }
+
     /// The workload as cached. `None` when the cache cannot answer: it has
     /// not listed yet, the workload is not labelled (nobody's yet, or it
     /// does not exist), or the cache is behind this process's last write.
@@ -233,6 +237,45 @@ mod tests {
             "status": {"observedGeneration": 3, "replicas": 2, "readyReplicas": 2},
         }))
         .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_workload_is_not_answered_before_the_cache_shows_this_process_s_write() {
+        let (deployments, mut writer) = reflector::store::<Deployment>();
+        let (statefulsets, mut other) = reflector::store::<StatefulSet>();
+        let cache = WorkloadCache::new(deployments, statefulsets);
+        let web = WorkloadRef {
+            kind: WorkloadKind::Deployment,
+            name: "web".into(),
+        };
+        let at = |generation: i64| {
+            let mut d = deployment();
+            d.metadata.generation = Some(generation);
+            d
+        };
+        assert!(cache.get("prod", &web).is_none(), "not listed yet");
+
+        writer.apply_watcher_event(&watcher::Event::Init);
+        writer.apply_watcher_event(&watcher::Event::InitApply(at(3)));
+        writer.apply_watcher_event(&watcher::Event::InitDone);
+        other.apply_watcher_event(&watcher::Event::Init);
+        other.apply_watcher_event(&watcher::Event::InitDone);
+        tokio::time::timeout(std::time::Duration::from_secs(5), cache.listed())
+            .await
+            .unwrap()
+            .unwrap();
+        let generation = |w: Option<Workload>| w.and_then(|w| w.metadata().generation);
+        assert_eq!(generation(cache.get("prod", &web)), Some(3));
+        assert!(cache.get("stg", &web).is_none(), "another namespace's");
+
+        // The operator wrote generation 4: the cache's 3 is behind.
+        cache.wrote("prod", &web, 4);
+        assert!(cache.get("prod", &web).is_none());
+        writer.apply_watcher_event(&watcher::Event::Apply(at(4)));
+        assert_eq!(generation(cache.get("prod", &web)), Some(4));
+        // Caught up once, it answers from then on, whoever writes next.
+        writer.apply_watcher_event(&watcher::Event::Apply(at(5)));
+        assert_eq!(generation(cache.get("prod", &web)), Some(5));
     }
 
     #[test]

@@ -4,7 +4,6 @@
 //! nothing.
 
 use kube::ResourceExt;
-use kube::runtime::reflector::ObjectRef;
 
 use super::{CACHE_WAIT, Observation};
 use crate::api::PackitDeployment;
@@ -212,30 +211,30 @@ fn unreachable(place: &Place, e: &DeployError) -> Option<Unreachable> {
 }
 
 /// Other trains the controller sees whose targets name the same workload.
+/// Every train's reconcile asks this of every train: nothing here
+/// allocates until a contender is found.
 fn contenders(
     ctx: &Context,
     owner: &Owner,
     namespace: &str,
     workload: &WorkloadRef,
 ) -> Vec<String> {
-    let me = ObjectRef::<PackitDeployment>::new(&owner.name).within(&owner.namespace);
     let mut found: Vec<String> = ctx
         .trains
         .state()
         .iter()
-        .filter(|d| {
-            ObjectRef::from_obj(d.as_ref()) != me && d.metadata.deletion_timestamp.is_none()
+        .filter(|d| d.metadata.deletion_timestamp.is_none())
+        .filter_map(|d| {
+            let (own, name) = (
+                d.metadata.namespace.as_deref()?,
+                d.metadata.name.as_deref()?,
+            );
+            let me = own == owner.namespace && name == owner.name;
+            let reaches = d.spec.environments.iter().any(|e| {
+                targets(e, workload) && e.namespace.as_deref().unwrap_or(own) == namespace
+            });
+            (reaches && !me).then(|| format!("{own}/{name}"))
         })
-        .filter(|d| {
-            let Some(own) = d.namespace() else {
-                return false;
-            };
-            d.spec
-                .environments
-                .iter()
-                .any(|e| namespace_of(&own, e) == namespace && targets(e, workload))
-        })
-        .filter_map(|d| Some(format!("{}/{}", d.namespace()?, d.name_any())))
         .collect();
     found.sort();
     found
