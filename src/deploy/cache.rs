@@ -9,12 +9,15 @@
 //! after the operator's own write: the old object would read as a change
 //! someone else made, or as a finished rollout of the old template. So
 //! each write's generation is remembered, and until the cache shows it the
-//! workload is not answered from here (the caller reads it).
+//! workload is not answered from here (the caller reads it). Nor is any
+//! while a watch has failed since its last event: when the API server
+//! goes away, the cache would go on showing a rollout as it was.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntry, ObjectMeta};
@@ -34,6 +37,8 @@ pub struct WorkloadCache {
     pub deployments: Store<Deployment>,
     pub statefulsets: Store<StatefulSet>,
     ready: [Readiness; 2],
+    /// Whether each watch's last word was an event, not an error.
+    live: [Arc<AtomicBool>; 2],
     /// The generation of each workload this process last wrote, until the
     /// cache shows it.
     written: Arc<Mutex<BTreeMap<(String, WorkloadRef), i64>>>,
@@ -50,9 +55,14 @@ pub fn workload_cache(
     impl Stream<Item = Result<Deployment, watcher::Error>> + Send + 'static,
     impl Stream<Item = Result<StatefulSet, watcher::Error>> + Send + 'static,
 ) {
+    let live = [
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(false)),
+    ];
     let (deployments, deployment_writer) = reflector::store();
     let deployment_events = watcher(Api::<Deployment>::all(client.clone()), config.clone())
         .default_backoff()
+        .inspect(track(&live[0]))
         .modify(|d| {
             trim_metadata(&mut d.metadata);
             if let Some(spec) = &mut d.spec {
@@ -64,6 +74,7 @@ pub fn workload_cache(
     let (statefulsets, statefulset_writer) = reflector::store();
     let statefulset_events = watcher(Api::<StatefulSet>::all(client.clone()), config)
         .default_backoff()
+        .inspect(track(&live[1]))
         .modify(|s| {
             trim_metadata(&mut s.metadata);
             if let Some(spec) = &mut s.spec {
@@ -73,13 +84,18 @@ pub fn workload_cache(
         })
         .reflect(statefulset_writer)
         .touched_objects();
-    let cache = WorkloadCache::new(deployments, statefulsets);
+    let cache = WorkloadCache::new(deployments, statefulsets, live);
     (cache, deployment_events, statefulset_events)
 }
 
 impl WorkloadCache {
-    fn new(deployments: Store<Deployment>, statefulsets: Store<StatefulSet>) -> Self {
+    fn new(
+        deployments: Store<Deployment>,
+        statefulsets: Store<StatefulSet>,
+        live: [Arc<AtomicBool>; 2],
+    ) -> Self {
         WorkloadCache {
+            live,
             ready: [
                 Readiness::of(deployments.clone()),
                 Readiness::of(statefulsets.clone()),
@@ -91,10 +107,12 @@ impl WorkloadCache {
     }
 
     /// The workload as cached. `None` when the cache cannot answer: it has
-    /// not listed yet, the workload is not labelled (nobody's yet, or it
-    /// does not exist), or the cache is behind this process's last write.
+    /// not listed yet, a watch failed since its last event, the workload
+    /// is not labelled (nobody's yet, or it does not exist), or the cache
+    /// is behind this process's last write.
     pub fn get(&self, namespace: &str, workload: &WorkloadRef) -> Option<Workload> {
-        if !self.ready.iter().all(Readiness::is_ready) {
+        let live = self.live.iter().all(|l| l.load(Ordering::Relaxed));
+        if !live || !self.ready.iter().all(Readiness::is_ready) {
             return None;
         }
         let (name, ns) = (workload.name.as_str(), namespace);
@@ -137,6 +155,12 @@ impl WorkloadCache {
             .unwrap_or_else(|e| e.into_inner())
             .insert((namespace.to_owned(), workload.clone()), generation);
     }
+}
+
+/// Records whether a watch's last word was an event or an error.
+fn track<T, E>(live: &Arc<AtomicBool>) -> impl Fn(&Result<T, E>) + use<T, E> {
+    let live = live.clone();
+    move |event| live.store(event.is_ok(), Ordering::Relaxed)
 }
 
 /// Drops what nobody reads: kubectl's copy of the last applied object and
@@ -243,7 +267,11 @@ mod tests {
     async fn a_workload_is_not_answered_before_the_cache_shows_this_process_s_write() {
         let (deployments, mut writer) = reflector::store::<Deployment>();
         let (statefulsets, mut other) = reflector::store::<StatefulSet>();
-        let cache = WorkloadCache::new(deployments, statefulsets);
+        let live = [
+            Arc::new(AtomicBool::new(true)),
+            Arc::new(AtomicBool::new(true)),
+        ];
+        let cache = WorkloadCache::new(deployments, statefulsets, live.clone());
         let web = WorkloadRef {
             kind: WorkloadKind::Deployment,
             name: "web".into(),
@@ -276,6 +304,9 @@ mod tests {
         // Caught up once, it answers from then on, whoever writes next.
         writer.apply_watcher_event(&watcher::Event::Apply(at(5)));
         assert_eq!(generation(cache.get("prod", &web)), Some(5));
+        // Not while a watch is failing.
+        live[1].store(false, Ordering::Relaxed);
+        assert!(cache.get("prod", &web).is_none());
     }
 
     #[test]
