@@ -59,31 +59,25 @@ pub fn workload_cache(
         Arc::new(AtomicBool::new(false)),
         Arc::new(AtomicBool::new(false)),
     ];
-    let (deployments, deployment_writer) = reflector::store();
-    let deployment_events = watcher(Api::<Deployment>::all(client.clone()), config.clone())
-        .default_backoff()
-        .inspect(track(&live[0]))
-        .modify(|d| {
+    let (deployments, deployment_events) = trimmed_watch(
+        client,
+        config.clone(),
+        live[0].clone(),
+        |d: &mut Deployment| {
             trim_metadata(&mut d.metadata);
             if let Some(spec) = &mut d.spec {
                 trim_template(&mut spec.template);
             }
-        })
-        .reflect(deployment_writer)
-        .touched_objects();
-    let (statefulsets, statefulset_writer) = reflector::store();
-    let statefulset_events = watcher(Api::<StatefulSet>::all(client.clone()), config)
-        .default_backoff()
-        .inspect(track(&live[1]))
-        .modify(|s| {
+        },
+    );
+    let (statefulsets, statefulset_events) =
+        trimmed_watch(client, config, live[1].clone(), |s: &mut StatefulSet| {
             trim_metadata(&mut s.metadata);
             if let Some(spec) = &mut s.spec {
                 trim_template(&mut spec.template);
                 spec.volume_claim_templates = None;
             }
-        })
-        .reflect(statefulset_writer)
-        .touched_objects();
+        });
     let cache = WorkloadCache::new(deployments, statefulsets, live);
     (cache, deployment_events, statefulset_events)
 }
@@ -157,10 +151,35 @@ impl WorkloadCache {
     }
 }
 
-/// Records whether a watch's last word was an event or an error.
-fn track<T, E>(live: &Arc<AtomicBool>) -> impl Fn(&Result<T, E>) + use<T, E> {
-    let live = live.clone();
-    move |event| live.store(event.is_ok(), Ordering::Relaxed)
+/// A store of every `K` `config` selects, each trimmed by `trim`, and the
+/// watch (with backoff) that fills it, recording in `live` whether its last
+/// word was an event or an error.
+fn trimmed_watch<K>(
+    client: &Client,
+    config: watcher::Config,
+    live: Arc<AtomicBool>,
+    trim: impl FnMut(&mut K) + Send + 'static,
+) -> (
+    Store<K>,
+    impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+)
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let (store, writer) = reflector::store();
+    let events = watcher(Api::<K>::all(client.clone()), config)
+        .default_backoff()
+        .inspect(move |event| live.store(event.is_ok(), Ordering::Relaxed))
+        .modify(trim)
+        .reflect(writer)
+        .touched_objects();
+    (store, events)
 }
 
 /// Drops what nobody reads: kubectl's copy of the last applied object and
