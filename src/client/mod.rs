@@ -3,8 +3,10 @@
 //! `packit_api_requests_total`, so the cost of a reconcile can be seen;
 //! and the watches that keep its caches.
 
+mod index;
 mod pods;
 
+pub use index::Index;
 pub use pods::{CachedPod, CachedPodStatus, ContainerRestarts, PodCache, pod_cache};
 
 use std::net::SocketAddr;

@@ -5,15 +5,18 @@
 //! instead of listing pods: the API server would filter every pod of the
 //! namespace for each list.
 
-use futures::Stream;
+use std::sync::Arc;
+
+use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client, Resource};
+use kube::{Api, Client, Resource, ResourceExt};
 use serde::Deserialize;
 
-use super::Readiness;
+use super::{Index, Readiness};
+use crate::labels;
 
 /// A pod, as much of it as the health checks read.
 #[derive(Resource, Clone, Debug, Default, PartialEq, Deserialize)]
@@ -71,6 +74,27 @@ pub fn restart_state(pod: &CachedPod) -> Option<u64> {
 pub struct PodCache {
     pub store: Store<CachedPod>,
     pub ready: Readiness,
+    by_train: Index<CachedPod>,
+}
+
+impl PodCache {
+    /// The pods labelled for the train `namespace/name`.
+    pub fn of_train(&self, namespace: &str, name: &str) -> Vec<Arc<CachedPod>> {
+        self.by_train
+            .find(&self.store, &format!("{namespace}/{name}"))
+    }
+}
+
+/// A pod's train, by both its labels.
+fn train_of(pod: &CachedPod) -> Vec<String> {
+    let labels = pod.labels();
+    match (
+        labels.get(labels::DEPLOYMENT_NAMESPACE),
+        labels.get(labels::DEPLOYMENT),
+    ) {
+        (Some(namespace), Some(name)) => vec![format!("{namespace}/{name}")],
+        _ => Vec::new(),
+    }
 }
 
 /// The cache of every pod `config` selects, and the watch (with backoff)
@@ -84,6 +108,7 @@ pub fn pod_cache(
     impl Stream<Item = Result<CachedPod, watcher::Error>> + Send + 'static,
 ) {
     let (store, writer) = reflector::store();
+    let by_train = Index::new(train_of);
     let changes = watcher(Api::<CachedPod>::all(client.clone()), config)
         .default_backoff()
         .modify(|pod| {
@@ -94,10 +119,18 @@ pub fn pod_cache(
             meta.owner_references = None;
         })
         .reflect(writer)
+        .inspect(by_train.follower())
         .touched_objects()
         .predicate_filter(restart_state, Default::default());
     let ready = Readiness::of(store.clone());
-    (PodCache { store, ready }, changes)
+    (
+        PodCache {
+            store,
+            ready,
+            by_train,
+        },
+        changes,
+    )
 }
 
 #[cfg(test)]

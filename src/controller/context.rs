@@ -5,17 +5,18 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
 use k8s_openapi::api::core::v1::Namespace;
-use kube::Client;
 use kube::api::PartialObjectMeta;
 use kube::runtime::events::Reporter;
 use kube::runtime::reflector::Store;
+use kube::{Client, ResourceExt};
 
 use crate::api::{PackitDeployment, PackitRelease};
 use crate::build::registry::Registry;
-use crate::client::{PodCache, Readiness};
-use crate::deploy::WorkloadCache;
+use crate::client::{Index, PodCache, Readiness};
+use crate::deploy::{WorkloadCache, WorkloadRef};
 use crate::git::SourceCache;
 use crate::health::{HttpProber, MetricProber};
+use crate::labels;
 use crate::metrics::Metrics;
 use crate::remote::{Clusters, Remote};
 
@@ -26,6 +27,8 @@ pub struct Context {
     /// Every PackitRelease the controller watches, kept by a reflector: a
     /// reconcile reads a train's releases from here instead of listing them.
     pub releases: Store<PackitRelease>,
+    /// `releases` by their train (`releases_of`).
+    pub releases_by_train: Index<PackitRelease>,
     /// Whether `releases` has listed once.
     pub releases_ready: Readiness,
     /// The labelled pods, as much as the health checks read
@@ -34,6 +37,8 @@ pub struct Context {
     /// The trains the controller sees, to find others reaching for the
     /// same workload.
     pub trains: Store<PackitDeployment>,
+    /// `trains` by the workloads they target (`trains_targeting`).
+    pub trains_by_target: Index<PackitDeployment>,
     /// Workloads labelled by a train, trimmed: a reconcile reads its
     /// targets from here, and finds the ones a train still owns.
     pub workloads: WorkloadCache,
@@ -56,6 +61,67 @@ pub struct Context {
     pub deliveries: Deliveries,
     /// Clients of the remote clusters environments name.
     pub clusters: Clusters,
+}
+
+impl Context {
+    /// The releases of the train `namespace/name`, in no order.
+    pub fn releases_of(&self, namespace: &str, name: &str) -> Vec<Arc<PackitRelease>> {
+        self.releases_by_train
+            .find(&self.releases, &format!("{namespace}/{name}"))
+    }
+
+    /// The trains with a target `workload` in `namespace`.
+    pub fn trains_targeting(
+        &self,
+        namespace: &str,
+        workload: &WorkloadRef,
+    ) -> Vec<Arc<PackitDeployment>> {
+        self.trains_by_target
+            .find(&self.trains, &target_key(namespace, workload))
+    }
+}
+
+/// The key of `releases_by_train`: the release's train.
+pub fn release_train(release: &PackitRelease) -> Vec<String> {
+    match (
+        release.namespace(),
+        release.labels().get(labels::DEPLOYMENT),
+    ) {
+        (Some(namespace), Some(name)) => vec![format!("{namespace}/{name}")],
+        _ => Vec::new(),
+    }
+}
+
+/// The keys of `trains_by_target`: every workload the train's
+/// environments target (on any cluster).
+pub fn train_targets(train: &PackitDeployment) -> Vec<String> {
+    let own = train.namespace().unwrap_or_default();
+    let mut keys: Vec<String> = train
+        .spec
+        .environments
+        .iter()
+        .flat_map(|env| {
+            let namespace = super::targets::namespace_of(&own, env);
+            env.targets.iter().map(move |t| {
+                let workload = WorkloadRef {
+                    kind: t.kind,
+                    name: t.name.clone(),
+                };
+                target_key(&namespace, &workload)
+            })
+        })
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+fn target_key(namespace: &str, workload: &WorkloadRef) -> String {
+    format!(
+        "{namespace}/{}/{}",
+        crate::deploy::kind_name(workload.kind),
+        workload.name
+    )
 }
 
 /// Where an environment's workloads live: the operator's own cluster, or

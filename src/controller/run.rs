@@ -15,11 +15,12 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 
+use super::context::{release_train, train_targets};
 use super::{Context, Error, MANAGER, reconcile};
 use crate::api::deployment::WorkloadKind;
 use crate::api::{PackitDeployment, PackitRelease};
 use crate::build::registry::Registry;
-use crate::client::{Readiness, metadata_watch, pod_cache};
+use crate::client::{Index, Readiness, metadata_watch, pod_cache};
 use crate::deploy::{WorkloadCache, workload_cache};
 use crate::git::SourceCache;
 use crate::health::{HttpProber, MetricProber};
@@ -137,11 +138,13 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
     // One watch of the releases feeds both the cache reconciles read and
     // the triggers of their owners.
     let (release_store, release_writer) = reflector::store();
+    let releases_by_train = Index::new(release_train);
     // Nothing reads the managed fields of a release from the store.
     let release_events = watcher(releases, watcher::Config::default())
         .default_backoff()
         .modify(|r| r.managed_fields_mut().clear())
         .reflect(release_writer)
+        .inspect(releases_by_train.follower())
         .touched_objects();
     // The labelled workloads, trimmed: the targets reconciles read, and
     // who claims what.
@@ -161,10 +164,12 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
     // The trains' own watch, with a store that keeps no managed fields
     // (nothing reads them; a train's are about a quarter of it).
     let (controller_trains, train_writer) = reflector::store();
+    let trains_by_target = Index::new(train_targets);
     let trains = watcher(deployments, trains_config(settings.selector.as_deref()))
         .default_backoff()
         .modify(|d| d.managed_fields_mut().clear())
         .reflect(train_writer)
+        .inspect(trains_by_target.follower())
         .applied_objects();
     let controller = Controller::for_stream(trains, controller_trains.clone());
     let policy = AddressPolicy {
@@ -186,7 +191,9 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
         releases_ready: Readiness::of(release_store.clone()),
         pods,
         releases: release_store,
+        releases_by_train,
         trains: controller_trains.clone(),
+        trains_by_target,
         workloads: workloads.clone(),
         namespaces: namespace_store,
         writes: Default::default(),

@@ -29,7 +29,8 @@ use serde_json::{Map, Value, json};
 use super::patch::CONTAINERS_FIELDS;
 use super::workload::{Workload, WorkloadRef};
 use crate::api::deployment::WorkloadKind;
-use crate::client::Readiness;
+use crate::client::{Index, Readiness};
+use crate::labels;
 
 /// A cluster's labelled workloads, as the watches keep them.
 #[derive(Clone)]
@@ -42,6 +43,15 @@ pub struct WorkloadCache {
     /// The generation of each workload this process last wrote, until the
     /// cache shows it.
     written: Arc<Mutex<BTreeMap<(String, WorkloadRef), i64>>>,
+    /// The workloads by the train that claims them.
+    claims: (Index<Deployment>, Index<StatefulSet>),
+}
+
+/// A workload a train claims, as the cache shows it.
+pub struct Claimed {
+    pub namespace: String,
+    pub workload: WorkloadRef,
+    pub resource_version: Option<String>,
 }
 
 /// The cache of the workloads `config` selects, and the watches (with
@@ -59,10 +69,11 @@ pub fn workload_cache(
         Arc::new(AtomicBool::new(false)),
         Arc::new(AtomicBool::new(false)),
     ];
+    let claims = (Index::new(claimant), Index::new(claimant));
     let (deployments, deployment_events) = trimmed_watch(
         client,
         config.clone(),
-        live[0].clone(),
+        (live[0].clone(), claims.0.clone()),
         |d: &mut Deployment| {
             trim_metadata(&mut d.metadata);
             if let Some(spec) = &mut d.spec {
@@ -70,15 +81,19 @@ pub fn workload_cache(
             }
         },
     );
-    let (statefulsets, statefulset_events) =
-        trimmed_watch(client, config, live[1].clone(), |s: &mut StatefulSet| {
+    let (statefulsets, statefulset_events) = trimmed_watch(
+        client,
+        config,
+        (live[1].clone(), claims.1.clone()),
+        |s: &mut StatefulSet| {
             trim_metadata(&mut s.metadata);
             if let Some(spec) = &mut s.spec {
                 trim_template(&mut spec.template);
                 spec.volume_claim_templates = None;
             }
-        });
-    let cache = WorkloadCache::new(deployments, statefulsets, live);
+        },
+    );
+    let cache = WorkloadCache::new(deployments, statefulsets, live, claims);
     (cache, deployment_events, statefulset_events)
 }
 
@@ -87,9 +102,11 @@ impl WorkloadCache {
         deployments: Store<Deployment>,
         statefulsets: Store<StatefulSet>,
         live: [Arc<AtomicBool>; 2],
+        claims: (Index<Deployment>, Index<StatefulSet>),
     ) -> Self {
         WorkloadCache {
             live,
+            claims,
             ready: [
                 Readiness::of(deployments.clone()),
                 Readiness::of(statefulsets.clone()),
@@ -142,6 +159,32 @@ impl WorkloadCache {
         Ok(())
     }
 
+    /// The workloads whose owner annotation is `claim` (`namespace/name`
+    /// of a train).
+    pub fn claimed_by(&self, claim: &str) -> Vec<Claimed> {
+        let claimed = |kind, meta: &ObjectMeta| {
+            Some(Claimed {
+                namespace: meta.namespace.clone()?,
+                workload: WorkloadRef {
+                    kind,
+                    name: meta.name.clone()?,
+                },
+                resource_version: meta.resource_version.clone(),
+            })
+        };
+        let deployments = self.claims.0.find(&self.deployments, claim);
+        let statefulsets = self.claims.1.find(&self.statefulsets, claim);
+        deployments
+            .iter()
+            .filter_map(|d| claimed(WorkloadKind::Deployment, &d.metadata))
+            .chain(
+                statefulsets
+                    .iter()
+                    .filter_map(|s| claimed(WorkloadKind::StatefulSet, &s.metadata)),
+            )
+            .collect()
+    }
+
     /// Remembers a write of `workload`, which made it `generation`.
     pub fn wrote(&self, namespace: &str, workload: &WorkloadRef, generation: i64) {
         self.written
@@ -152,12 +195,12 @@ impl WorkloadCache {
 }
 
 /// A store of every `K` `config` selects, each trimmed by `trim`, and the
-/// watch (with backoff) that fills it, recording in `live` whether its last
-/// word was an event or an error.
+/// watch (with backoff) that fills it and `claims`, recording in `live`
+/// whether its last word was an event or an error.
 fn trimmed_watch<K>(
     client: &Client,
     config: watcher::Config,
-    live: Arc<AtomicBool>,
+    (live, claims): (Arc<AtomicBool>, Index<K>),
     trim: impl FnMut(&mut K) + Send + 'static,
 ) -> (
     Store<K>,
@@ -178,8 +221,21 @@ where
         .inspect(move |event| live.store(event.is_ok(), Ordering::Relaxed))
         .modify(trim)
         .reflect(writer)
+        .inspect(claims.follower())
         .touched_objects();
     (store, events)
+}
+
+/// The train a workload's owner annotation names.
+fn claimant<K: kube::Resource>(workload: &K) -> Vec<String> {
+    workload
+        .meta()
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(labels::OWNER))
+        .into_iter()
+        .cloned()
+        .collect()
 }
 
 /// Drops what nobody reads: kubectl's copy of the last applied object and
@@ -290,7 +346,12 @@ mod tests {
             Arc::new(AtomicBool::new(true)),
             Arc::new(AtomicBool::new(true)),
         ];
-        let cache = WorkloadCache::new(deployments, statefulsets, live.clone());
+        let cache = WorkloadCache::new(
+            deployments,
+            statefulsets,
+            live.clone(),
+            (Index::new(claimant), Index::new(claimant)),
+        );
         let web = WorkloadRef {
             kind: WorkloadKind::Deployment,
             name: "web".into(),

@@ -14,7 +14,6 @@ use crate::controller::targets::{namespace_of, wanted_images};
 use crate::controller::{Context, Error};
 use crate::deploy::WorkloadRef;
 use crate::health::{self, MetricQuery, PrometheusAuth};
-use crate::labels;
 use crate::plan::HealthReport;
 
 /// Health of `env_name` for `release`, or none while its workloads do not
@@ -60,12 +59,7 @@ pub async fn observe(
         tracing::debug!(namespace, cluster = ?place.cluster(), "the pod cache has not listed yet");
         return Ok(None);
     }
-    let (train, train_namespace) = (obs.name(), obs.namespace.as_str());
-    let pods = place.pods.store.state_filter(|p| {
-        let labels = p.labels();
-        labels.get(labels::DEPLOYMENT) == Some(&train)
-            && labels.get(labels::DEPLOYMENT_NAMESPACE).map(String::as_str) == Some(train_namespace)
-    });
+    let pods = place.pods.of_train(&obs.namespace, &obs.name());
     // The workloads as this reconcile read them for its targets.
     let find = |workload: &WorkloadRef| {
         targets

@@ -20,7 +20,6 @@ use kube::ResourceExt;
 
 use super::{Context, Error, Place};
 use crate::api::{PackitDeployment, PackitRelease};
-use crate::labels;
 use crate::plan::{HealthReport, Requests, Stage, TrainState};
 
 /// How long a reconcile waits for a cache's first list (a remote
@@ -149,15 +148,7 @@ pub async fn observe(
 
 /// A train's releases from the store, oldest first.
 fn releases_of(ctx: &Context, namespace: &str, name: &str) -> Vec<Arc<PackitRelease>> {
-    let mut list: Vec<Arc<PackitRelease>> = ctx
-        .releases
-        .state()
-        .into_iter()
-        .filter(|r| {
-            r.namespace().as_deref() == Some(namespace)
-                && r.labels().get(labels::DEPLOYMENT).map(String::as_str) == Some(name)
-        })
-        .collect();
+    let mut list = ctx.releases_of(namespace, name);
     list.sort_by_key(|r| (r.creation_timestamp(), r.name_any()));
     list
 }

@@ -7,7 +7,7 @@ use kube::ResourceExt;
 
 use super::{CACHE_WAIT, Observation};
 use crate::api::PackitDeployment;
-use crate::api::deployment::{Environment, WorkloadKind};
+use crate::api::deployment::Environment;
 use crate::controller::targets::{namespace_of, wanted_images};
 use crate::controller::{Context, Error, Place};
 use crate::deploy::{self, Claim, DeployError, Drift, Owner, Workload, WorkloadRef, group_images};
@@ -211,8 +211,6 @@ fn unreachable(place: &Place, e: &DeployError) -> Option<Unreachable> {
 }
 
 /// Other trains the controller sees whose targets name the same workload.
-/// Every train's reconcile asks this of every train: nothing here
-/// allocates until a contender is found.
 fn contenders(
     ctx: &Context,
     owner: &Owner,
@@ -220,8 +218,7 @@ fn contenders(
     workload: &WorkloadRef,
 ) -> Vec<String> {
     let mut found: Vec<String> = ctx
-        .trains
-        .state()
+        .trains_targeting(namespace, workload)
         .iter()
         .filter(|d| d.metadata.deletion_timestamp.is_none())
         .filter_map(|d| {
@@ -230,20 +227,11 @@ fn contenders(
                 d.metadata.name.as_deref()?,
             );
             let me = own == owner.namespace && name == owner.name;
-            let reaches = d.spec.environments.iter().any(|e| {
-                targets(e, workload) && e.namespace.as_deref().unwrap_or(own) == namespace
-            });
-            (reaches && !me).then(|| format!("{own}/{name}"))
+            (!me).then(|| format!("{own}/{name}"))
         })
         .collect();
     found.sort();
     found
-}
-
-fn targets(env: &Environment, workload: &WorkloadRef) -> bool {
-    env.targets
-        .iter()
-        .any(|t| t.kind == workload.kind && t.name == workload.name)
 }
 
 /// Workloads this train owns (by the watch caches) that no target of the
@@ -285,35 +273,15 @@ pub fn owned(ctx: &Context, owner: &Owner, places: &[Place]) -> Vec<StaleClaim> 
 }
 
 fn claimed_in(place: &Place, owner: &Owner) -> Vec<StaleClaim> {
-    let value = owner.claim_value();
-    let mine = |meta: &kube::api::ObjectMeta| {
-        meta.annotations
-            .as_ref()
-            .and_then(|a| a.get(labels::OWNER))
-            .is_some_and(|v| *v == value)
-    };
-    let claim = |kind, meta: &kube::api::ObjectMeta| {
-        Some(StaleClaim {
+    place
+        .workloads
+        .claimed_by(&owner.claim_value())
+        .into_iter()
+        .map(|c| StaleClaim {
             place: place.clone(),
-            namespace: meta.namespace.clone()?,
-            workload: WorkloadRef {
-                kind,
-                name: meta.name.clone()?,
-            },
-            resource_version: meta.resource_version.clone(),
+            namespace: c.namespace,
+            workload: c.workload,
+            resource_version: c.resource_version,
         })
-    };
-    let deployments = place.workloads.deployments.state();
-    let statefulsets = place.workloads.statefulsets.state();
-    deployments
-        .iter()
-        .filter(|d| mine(&d.metadata))
-        .filter_map(|d| claim(WorkloadKind::Deployment, &d.metadata))
-        .chain(
-            statefulsets
-                .iter()
-                .filter(|s| mine(&s.metadata))
-                .filter_map(|s| claim(WorkloadKind::StatefulSet, &s.metadata)),
-        )
         .collect()
 }
