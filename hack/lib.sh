@@ -42,3 +42,20 @@ stop_pidfile() {
   fi
   rm -f "$1"
 }
+
+# prune_target: keep cargo's target directory under PACKIT_TARGET_LIMIT_GB
+# (default 40). Every build leaves its incremental data and test binaries
+# behind and nothing else removes them: first the incremental data goes,
+# then, if that is not enough, the debug build (rebuilt on the next run).
+prune_target() {
+  local dir="${CARGO_TARGET_DIR:-$PACKIT_CACHE/target}" limit="${PACKIT_TARGET_LIMIT_GB:-40}"
+  [[ -d "$dir" ]] || return 0
+  if (($(du -s --block-size=1G "$dir" | cut -f1) > limit)); then
+    log "cargo target directory above ${limit} GB: removing incremental build data"
+    rm -rf "$dir"/*/incremental
+  fi
+  if (($(du -s --block-size=1G "$dir" | cut -f1) > limit)); then
+    log "still above ${limit} GB: removing the debug build"
+    rm -rf "$dir/debug"
+  fi
+}

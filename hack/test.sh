@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$REPO_ROOT"
 
 "$HACK_DIR/install-deps.sh"
+prune_target
 log "checking formatting and lints"
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
