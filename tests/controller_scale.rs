@@ -76,7 +76,6 @@ async fn bench_controller() -> Result<()> {
         println!("second wave: {}", summary(&second));
         let peak = fleet.proc()?.peak;
         let resync = fleet.resync().await?;
-        fleet.teardown().await?;
         let mut figures = Figures {
             size,
             rest,
@@ -87,6 +86,7 @@ async fn bench_controller() -> Result<()> {
             argo: None,
         };
         print_size(&figures);
+        fleet.teardown().await?;
         match argo::built() {
             Ok(dir) => {
                 println!("Argo Rollouts with {} Rollouts", size * 6);
