@@ -44,18 +44,24 @@ stop_pidfile() {
 }
 
 # prune_target: keep cargo's target directory under PACKIT_TARGET_LIMIT_GB
-# (default 40). Every build leaves its incremental data and test binaries
-# behind and nothing else removes them: first the incremental data goes,
-# then, if that is not enough, the debug build (rebuilt on the next run).
+# (default 40). Every build leaves its incremental data and its test
+# binaries (hundreds of MB each, a new one whenever a dependency or flag
+# changes) behind, and nothing else removes them. Above the limit go, in
+# order and until below it: every test binary but the newest of its name,
+# the incremental data, then the debug build (rebuilt on the next run).
 prune_target() {
   local dir="${CARGO_TARGET_DIR:-$PACKIT_CACHE/target}" limit="${PACKIT_TARGET_LIMIT_GB:-40}"
-  [[ -d "$dir" ]] || return 0
-  if (($(du -s --block-size=1G "$dir" | cut -f1) > limit)); then
-    log "cargo target directory above ${limit} GB: removing incremental build data"
-    rm -rf "$dir"/*/incremental
-  fi
-  if (($(du -s --block-size=1G "$dir" | cut -f1) > limit)); then
-    log "still above ${limit} GB: removing the debug build"
-    rm -rf "$dir/debug"
-  fi
+  over() { (($(du -s --block-size=1G "$dir" | cut -f1) > limit)); }
+  [[ -d "$dir" ]] && over || return 0
+  log "cargo target directory above ${limit} GB: removing superseded test binaries"
+  find "$dir"/*/deps -maxdepth 1 -type f -executable -name '*-????????????????' -printf '%T@ %p\n' |
+    sort -rn | cut -d' ' -f2- |
+    awk '{ key = $0; sub(/-[0-9a-f]+$/, "", key); if (seen[key]++) print }' |
+    xargs -r rm -f
+  over || return 0
+  log "still above ${limit} GB: removing incremental build data"
+  rm -rf "$dir"/*/incremental
+  over || return 0
+  log "still above ${limit} GB: removing the debug build"
+  rm -rf "$dir/debug"
 }
