@@ -44,6 +44,8 @@ pub struct Context {
     pub workloads: WorkloadCache,
     /// Every namespace's metadata: their `packit.dev/allow-from` opt-in.
     pub namespaces: Store<PartialObjectMeta<Namespace>>,
+    /// Whether `namespaces` has listed once.
+    pub namespaces_ready: Readiness,
     /// Recent writes per workload, to stop a fight with another writer.
     pub writes: std::sync::Mutex<crate::deploy::WriteLog>,
     pub sources: SourceCache,

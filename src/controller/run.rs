@@ -195,6 +195,7 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
         trains: controller_trains.clone(),
         trains_by_target,
         workloads: workloads.clone(),
+        namespaces_ready: Readiness::of(namespace_store.clone()),
         namespaces: namespace_store,
         writes: Default::default(),
         sources: SourceCache::new(settings.cache_dir.clone()),

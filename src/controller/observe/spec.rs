@@ -82,6 +82,9 @@ async fn check_namespaces(
                 .and_then(|a| a.get(labels::ALLOW_FROM))
                 .is_some_and(|v| v.split(',').any(|n| n.trim() == own))
         };
+        // At start-up, every train would otherwise read its namespaces
+        // before the cache's first list.
+        let _ = tokio::time::timeout(super::CACHE_WAIT, ctx.namespaces_ready.wait()).await;
         if ctx
             .namespaces
             .get(&ObjectRef::new(&ns))
