@@ -20,6 +20,12 @@ pub const ALLOW_FROM: &str = "packit.dev/allow-from";
 /// drives it. Written once, with the resource version read as a
 /// precondition, so of two trains racing for a workload one wins.
 pub const OWNER: &str = "packit.dev/owner";
+
+/// A train as `namespace/name`: the value of its claims' `OWNER`
+/// annotation, and the key its releases and pods are looked up by.
+pub fn train_key(namespace: &str, name: &str) -> String {
+    format!("{namespace}/{name}")
+}
 /// On a workload or a PackitDeployment: no writes except rollbacks until it
 /// is removed; the value says why.
 pub const HOLD: &str = "packit.dev/hold";

@@ -81,7 +81,7 @@ impl PodCache {
     /// The pods labelled for the train `namespace/name`.
     pub fn of_train(&self, namespace: &str, name: &str) -> Vec<Arc<CachedPod>> {
         self.by_train
-            .find(&self.store, &format!("{namespace}/{name}"))
+            .find(&self.store, &labels::train_key(namespace, name))
     }
 }
 
@@ -92,7 +92,7 @@ fn train_of(pod: &CachedPod) -> Vec<String> {
         labels.get(labels::DEPLOYMENT_NAMESPACE),
         labels.get(labels::DEPLOYMENT),
     ) {
-        (Some(namespace), Some(name)) => vec![format!("{namespace}/{name}")],
+        (Some(namespace), Some(name)) => vec![labels::train_key(namespace, name)],
         _ => Vec::new(),
     }
 }

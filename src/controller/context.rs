@@ -66,10 +66,13 @@ pub struct Context {
 }
 
 impl Context {
-    /// The releases of the train `namespace/name`, in no order.
+    /// The releases of the train `namespace/name`, oldest first.
     pub fn releases_of(&self, namespace: &str, name: &str) -> Vec<Arc<PackitRelease>> {
-        self.releases_by_train
-            .find(&self.releases, &format!("{namespace}/{name}"))
+        let mut list = self
+            .releases_by_train
+            .find(&self.releases, &labels::train_key(namespace, name));
+        list.sort_by_key(|r| (r.creation_timestamp(), r.name_any()));
+        list
     }
 
     /// The trains with a target `workload` in `namespace`.
@@ -89,7 +92,7 @@ pub fn release_train(release: &PackitRelease) -> Vec<String> {
         release.namespace(),
         release.labels().get(labels::DEPLOYMENT),
     ) {
-        (Some(namespace), Some(name)) => vec![format!("{namespace}/{name}")],
+        (Some(namespace), Some(name)) => vec![labels::train_key(&namespace, name)],
         _ => Vec::new(),
     }
 }

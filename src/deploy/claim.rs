@@ -14,7 +14,7 @@ use crate::labels::{DRIFT_HELD, FIGHTING, HOLD, OWNER};
 impl Owner {
     /// The owner annotation's value: `<namespace>/<name>`.
     pub fn claim_value(&self) -> String {
-        format!("{}/{}", self.namespace, self.name)
+        crate::labels::train_key(&self.namespace, &self.name)
     }
 }
 

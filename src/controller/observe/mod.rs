@@ -102,7 +102,7 @@ pub async fn observe(
         .wait()
         .await
         .map_err(|_| Error::ReleasesUnavailable)?;
-    let releases = releases_of(ctx, &namespace, &deployment.name_any());
+    let releases = ctx.releases_of(&namespace, &deployment.name_any());
     let mut obs = Observation {
         spec_problem: None,
         places: Vec::new(),
@@ -144,11 +144,4 @@ pub async fn observe(
         }
     }
     Ok(obs)
-}
-
-/// A train's releases from the store, oldest first.
-fn releases_of(ctx: &Context, namespace: &str, name: &str) -> Vec<Arc<PackitRelease>> {
-    let mut list = ctx.releases_of(namespace, name);
-    list.sort_by_key(|r| (r.creation_timestamp(), r.name_any()));
-    list
 }
