@@ -286,18 +286,18 @@ fn owners_reached(
     for env in &train.spec.environments {
         let ns = crate::controller::targets::namespace_of(&own, env);
         for t in &env.targets {
-            let meta = match t.kind {
+            let owner = match t.kind {
                 WorkloadKind::Deployment => workloads
                     .deployments
                     .get(&ObjectRef::new(&t.name).within(&ns))
-                    .map(|d| d.metadata.clone()),
+                    .map(|d| d.annotations().get(labels::OWNER).cloned()),
                 WorkloadKind::StatefulSet => workloads
                     .statefulsets
                     .get(&ObjectRef::new(&t.name).within(&ns))
-                    .map(|s| s.metadata.clone()),
+                    .map(|s| s.annotations().get(labels::OWNER).cloned()),
             };
-            let owner = meta
-                .and_then(|m| m.annotations?.get(labels::OWNER).cloned())
+            let owner = owner
+                .flatten()
                 .filter(|o| *o != me);
             if let Some((namespace, name)) = owner.as_deref().and_then(|o| o.split_once('/')) {
                 let r = ObjectRef::new(name).within(namespace);

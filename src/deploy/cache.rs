@@ -5,6 +5,10 @@
 //! of a GET each, so the controller manager's status writes during a
 //! rollout, each of which wakes the train, cost no request.
 //!
+//! Who owns which image is kept as a list ([`Cached`]), not as managed
+//! fields: each entry's `FieldsV1` tree is six nested JSON maps, and at a
+//! thousand trains those trees were most of the cache.
+//!
 //! The cache lags behind the API server by a watch event. That matters
 //! after the operator's own write: the old object would read as a change
 //! someone else made, or as a finished rollout of the old template. So
@@ -13,17 +17,18 @@
 //! while a watch has failed since its last event: when the API server
 //! goes away, the cache would go on showing a rollout as it was.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use futures::{Stream, StreamExt};
+use futures::{Stream, StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntry, ObjectMeta};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client};
+use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::{Map, Value, json};
 
 use super::patch::CONTAINERS_FIELDS;
@@ -35,8 +40,8 @@ use crate::labels;
 /// A cluster's labelled workloads, as the watches keep them.
 #[derive(Clone)]
 pub struct WorkloadCache {
-    pub deployments: Store<Deployment>,
-    pub statefulsets: Store<StatefulSet>,
+    pub deployments: Store<Cached<Deployment>>,
+    pub statefulsets: Store<Cached<StatefulSet>>,
     ready: [Readiness; 2],
     /// Whether each watch's last word was an event, not an error.
     live: [Arc<AtomicBool>; 2],
@@ -44,7 +49,112 @@ pub struct WorkloadCache {
     /// cache shows it.
     written: Arc<Mutex<BTreeMap<(String, WorkloadRef), i64>>>,
     /// The workloads by the train that claims them.
-    claims: (Index<Deployment>, Index<StatefulSet>),
+    claims: (Index<Cached<Deployment>>, Index<Cached<StatefulSet>>),
+}
+
+/// A workload as the cache keeps it: the object trimmed and without
+/// managed fields, and the container images each field manager owns.
+#[derive(Clone, Debug)]
+pub struct Cached<K> {
+    pub object: K,
+    image_owners: Vec<ImageOwner>,
+}
+
+/// A managed-fields entry that owns container images, as a list.
+#[derive(Clone, Debug, PartialEq)]
+struct ImageOwner {
+    manager: Option<String>,
+    operation: Option<String>,
+    subresource: Option<String>,
+    /// The containers' list-map keys (`k:{"name":"web"}`).
+    containers: Vec<String>,
+}
+
+impl<K: Resource> Cached<K> {
+    /// `object` trimmed by `trim`, its image owners read from its managed
+    /// fields before they are dropped.
+    fn of(mut object: K, trim: fn(&mut K)) -> Self {
+        let entries = std::mem::take(object.managed_fields_mut());
+        let image_owners = entries.into_iter().filter_map(image_owner).collect();
+        trim(&mut object);
+        Cached {
+            object,
+            image_owners,
+        }
+    }
+
+    /// The object with its image owners as managed fields, as the API
+    /// server would show them with nothing else managed.
+    fn expanded(&self) -> K
+    where
+        K: Clone,
+    {
+        let mut object = self.object.clone();
+        *object.managed_fields_mut() = self.image_owners.iter().map(ImageOwner::entry).collect();
+        object
+    }
+}
+
+impl<K: Resource<DynamicType = ()>> Resource for Cached<K> {
+    type DynamicType = ();
+    type Scope = K::Scope;
+
+    fn kind(dt: &()) -> Cow<'_, str> {
+        K::kind(dt)
+    }
+    fn group(dt: &()) -> Cow<'_, str> {
+        K::group(dt)
+    }
+    fn version(dt: &()) -> Cow<'_, str> {
+        K::version(dt)
+    }
+    fn plural(dt: &()) -> Cow<'_, str> {
+        K::plural(dt)
+    }
+    fn meta(&self) -> &ObjectMeta {
+        self.object.meta()
+    }
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        self.object.meta_mut()
+    }
+}
+
+impl ImageOwner {
+    fn entry(&self) -> ManagedFieldsEntry {
+        let containers: Map<String, Value> = self
+            .containers
+            .iter()
+            .map(|key| (key.clone(), json!({ "f:image": {} })))
+            .collect();
+        ManagedFieldsEntry {
+            manager: self.manager.clone(),
+            operation: self.operation.clone(),
+            subresource: self.subresource.clone(),
+            fields_type: Some("FieldsV1".to_owned()),
+            fields_v1: Some(FieldsV1(
+                json!({ "f:spec": { "f:template": { "f:spec": { "f:containers": containers } } } }),
+            )),
+            ..Default::default()
+        }
+    }
+}
+
+/// The container images a managed-fields entry owns; none when it owns
+/// no image.
+fn image_owner(entry: ManagedFieldsEntry) -> Option<ImageOwner> {
+    let containers = entry.fields_v1.as_ref()?.0.pointer(CONTAINERS_FIELDS)?;
+    let containers: Vec<String> = containers
+        .as_object()?
+        .iter()
+        .filter(|(_, fields)| fields.get("f:image").is_some())
+        .map(|(key, _)| key.clone())
+        .collect();
+    (!containers.is_empty()).then_some(ImageOwner {
+        manager: entry.manager,
+        operation: entry.operation,
+        subresource: entry.subresource,
+        containers,
+    })
 }
 
 /// A workload a train claims, as the cache shows it.
@@ -74,24 +184,13 @@ pub fn workload_cache(
         client,
         config.clone(),
         (live[0].clone(), claims.0.clone()),
-        |d: &mut Deployment| {
-            trim_metadata(&mut d.metadata);
-            if let Some(spec) = &mut d.spec {
-                trim_template(&mut spec.template);
-            }
-        },
+        trim_deployment,
     );
     let (statefulsets, statefulset_events) = trimmed_watch(
         client,
         config,
         (live[1].clone(), claims.1.clone()),
-        |s: &mut StatefulSet| {
-            trim_metadata(&mut s.metadata);
-            if let Some(spec) = &mut s.spec {
-                trim_template(&mut spec.template);
-                spec.volume_claim_templates = None;
-            }
-        },
+        trim_statefulset,
     );
     let cache = WorkloadCache::new(deployments, statefulsets, live, claims);
     (cache, deployment_events, statefulset_events)
@@ -99,10 +198,10 @@ pub fn workload_cache(
 
 impl WorkloadCache {
     fn new(
-        deployments: Store<Deployment>,
-        statefulsets: Store<StatefulSet>,
+        deployments: Store<Cached<Deployment>>,
+        statefulsets: Store<Cached<StatefulSet>>,
         live: [Arc<AtomicBool>; 2],
-        claims: (Index<Deployment>, Index<StatefulSet>),
+        claims: (Index<Cached<Deployment>>, Index<Cached<StatefulSet>>),
     ) -> Self {
         WorkloadCache {
             live,
@@ -131,11 +230,11 @@ impl WorkloadCache {
             WorkloadKind::Deployment => self
                 .deployments
                 .get(&ObjectRef::new(name).within(ns))
-                .map(|d| Workload::Deployment(Box::new(d.as_ref().clone()))),
+                .map(|d| Workload::Deployment(Box::new(d.expanded()))),
             WorkloadKind::StatefulSet => self
                 .statefulsets
                 .get(&ObjectRef::new(name).within(ns))
-                .map(|s| Workload::StatefulSet(Box::new(s.as_ref().clone()))),
+                .map(|s| Workload::StatefulSet(Box::new(s.expanded()))),
         }?;
         let generation = found.metadata().generation.unwrap_or_default();
         let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
@@ -176,11 +275,11 @@ impl WorkloadCache {
         let statefulsets = self.claims.1.find(&self.statefulsets, claim);
         deployments
             .iter()
-            .filter_map(|d| claimed(WorkloadKind::Deployment, &d.metadata))
+            .filter_map(|d| claimed(WorkloadKind::Deployment, d.meta()))
             .chain(
                 statefulsets
                     .iter()
-                    .filter_map(|s| claimed(WorkloadKind::StatefulSet, &s.metadata)),
+                    .filter_map(|s| claimed(WorkloadKind::StatefulSet, s.meta())),
             )
             .collect()
     }
@@ -200,10 +299,10 @@ impl WorkloadCache {
 fn trimmed_watch<K>(
     client: &Client,
     config: watcher::Config,
-    (live, claims): (Arc<AtomicBool>, Index<K>),
-    trim: impl FnMut(&mut K) + Send + 'static,
+    (live, claims): (Arc<AtomicBool>, Index<Cached<K>>),
+    trim: fn(&mut K),
 ) -> (
-    Store<K>,
+    Store<Cached<K>>,
     impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
 )
 where
@@ -219,11 +318,24 @@ where
     let events = watcher(Api::<K>::all(client.clone()), config)
         .default_backoff()
         .inspect(move |event| live.store(event.is_ok(), Ordering::Relaxed))
-        .modify(trim)
+        .map_ok(move |event| cached(event, trim))
         .reflect(writer)
         .inspect(claims.follower())
-        .touched_objects();
+        .touched_objects()
+        .map_ok(|workload| workload.object);
     (store, events)
+}
+
+/// A watch event of `K` as the cache keeps its objects.
+fn cached<K: Resource>(event: watcher::Event<K>, trim: fn(&mut K)) -> watcher::Event<Cached<K>> {
+    use watcher::Event::*;
+    match event {
+        Apply(object) => Apply(Cached::of(object, trim)),
+        Delete(object) => Delete(Cached::of(object, trim)),
+        InitApply(object) => InitApply(Cached::of(object, trim)),
+        Init => Init,
+        InitDone => InitDone,
+    }
 }
 
 /// The train a workload's owner annotation names.
@@ -238,35 +350,43 @@ fn claimant<K: kube::Resource>(workload: &K) -> Vec<String> {
         .collect()
 }
 
-/// Drops what nobody reads: kubectl's copy of the last applied object and
-/// managed fields other than who set which container image.
+fn trim_deployment(d: &mut Deployment) {
+    trim_metadata(&mut d.metadata);
+    if let Some(spec) = &mut d.spec {
+        trim_template(&mut spec.template);
+    }
+    // The rollout is judged by the Progressing condition alone.
+    if let Some(conditions) = d.status.as_mut().and_then(|s| s.conditions.as_mut()) {
+        conditions.retain(|c| c.type_ == "Progressing");
+    }
+}
+
+fn trim_statefulset(s: &mut StatefulSet) {
+    trim_metadata(&mut s.metadata);
+    if let Some(spec) = &mut s.spec {
+        trim_template(&mut spec.template);
+        spec.volume_claim_templates = None;
+    }
+    if let Some(status) = &mut s.status {
+        status.conditions = None;
+    }
+}
+
+/// Drops what nobody reads: kubectl's copy of the last applied object,
+/// the identity and history fields. Managed fields are gone already.
 fn trim_metadata(meta: &mut ObjectMeta) {
     if let Some(annotations) = &mut meta.annotations {
         annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
     }
-    meta.managed_fields = meta
-        .managed_fields
-        .take()
-        .map(|entries| entries.into_iter().filter_map(image_fields).collect());
-}
-
-/// A managed-fields entry cut down to the container images it owns; none
-/// when it owns no image.
-fn image_fields(mut entry: ManagedFieldsEntry) -> Option<ManagedFieldsEntry> {
-    let containers = entry.fields_v1.as_ref()?.0.pointer(CONTAINERS_FIELDS)?;
-    let images: Map<String, Value> = containers
-        .as_object()?
-        .iter()
-        .filter(|(_, fields)| fields.get("f:image").is_some())
-        .map(|(key, _)| (key.clone(), json!({ "f:image": {} })))
-        .collect();
-    if images.is_empty() {
-        return None;
-    }
-    entry.fields_v1 = Some(FieldsV1(
-        json!({ "f:spec": { "f:template": { "f:spec": { "f:containers": images } } } }),
-    ));
-    Some(entry)
+    *meta = ObjectMeta {
+        name: meta.name.take(),
+        namespace: meta.namespace.take(),
+        generation: meta.generation,
+        resource_version: meta.resource_version.take(),
+        labels: meta.labels.take(),
+        annotations: meta.annotations.take(),
+        ..Default::default()
+    };
 }
 
 /// Keeps the pod template's labels and its containers' names and images.
@@ -333,15 +453,19 @@ mod tests {
                     },
                 },
             },
-            "status": {"observedGeneration": 3, "replicas": 2, "readyReplicas": 2},
+            "status": {"observedGeneration": 3, "replicas": 2, "readyReplicas": 2, "conditions": [
+                {"type": "Available", "status": "True", "message": "Deployment has minimum availability."},
+                {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
+                 "message": "ReplicaSet \"web-1\" has timed out progressing."},
+            ]},
         }))
         .unwrap()
     }
 
     #[tokio::test]
     async fn a_workload_is_not_answered_before_the_cache_shows_this_process_s_write() {
-        let (deployments, mut writer) = reflector::store::<Deployment>();
-        let (statefulsets, mut other) = reflector::store::<StatefulSet>();
+        let (deployments, mut writer) = reflector::store();
+        let (statefulsets, mut other) = reflector::store();
         let live = [
             Arc::new(AtomicBool::new(true)),
             Arc::new(AtomicBool::new(true)),
@@ -359,7 +483,7 @@ mod tests {
         let at = |generation: i64| {
             let mut d = deployment();
             d.metadata.generation = Some(generation);
-            d
+            Cached::of(d, trim_deployment)
         };
         assert!(cache.get("prod", &web).is_none(), "not listed yet");
 
@@ -392,9 +516,7 @@ mod tests {
     #[test]
     fn a_trimmed_workload_reads_as_the_whole_one_does() {
         let whole = Workload::Deployment(Box::new(deployment()));
-        let mut d = deployment();
-        trim_metadata(&mut d.metadata);
-        trim_template(&mut d.spec.as_mut().unwrap().template);
+        let d = Cached::of(deployment(), trim_deployment).expanded();
         let trimmed = Workload::Deployment(Box::new(d.clone()));
 
         for w in [&whole, &trimmed] {
@@ -439,7 +561,10 @@ mod tests {
         let spec = template.spec.as_ref().unwrap();
         assert!(spec.volumes.is_none() && spec.containers[0].env.is_none());
         // What the rollout is judged by stays.
-        assert_eq!(d.status, deployment().status);
+        // The rollout is judged by the Progressing condition, kept whole.
+        let conditions = |d: &Deployment| d.status.as_ref()?.conditions.clone();
+        let progressing = conditions(&deployment()).unwrap().pop();
+        assert_eq!(conditions(&d), Some(progressing.into_iter().collect()));
         assert_eq!(d.spec.unwrap().replicas, Some(2));
     }
 }

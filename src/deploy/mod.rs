@@ -20,7 +20,7 @@ use serde_json::json;
 use crate::api::deployment::{Target, WorkloadKind};
 use crate::api::release::TargetImage;
 
-pub use cache::{Claimed, WorkloadCache, workload_cache};
+pub use cache::{Cached, Claimed, WorkloadCache, workload_cache};
 pub use claim::{
     Claim, Drift, WriteLog, claim_of, drift, fighting_with, held_value, hold_of, release,
     set_annotation,
