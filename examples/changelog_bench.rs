@@ -79,7 +79,7 @@ fn run_changelog(path: &str, from: &str, to: &str) -> Result<()> {
     let trees = changelog::walk::Trees::open(&range.path).context("opening the trees")?;
     changelog::build(
         &mut repo,
-        &walked.commits,
+        walked.commits,
         &changelog::Rules::new(&Default::default())?,
         &walked.templates,
         &trees,

@@ -317,14 +317,20 @@ fn without_files_the_titles_alone_decide() {
         ..Default::default()
     };
     let rules = changelog::Rules::new(&ChangelogSpec::default()).unwrap();
-    changelog::build(&mut out, &walked.commits, &rules, &walked.templates, &());
+    changelog::build(
+        &mut out,
+        walked.commits.clone(),
+        &rules,
+        &walked.templates,
+        &(),
+    );
     assert!(prs(&out.user).contains(&11) && prs(&out.user).contains(&12));
     // Without the template its example sentence is a note.
     let mut out = RepoChangelog {
         to: walked.to,
         ..Default::default()
     };
-    changelog::build(&mut out, &walked.commits, &rules, &[], &());
+    changelog::build(&mut out, walked.commits, &rules, &[], &());
     assert!(
         find(&out, 15)
             .note

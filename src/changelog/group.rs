@@ -45,26 +45,49 @@ pub struct Grouped {
 /// each commit is visited once. A PR merge keeps what it claims as its
 /// branch commits; any other merge's side is walked as a mainline of its
 /// own.
-pub fn group(commits: &[RawCommit], to: &str) -> Grouped {
-    let index: HashMap<&str, usize> = commits
+///
+/// The commits are consumed: each message is dropped once the commit's
+/// item or subject is taken from it, so the messages of a long range are
+/// not held next to the items made of them.
+pub fn group(mut commits: Vec<RawCommit>, to: &str) -> Grouped {
+    // The ids apart, so that the index can borrow them while the commits
+    // give up their messages.
+    let ids: Vec<String> = commits
+        .iter_mut()
+        .map(|c| std::mem::take(&mut c.id))
+        .collect();
+    let index: HashMap<&str, usize> = ids
         .iter()
         .enumerate()
-        .map(|(i, c)| (c.id.as_str(), i))
+        .map(|(i, id)| (id.as_str(), i))
         .collect();
     let mut g = Grouper {
-        commits,
-        index,
         claimed: vec![false; commits.len()],
+        commits,
+        ids: &ids,
+        index,
         items: Vec::new(),
     };
     if let Some(&tip) = g.index.get(to) {
         g.chain(tip);
     }
-    cancel_reverts(g.items)
+    let Grouper {
+        commits,
+        index,
+        items,
+        ..
+    } = g;
+    // What is left of the commits goes before the reverts are matched.
+    drop((commits, index));
+    drop(ids);
+    cancel_reverts(items)
 }
 
 struct Grouper<'a> {
-    commits: &'a [RawCommit],
+    /// Without their ids (in `ids`), and without their messages once
+    /// visited.
+    commits: Vec<RawCommit>,
+    ids: &'a [String],
     index: HashMap<&'a str, usize>,
     claimed: Vec<bool>,
     items: Vec<Item>,
@@ -95,29 +118,31 @@ impl Grouper<'_> {
     }
 
     fn visit(&mut self, i: usize) {
-        // Borrowed from the input, not from `self`.
-        let commits = self.commits;
-        let c = &commits[i];
-        let parent_tree = c
+        let parent_tree = self.commits[i]
             .parents
             .first()
             .and_then(|p| self.index.get(p.as_str()))
-            .and_then(|&p| commits[p].tree);
-        match pr::detect(&c.message) {
+            .and_then(|&p| self.commits[p].tree);
+        let message = std::mem::take(&mut self.commits[i].message);
+        match pr::detect(&message) {
             Some(pr) => {
                 let branch = self.claim_side(i);
-                self.items.push(pr_item(c, pr, branch, parent_tree));
+                let item = pr_item(&mut self.commits[i], &self.ids[i], pr, branch, parent_tree);
+                self.items.push(item);
             }
-            None if c.parents.len() > 1 => {
+            None if self.commits[i].parents.len() > 1 => {
                 // A merge without a PR (e.g. a branch merged by hand): its
                 // side is history of its own.
-                for p in c.parents.iter().skip(1) {
-                    if let Some(side) = self.in_range_unclaimed(p) {
+                for k in 1..self.commits[i].parents.len() {
+                    if let Some(side) = self.in_range_unclaimed(&self.commits[i].parents[k]) {
                         self.chain(side);
                     }
                 }
             }
-            None => self.items.push(direct_item(c, parent_tree)),
+            None => {
+                let item = direct_item(&mut self.commits[i], &self.ids[i], &message, parent_tree);
+                self.items.push(item);
+            }
         }
     }
 
@@ -143,21 +168,22 @@ impl Grouper<'_> {
             }
         }
         found.sort_by(|&a, &b| {
-            let (a, b) = (&self.commits[a], &self.commits[b]);
-            (a.time, &a.id).cmp(&(b.time, &b.id))
+            let (ta, tb) = (self.commits[a].time, self.commits[b].time);
+            (ta, &self.ids[a]).cmp(&(tb, &self.ids[b]))
         });
         found
             .into_iter()
             .map(|j| CommitRef {
-                id: self.commits[j].id.clone(),
-                subject: pr::subject(&self.commits[j].message),
+                id: self.ids[j].clone(),
+                subject: pr::subject(&std::mem::take(&mut self.commits[j].message)),
             })
             .collect()
     }
 }
 
 fn pr_item(
-    c: &RawCommit,
+    c: &mut RawCommit,
+    id: &str,
     pr: PullRequest,
     commits: Vec<CommitRef>,
     parent_tree: Option<gix::ObjectId>,
@@ -167,28 +193,33 @@ fn pr_item(
         title: pr.title,
         description: pr.description,
         branch: pr.branch,
-        commit: c.id.clone(),
+        commit: id.to_owned(),
         parent: c.parents.first().cloned(),
         tree: c.tree,
         parent_tree,
-        author: c.author.clone(),
+        author: std::mem::take(&mut c.author),
         commits,
         reverts: None,
     }
 }
 
-fn direct_item(c: &RawCommit, parent_tree: Option<gix::ObjectId>) -> Item {
-    let (title, description) = pr::split(&c.message);
+fn direct_item(
+    c: &mut RawCommit,
+    id: &str,
+    message: &str,
+    parent_tree: Option<gix::ObjectId>,
+) -> Item {
+    let (title, description) = pr::split(message);
     Item {
         pr: None,
         title,
         description,
         branch: None,
-        commit: c.id.clone(),
+        commit: id.to_owned(),
         parent: c.parents.first().cloned(),
         tree: c.tree,
         parent_tree,
-        author: c.author.clone(),
+        author: std::mem::take(&mut c.author),
         commits: Vec::new(),
         reverts: None,
     }
@@ -267,7 +298,7 @@ mod tests {
             c("b1", &["m1"], "Add x for real\n\nSigned-off-by: A <a@b>"),
             c("m1", &["base"], "Direct push"),
         ];
-        let g = group(&commits, "m2");
+        let g = group(commits.to_vec(), "m2");
         assert_eq!(
             titles(&g.items),
             [(None, "Direct push"), (Some(2), "Add x")]
@@ -278,7 +309,7 @@ mod tests {
     #[test]
     fn squashes_are_prs_without_branch_commits() {
         let commits = [c("s", &["base"], "Fix y (#5)\n\nbody")];
-        let g = group(&commits, "s");
+        let g = group(commits.to_vec(), "s");
         assert_eq!(titles(&g.items), [(Some(5), "Fix y")]);
         assert!(g.items[0].commits.is_empty());
     }
@@ -291,7 +322,7 @@ mod tests {
             c("s1", &["base"], "Tweak"),
             c("a", &["base"], "Other (#8)"),
         ];
-        let g = group(&commits, "m");
+        let g = group(commits.to_vec(), "m");
         assert_eq!(
             titles(&g.items),
             [(Some(8), "Other"), (None, "Tweak"), (Some(9), "Fix z")]
@@ -310,7 +341,7 @@ mod tests {
             c("p2", &["p1"], "Keep me (#621)"),
             c("p1", &["base"], "X (#620)"),
         ];
-        let g = group(&commits, "r");
+        let g = group(commits.to_vec(), "r");
         assert_eq!(titles(&g.items), [(Some(621), "Keep me")]);
         assert_eq!(
             titles(&g.reverted),
@@ -325,7 +356,7 @@ mod tests {
             &["base"],
             "Revert \"Old\"\n\nThis reverts commit 0123456.",
         )];
-        let g = group(&commits, "r");
+        let g = group(commits.to_vec(), "r");
         assert_eq!(g.items.len(), 1);
         assert_eq!(g.items[0].reverts.as_deref(), Some("Old"));
         assert!(g.reverted.is_empty());
@@ -341,7 +372,7 @@ mod tests {
             ),
             c("aaaaaaa1", &["base"], "Oops"),
         ];
-        let g = group(&commits, "bbbbbbb2");
+        let g = group(commits.to_vec(), "bbbbbbb2");
         assert!(g.items.is_empty());
         assert_eq!(g.reverted.len(), 2);
     }

@@ -173,15 +173,15 @@ pub fn generate(ranges: &[RepoRange], spec: &ChangelogSpec) -> Result<Changelog,
             };
             match walk::walk(range) {
                 Ok(walked) => {
-                    out.from = walked.from.clone();
-                    out.to = walked.to.clone();
-                    out.warnings = walked.warnings.clone();
+                    out.from = walked.from;
+                    out.to = walked.to;
+                    out.warnings = walked.warnings;
                     let trees = walk::Trees::open(&range.path);
                     let files: &dyn ChangedFiles = match &trees {
                         Some(t) => t,
                         None => &(),
                     };
-                    build(&mut out, &walked.commits, &rules, &walked.templates, files);
+                    build(&mut out, walked.commits, &rules, &walked.templates, files);
                 }
                 Err(e) => out.error = Some(e.to_string()),
             }
@@ -192,22 +192,23 @@ pub fn generate(ranges: &[RepoRange], spec: &ChangelogSpec) -> Result<Changelog,
 }
 
 /// Fills `out` from the commits of its range (any order: the grouping
-/// follows the parent links from `out.to`, a full id). `templates` are the
+/// follows the parent links from `out.to`, a full id). The commits are
+/// consumed, and dropped as soon as they are grouped. `templates` are the
 /// repository's PR templates (their example notes are no notes) and
 /// `files` tells what a pull request changed (its merge or squash commit
 /// against the first parent); they are read only for the pull requests
 /// whose classification depends on them.
 pub fn build(
     out: &mut RepoChangelog,
-    commits: &[RawCommit],
+    commits: Vec<RawCommit>,
     rules: &Rules,
     templates: &[String],
     files: &dyn ChangedFiles,
 ) {
     let github = out.url.as_deref().and_then(render::github_base);
+    out.commits = commits.len();
     let grouped = group::group(commits, &out.to);
     let placeholders = rules.placeholders(templates);
-    out.commits = commits.len();
     let notes: Vec<notes::Note> = grouped
         .items
         .iter()

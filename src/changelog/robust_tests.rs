@@ -125,7 +125,7 @@ proptest! {
             to: commits.last().map(|c| c.id.clone()).unwrap_or_default(),
             ..RepoChangelog::default()
         };
-        build(&mut out, &commits, &rules, &templates, &());
+        build(&mut out, commits.clone(), &rules, &templates, &());
         let listed = out.user.len() + out.internal.len() + out.direct.len() + out.reverted.len();
         prop_assert!(listed <= commits.len());
         let log = Changelog { repositories: vec![out] };
@@ -254,6 +254,6 @@ fn a_root_commit_that_looks_like_a_merged_pull_request_is_one() {
         ..RepoChangelog::default()
     };
     let rules = Rules::new(&ChangelogSpec::default()).expect("default rules");
-    build(&mut out, &commits, &rules, &[], &());
+    build(&mut out, commits, &rules, &[], &());
     assert_eq!(out.user.iter().map(|e| e.pr).collect::<Vec<_>>(), [Some(7)]);
 }
