@@ -296,9 +296,7 @@ fn owners_reached(
                     .get(&ObjectRef::new(&t.name).within(&ns))
                     .map(|s| s.annotations().get(labels::OWNER).cloned()),
             };
-            let owner = owner
-                .flatten()
-                .filter(|o| *o != me);
+            let owner = owner.flatten().filter(|o| *o != me);
             if let Some((namespace, name)) = owner.as_deref().and_then(|o| o.split_once('/')) {
                 let r = ObjectRef::new(name).within(namespace);
                 if !owners.contains(&r) {

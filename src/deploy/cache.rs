@@ -27,9 +27,9 @@ use futures::{Stream, StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntry, ObjectMeta};
+use kube::api::{PartialObjectMeta, PartialObjectMetaExt};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::api::{PartialObjectMeta, PartialObjectMetaExt};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -348,7 +348,10 @@ where
 }
 
 /// A watch event of `K` as the cache keeps its objects.
-fn cached<K: Resource + Serialize + DeserializeOwned>(event: watcher::Event<K>, trim: fn(&mut K)) -> watcher::Event<Cached<K>> {
+fn cached<K: Resource + Serialize + DeserializeOwned>(
+    event: watcher::Event<K>,
+    trim: fn(&mut K),
+) -> watcher::Event<Cached<K>> {
     use watcher::Event::*;
     match event {
         Apply(object) => Apply(Cached::of(object, trim)),
@@ -537,7 +540,9 @@ mod tests {
     #[test]
     fn a_trimmed_workload_reads_as_the_whole_one_does() {
         let whole = Workload::Deployment(Box::new(deployment()));
-        let d = Cached::of(deployment(), trim_deployment).expanded().unwrap();
+        let d = Cached::of(deployment(), trim_deployment)
+            .expanded()
+            .unwrap();
         let trimmed = Workload::Deployment(Box::new(d.clone()));
 
         for w in [&whole, &trimmed] {
