@@ -5,9 +5,10 @@
 //! of a GET each, so the controller manager's status writes during a
 //! rollout, each of which wakes the train, cost no request.
 //!
-//! Who owns which image is kept as a list ([`Cached`]), not as managed
-//! fields: each entry's `FieldsV1` tree is six nested JSON maps, and at a
-//! thousand trains those trees were most of the cache.
+//! Each workload is kept as a [`Cached`]: who owns which image as a list,
+//! not as managed fields (each entry's `FieldsV1` tree is six nested JSON
+//! maps, and at a thousand trains those trees were most of the cache), and
+//! the spec and status as JSON that a read parses.
 //!
 //! The cache lags behind the API server by a watch event. That matters
 //! after the operator's own write: the old object would read as a change
@@ -396,8 +397,9 @@ fn trim_statefulset(s: &mut StatefulSet) {
     }
 }
 
-/// Drops what nobody reads: kubectl's copy of the last applied object,
-/// the identity and history fields. Managed fields are gone already.
+/// Keeps what is read: name, namespace, generation, resource version,
+/// labels and annotations, without kubectl's copy of the last applied
+/// object. Managed fields are gone already.
 fn trim_metadata(meta: &mut ObjectMeta) {
     if let Some(annotations) = &mut meta.annotations {
         annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
